@@ -1,0 +1,145 @@
+# hangar Makefile: the kubebuilder contract (manifests generate fmt vet lint test build run
+# docker-build install deploy ...). Tools are pinned and installed into ./bin with `go install`.
+
+IMG ?= ghcr.io/hangar-dev/hangar:dev
+ENVTEST_K8S_VERSION ?= 1.37.2
+ENVTEST_ETCD_VERSION ?= 3.6.16
+
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
+SETUP_ENVTEST_VERSION ?= v0.25.1
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+SETUP_ENVTEST ?= $(LOCALBIN)/setup-envtest-$(SETUP_ENVTEST_VERSION)
+KUBECTL ?= $(LOCALBIN)/kubectl
+
+GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+BENCH_FLAGS ?= -run '^$$' -bench . -benchmem -count 1
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets and what they do.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the API types and kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false webhook paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt over the module.
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet over the module.
+	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: envtest-assets
+envtest-assets: $(SETUP_ENVTEST) ## Provide kube-apiserver and etcd for tests (built from the module proxy when they cannot be downloaded).
+	@SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh >/dev/null
+
+.PHONY: test
+test: $(SETUP_ENVTEST) ## Run every test of the module with -race against a real kube-apiserver and etcd.
+	@assets="$$(SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh)"; \
+	echo "KUBEBUILDER_ASSETS=$$assets"; \
+	KUBEBUILDER_ASSETS="$$assets" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks and print the BENCH table (ratios against baselines measured in the same run).
+	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" go test $(BENCH_FLAGS) ./... | tee bench.out; \
+	echo; echo "BENCH lines:"; grep '^BENCH ' bench.out || true
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager, router and hangar binaries into ./bin.
+	go build -o $(LOCALBIN)/manager ./cmd/manager
+	go build -o $(LOCALBIN)/router ./cmd/router
+	go build -o $(LOCALBIN)/hangar ./cmd/hangar
+
+.PHONY: run
+run: ## Run the manager against the cluster of the current kubeconfig.
+	go run ./cmd/manager
+
+.PHONY: kubectl
+kubectl: $(KUBECTL) ## Build a kubectl matching the test apiserver into ./bin.
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: manifests $(KUSTOMIZE) ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL_CMD) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs from the cluster of the current kubeconfig.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL_CMD) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests $(KUSTOMIZE) ## Deploy the manager and router (config/default) with image IMG.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	cd config/router && $(KUSTOMIZE) edit set image router=$(IMG)
+	$(KUSTOMIZE) build config/default | $(KUBECTL_CMD) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) ## Remove what deploy applied.
+	$(KUSTOMIZE) build config/default | $(KUBECTL_CMD) delete --ignore-not-found -f -
+
+##@ Tools
+
+KUBECTL_CMD ?= $(shell command -v kubectl 2>/dev/null || echo $(KUBECTL))
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+$(CONTROLLER_GEN): | $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+$(KUSTOMIZE): | $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+$(SETUP_ENVTEST): | $(LOCALBIN)
+	$(call go-install-tool,$(SETUP_ENVTEST),sigs.k8s.io/controller-runtime/tools/setup-envtest,$(SETUP_ENVTEST_VERSION))
+
+$(KUBECTL): | $(LOCALBIN)
+	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh --kubectl)"; ln -sf "$$assets/kubectl" $(KUBECTL)
+	@echo "kubectl: $(KUBECTL)"
+
+# go-install-tool installs module $(2) at version $(3) as $(1), a versioned file name, so changing a
+# pinned version re-installs it.
+define go-install-tool
+@[ -f "$(1)" ] || { \
+set -e; \
+echo "Installing $(2)@$(3)"; \
+rm -f "$(1)"; \
+GOBIN="$(LOCALBIN)" go install "$(2)@$(3)"; \
+mv "$$(echo "$(1)" | sed "s/-$(3)$$//")" "$(1)"; \
+}
+endef

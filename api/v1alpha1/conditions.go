@@ -1,0 +1,65 @@
+package v1alpha1
+
+// Condition types. Ready is on both kinds and summarises the others: it is True only when every
+// named condition of the kind is True.
+const (
+	// ReadyCondition is True when the Fly side matches the spec and the object can serve traffic.
+	ReadyCondition = "Ready"
+
+	// AppCreatedCondition (UserApp) is True once the Fly app exists and is known to be ours.
+	AppCreatedCondition = "AppCreated"
+	// SecretsSyncedCondition (UserApp) is True once the Fly app secrets hold hangar's keys and every
+	// spec.secrets value, at the version recorded in status.secretsVersion.
+	SecretsSyncedCondition = "SecretsSynced"
+	// PrivateIPReadyCondition (UserApp) is True once the Flycast address exists, or when none is asked for.
+	PrivateIPReadyCondition = "PrivateIPReady"
+	// ConnectionSecretReadyCondition (UserApp) is True once the connection Secret is written.
+	ConnectionSecretReadyCondition = "ConnectionSecretReady"
+
+	// AppReadyCondition (UserMachine) is True while the referenced UserApp is Ready.
+	AppReadyCondition = "AppReady"
+	// MachineCreatedCondition (UserMachine) is True once the Fly machine exists and is recorded.
+	MachineCreatedCondition = "MachineCreated"
+	// ConfigSyncedCondition (UserMachine) is True when the machine runs the config the spec asks for.
+	ConfigSyncedCondition = "ConfigSynced"
+	// PowerStateSyncedCondition (UserMachine) is True when the machine's state agrees with spec.powerState.
+	PowerStateSyncedCondition = "PowerStateSynced"
+)
+
+// Condition reasons. Each is set on the conditions named in its comment.
+const (
+	// ReadyReason: the condition holds (all types).
+	ReadyReason = "Ready"
+	// ReconcilingReason: work is under way and nothing is wrong yet (all types).
+	ReconcilingReason = "Reconciling"
+	// CreatedReason: hangar created the Fly app or machine (AppCreated, MachineCreated).
+	CreatedReason = "Created"
+	// AdoptedReason: an existing Fly app or machine was proven ours and taken over (AppCreated,
+	// MachineCreated).
+	AdoptedReason = "Adopted"
+	// NameTakenReason: the Fly app name belongs to someone else; choose another spec.appName or add
+	// the fly.hangar.dev/adopt annotation if it really is yours (AppCreated, Ready).
+	NameTakenReason = "NameTaken"
+	// SecretNotFoundReason: a Secret or key named in spec.secrets does not exist (SecretsSynced, Ready).
+	SecretNotFoundReason = "SecretNotFound"
+	// WaitingForAppReason: the referenced UserApp is missing or not Ready yet (AppReady, Ready).
+	WaitingForAppReason = "WaitingForApp"
+	// UpdatingReason: a new machine config is being applied (ConfigSynced).
+	UpdatingReason = "Updating"
+	// PowerTransitionReason: the machine is being started, stopped or suspended (PowerStateSynced).
+	PowerTransitionReason = "PowerTransition"
+	// ThrottledReason: Fly's rate limits (a 429 or the client-side limiter) delayed the work (any type).
+	ThrottledReason = "Throttled"
+	// UnauthorizedReason: Fly refused the API token; fix the token Secret (any type).
+	UnauthorizedReason = "Unauthorized"
+	// FlyRejectedReason: Fly refused the request as invalid; the message says why (any type).
+	FlyRejectedReason = "FlyRejected"
+	// FlyUnavailableReason: Fly answered with a server error or could not be reached (any type).
+	FlyUnavailableReason = "FlyUnavailable"
+	// DeletingReason: the object is being deleted and Fly resources are being removed (Ready).
+	DeletingReason = "Deleting"
+)
+
+// AdoptAnnotation on a UserApp allows taking over an existing Fly app of the same name in the same
+// org even when hangar cannot prove it created it.
+const AdoptAnnotation = "fly.hangar.dev/adopt"

@@ -1,0 +1,25 @@
+// Package v1alpha1 holds the fly.hangar.dev/v1alpha1 API: UserApp (one Fly app per end user on its own
+// private network) and UserMachine (one Fly Machine in a UserApp).
+//
+// The types carry their admission rules as OpenAPI and CEL markers, so a bad spec is refused by the
+// apiserver with a message naming the field and the fix; nothing here talks to Fly.
+//
+// +kubebuilder:object:generate=true
+// +groupName=fly.hangar.dev
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of every kind in this package.
+	GroupVersion = schema.GroupVersion{Group: "fly.hangar.dev", Version: "v1alpha1"}
+
+	// SchemeBuilder registers the kinds of this package with a runtime.Scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the kinds of this package to a runtime.Scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

@@ -1,0 +1,221 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// UserAppSpec is the Fly app one end user gets: its name, org, private network, secrets and how the
+// router reaches it.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.appName) == has(oldSelf.appName)",message="spec.appName can only be chosen when the UserApp is created: it cannot be added or removed later (the Fly app would be replaced)"
+// +kubebuilder:validation:XValidation:rule="has(self.org) == has(oldSelf.org)",message="spec.org can only be chosen when the UserApp is created: a Fly app cannot move to another organization"
+// +kubebuilder:validation:XValidation:rule="has(self.network) == has(oldSelf.network)",message="spec.network can only be chosen when the UserApp is created: a Fly app cannot move to another network"
+type UserAppSpec struct {
+	// appName is the Fly app name. Fly app names are global across all of Fly.io. When empty, the
+	// manager derives a stable name from the namespace and name (with its app-name prefix).
+	// Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.appName must use only lowercase letters, digits and dashes, and start and end with a letter or digit (Fly app naming rules)"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.appName is immutable: create a new UserApp to use another Fly app name"
+	AppName string `json:"appName,omitempty"`
+
+	// org is the slug of the Fly organization that owns the app. When empty, the manager's default
+	// org is used.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.org must be a Fly organization slug: lowercase letters, digits and dashes (for example personal)"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.org is immutable: a Fly app cannot move to another organization"
+	Org string `json:"org,omitempty"`
+
+	// network is the Fly private network (6PN) the app lives on. When empty, the app gets an
+	// isolated network of its own, named after the app, so one user's machines cannot reach another's.
+	// Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z][-a-zA-Z0-9]*$')",message="spec.network must start with a letter and use only letters, digits and dashes"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.network is immutable: a Fly app cannot move to another network"
+	Network string `json:"network,omitempty"`
+
+	// privateIP asks for a Flycast (private_v6) address in the app's own network, so services on that
+	// network can reach the app through the Fly Proxy.
+	// +optional
+	PrivateIP bool `json:"privateIP,omitempty"`
+
+	// secrets are Fly app secrets whose values come from Kubernetes Secrets in this namespace. A change
+	// to a referenced Secret is synced to Fly and rolled out to the app's machines.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Secrets []AppSecret `json:"secrets,omitempty"`
+
+	// routing says which hosts the router sends to this app and how public requests authenticate.
+	// +optional
+	Routing *AppRouting `json:"routing,omitempty"`
+
+	// deletionPolicy says what happens to the Fly app when the UserApp is deleted: Delete removes it
+	// (and its machines), Orphan leaves it running on Fly.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// AppSecret is one Fly app secret taken from a key of a Kubernetes Secret.
+type AppSecret struct {
+	// name is the Fly secret name, as the machines see it in their environment.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Z_][A-Z0-9_]*$')",message="secret name must be an upper-case environment variable name: A-Z, 0-9 and _, not starting with a digit (for example DATABASE_URL)"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('HANGAR_') && !self.startsWith('FLY_')",message="secret names starting with HANGAR_ or FLY_ are reserved for hangar and Fly: choose another name"
+	Name string `json:"name"`
+
+	// secretKeyRef names the Kubernetes Secret and key holding the value.
+	// +required
+	SecretKeyRef SecretKeySelector `json:"secretKeyRef"`
+}
+
+// SecretKeySelector selects one key of a Secret in the object's namespace.
+type SecretKeySelector struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key in the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="secretKeyRef.key must be a valid Secret data key: letters, digits, '-', '_' and '.'"
+	Key string `json:"key"`
+}
+
+// AppRouting maps hosts to an app for the router.
+type AppRouting struct {
+	// hosts are DNS names whose requests the router replays to this app, in lower-case ASCII (use the
+	// xn-- form for internationalised names).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])*[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="each host must be a lower-case DNS name without port or trailing dot, such as alice.example.com (use the xn-- form for non-ASCII names)"
+	Hosts []string `json:"hosts,omitempty"`
+
+	// subdomain is a single DNS label; the router serves <subdomain>.<its base domain> for this app.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="spec.routing.subdomain must be one lower-case DNS label: letters, digits and dashes, no dots"
+	Subdomain string `json:"subdomain,omitempty"`
+
+	// auth is how public requests to this app authenticate at the router: Public lets every request
+	// through; Token requires a short-lived token signed by the platform's coordinator.
+	// +optional
+	// +kubebuilder:default=Public
+	Auth RoutingAuth `json:"auth,omitempty"`
+}
+
+// RoutingAuth is the public authentication mode of an app.
+// +kubebuilder:validation:Enum=Public;Token
+type RoutingAuth string
+
+const (
+	// RoutingAuthPublic lets every public request through to the app.
+	RoutingAuthPublic RoutingAuth = "Public"
+	// RoutingAuthToken requires a coordinator-signed token on every public request.
+	RoutingAuthToken RoutingAuth = "Token"
+)
+
+// DeletionPolicy says what happens on Fly when the Kubernetes object is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete removes the Fly resource with the object.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the Fly resource in place.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// UserAppStatus is what the manager observed of the Fly app.
+type UserAppStatus struct {
+	// conditions: Ready summarises AppCreated, SecretsSynced, PrivateIPReady and ConnectionSecretReady.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation the last successful pass acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// appName is the Fly app name in use.
+	// +optional
+	AppName string `json:"appName,omitempty"`
+
+	// appID is Fly's ID of the app.
+	// +optional
+	AppID string `json:"appID,omitempty"`
+
+	// org is the Fly organization slug of the app.
+	// +optional
+	Org string `json:"org,omitempty"`
+
+	// network is the Fly private network of the app.
+	// +optional
+	Network string `json:"network,omitempty"`
+
+	// privateIP is the app's Flycast address, when spec.privateIP asks for one.
+	// +optional
+	PrivateIP string `json:"privateIP,omitempty"`
+
+	// secretsVersion is the Fly secrets version holding the secrets hangar last set; machines are
+	// created and updated with it as their minimum secrets version.
+	// +optional
+	SecretsVersion int64 `json:"secretsVersion,omitempty"`
+
+	// connectionSecretName names the Secret (in this namespace) with what the platform's coordinator
+	// needs to reach the app: the Fly app name, the management token and the private IP.
+	// +optional
+	ConnectionSecretName string `json:"connectionSecretName,omitempty"`
+}
+
+// UserApp is one Fly app for one end user, on its own private network.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ua,categories=hangar
+// +kubebuilder:printcolumn:name="FlyApp",type=string,JSONPath=`.status.appName`
+// +kubebuilder:printcolumn:name="Network",type=string,JSONPath=`.status.network`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type UserApp struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec UserAppSpec `json:"spec"`
+	// +optional
+	Status UserAppStatus `json:"status,omitempty"`
+}
+
+// UserAppList is a list of UserApps.
+//
+// +kubebuilder:object:root=true
+type UserAppList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []UserApp `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserApp{}, &UserAppList{})
+}
