@@ -1,0 +1,160 @@
+package flyapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// App is a Fly app (reference sheet §2).
+type App struct {
+	ID           string       `json:"id,omitempty"`
+	Name         string       `json:"name,omitempty"`
+	Status       string       `json:"status,omitempty"` // pending, deployed, suspended
+	Organization Organization `json:"organization,omitzero"`
+	// Network is the app's private network: "default" for the org's default network (as list
+	// reports it) or the custom network's name. Fly sets it at creation; it never changes.
+	Network      string `json:"network,omitempty"`
+	NetworkCIDR  string `json:"network_cidr,omitempty"`
+	MachineCount int    `json:"machine_count,omitempty"`
+	VolumeCount  int    `json:"volume_count,omitempty"`
+	CNAMETarget  string `json:"cname_target,omitempty"`
+	AppRole      string `json:"app_role,omitempty"`
+	// CreatedAt is set only on the App that CreateApp returns (Fly's get does not report it).
+	CreatedAt time.Time `json:"-"`
+}
+
+// Organization is the org an app belongs to.
+type Organization struct {
+	Name string `json:"name,omitempty"`
+	Slug string `json:"slug,omitempty"`
+}
+
+type createAppRequest struct {
+	// Fly's docs use app_name and its OpenAPI spec and Go client use name; the API accepts
+	// both, so both are sent to work with either reading.
+	Name    string `json:"name"`
+	AppName string `json:"app_name"`
+	OrgSlug string `json:"org_slug"`
+	Network string `json:"network,omitempty"`
+}
+
+type createAppResponse struct {
+	ID        string `json:"id"`
+	CreatedAt int64  `json:"created_at"` // epoch milliseconds
+}
+
+// CreateApp creates the app name in org, on the private network named network ("" for the org's
+// default network; a new name creates that network). App names are one global namespace, so
+// IsNameTaken may mean the name belongs to anyone.
+//
+// CreateApp is never resent after a 5xx or a lost answer: Fly may have created the app. On such
+// an error, look the app up with GetApp before creating it again.
+func (c *Client) CreateApp(ctx context.Context, org, name, network string) (*App, error) {
+	var resp createAppResponse
+	_, err := c.do(ctx, call{
+		action: ActionCreateApp,
+		method: http.MethodPost,
+		path:   "/apps",
+		body:   createAppRequest{Name: name, AppName: name, OrgSlug: org, Network: network},
+		scope:  org,
+		retry:  sendOnce,
+	}, &resp)
+	if err != nil {
+		return nil, err
+	}
+	app := &App{ID: resp.ID, Name: name, Organization: Organization{Slug: org}, Network: network}
+	if resp.CreatedAt > 0 {
+		app.CreatedAt = time.UnixMilli(resp.CreatedAt).UTC()
+	}
+	return app, nil
+}
+
+// GetApp returns the app. IsNotFound means no app has the name; IsForbidden means it exists in
+// an org the token cannot read. Retried after 5xx.
+func (c *Client) GetApp(ctx context.Context, name string) (*App, error) {
+	var app App
+	_, err := c.do(ctx, call{
+		action: ActionGetApp,
+		method: http.MethodGet,
+		path:   "/apps/" + url.PathEscape(name),
+		scope:  name,
+		retry:  repeatable,
+	}, &app)
+	if err != nil {
+		return nil, err
+	}
+	return &app, nil
+}
+
+// listAppsPageSize is the page size asked of list apps (Fly allows 1 to 5000).
+const listAppsPageSize = 500
+
+type listAppsResponse struct {
+	TotalApps  int    `json:"total_apps"`
+	Apps       []App  `json:"apps"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// errCursorLoop is returned when Fly hands back a cursor already followed.
+var errCursorLoop = errors.New("flyapi: the API returned a page cursor it had already returned")
+
+// ListApps returns every app of org, following next_cursor through all pages. Each page is one
+// request (and one limiter token). Retried after 5xx.
+func (c *Client) ListApps(ctx context.Context, org string) ([]App, error) {
+	var apps []App
+	seen := map[string]bool{}
+	cursor := ""
+	for {
+		query := url.Values{"org_slug": {org}, "limit": {strconv.Itoa(listAppsPageSize)}}
+		if cursor != "" {
+			query.Set("cursor", cursor)
+		}
+		var page listAppsResponse
+		_, err := c.do(ctx, call{
+			action: ActionListApps,
+			method: http.MethodGet,
+			path:   "/apps",
+			query:  query,
+			scope:  org,
+			retry:  repeatable,
+		}, &page)
+		if err != nil {
+			return nil, err
+		}
+		apps = append(apps, page.Apps...)
+		if page.NextCursor == "" || len(page.Apps) == 0 {
+			return apps, nil
+		}
+		if seen[page.NextCursor] {
+			return nil, errCursorLoop
+		}
+		seen[page.NextCursor] = true
+		cursor = page.NextCursor
+	}
+}
+
+// DeleteApp deletes the app with its machines, volumes and IPs. With force, running machines are
+// stopped first; without it, Fly may refuse while machines run.
+//
+// DeleteApp is not resent after a 5xx or a lost answer (only after a 429): call GetApp to see
+// whether it went. Its limiter bucket is per client (Fly limits deletions per org, and the client
+// does not know which org an app is in), which is stricter whenever a client spans orgs.
+func (c *Client) DeleteApp(ctx context.Context, name string, force bool) error {
+	var query url.Values
+	if force {
+		query = url.Values{"force": {"true"}}
+	}
+	_, err := c.do(ctx, call{
+		action: ActionDeleteApp,
+		method: http.MethodDelete,
+		path:   "/apps/" + url.PathEscape(name),
+		query:  query,
+		scope:  "",
+		retry:  sendOnce,
+	}, nil)
+	return err
+}

@@ -1,0 +1,240 @@
+package flyapi
+
+import "encoding/json"
+
+// This file holds the networking parts of a MachineConfig: services, ports and checks.
+
+// MachineService exposes an internal port through the Fly Proxy.
+type MachineService struct {
+	Protocol                 string              `json:"protocol,omitempty"` // tcp or udp
+	InternalPort             int                 `json:"internal_port,omitempty"`
+	Ports                    []MachinePort       `json:"ports,omitzero"`
+	Autostart                *bool               `json:"autostart,omitempty"` // a pointer: an explicit false must reach Fly
+	Autostop                 Autostop            `json:"autostop,omitempty"`
+	MinMachinesRunning       *int                `json:"min_machines_running,omitempty"`
+	Concurrency              *MachineConcurrency `json:"concurrency,omitempty"`
+	Checks                   []MachineCheck      `json:"checks,omitzero"` // Kind is not used here
+	ForceInstanceKey         *string             `json:"force_instance_key,omitempty"`
+	ForceInstanceDescription string              `json:"force_instance_description,omitempty"`
+
+	unknown unknownFields
+}
+
+type machineServiceJSON MachineService
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (s *MachineService) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*machineServiceJSON)(s), &s.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (s MachineService) MarshalJSON() ([]byte, error) {
+	return encodeObject(machineServiceJSON(s), s.unknown)
+}
+
+// MachineConcurrency sets the load the proxy puts on one machine.
+type MachineConcurrency struct {
+	Type      string `json:"type,omitempty"` // connections (default) or requests
+	SoftLimit int    `json:"soft_limit,omitempty"`
+	HardLimit int    `json:"hard_limit,omitempty"`
+
+	unknown unknownFields
+}
+
+type machineConcurrencyJSON MachineConcurrency
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (c *MachineConcurrency) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*machineConcurrencyJSON)(c), &c.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (c MachineConcurrency) MarshalJSON() ([]byte, error) {
+	return encodeObject(machineConcurrencyJSON(c), c.unknown)
+}
+
+// MachinePort is a public port (or range) of a service.
+type MachinePort struct {
+	Port              int                `json:"port,omitempty"`
+	StartPort         int                `json:"start_port,omitempty"`
+	EndPort           int                `json:"end_port,omitempty"`
+	Handlers          []string           `json:"handlers,omitzero"` // an empty list (kept as []) means raw TCP
+	ForceHTTPS        bool               `json:"force_https,omitempty"`
+	TLSOptions        *TLSOptions        `json:"tls_options,omitempty"`
+	HTTPOptions       *HTTPOptions       `json:"http_options,omitempty"`
+	ProxyProtoOptions *ProxyProtoOptions `json:"proxy_proto_options,omitempty"`
+
+	unknown unknownFields
+}
+
+type machinePortJSON MachinePort
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (p *MachinePort) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*machinePortJSON)(p), &p.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (p MachinePort) MarshalJSON() ([]byte, error) {
+	return encodeObject(machinePortJSON(p), p.unknown)
+}
+
+// TLSOptions configures the proxy's TLS termination.
+type TLSOptions struct {
+	ALPN              []string `json:"alpn,omitzero"`
+	Versions          []string `json:"versions,omitzero"`
+	DefaultSelfSigned bool     `json:"default_self_signed,omitempty"`
+
+	unknown unknownFields
+}
+
+type tlsOptionsJSON TLSOptions
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (o *TLSOptions) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*tlsOptionsJSON)(o), &o.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (o TLSOptions) MarshalJSON() ([]byte, error) {
+	return encodeObject(tlsOptionsJSON(o), o.unknown)
+}
+
+// HTTPOptions configures the proxy's HTTP handler.
+type HTTPOptions struct {
+	Compress           bool                 `json:"compress,omitempty"`
+	H2Backend          bool                 `json:"h2_backend,omitempty"`
+	IdleTimeout        uint32               `json:"idle_timeout,omitempty"`
+	HeadersReadTimeout uint32               `json:"headers_read_timeout,omitempty"`
+	Response           *HTTPResponseOptions `json:"response,omitempty"`
+	ReplayCache        []ReplayCacheRule    `json:"replay_cache,omitzero"`
+
+	unknown unknownFields
+}
+
+type httpOptionsJSON HTTPOptions
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (o *HTTPOptions) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*httpOptionsJSON)(o), &o.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (o HTTPOptions) MarshalJSON() ([]byte, error) {
+	return encodeObject(httpOptionsJSON(o), o.unknown)
+}
+
+// HTTPResponseOptions edits responses on their way out of the proxy.
+type HTTPResponseOptions struct {
+	// Headers maps a header name to a JSON string or array of strings, kept raw because Fly
+	// accepts both forms and the difference must survive a round trip.
+	Headers  map[string]json.RawMessage `json:"headers,omitzero"`
+	Pristine bool                       `json:"pristine,omitempty"`
+
+	unknown unknownFields
+}
+
+type httpResponseOptionsJSON HTTPResponseOptions
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (o *HTTPResponseOptions) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*httpResponseOptionsJSON)(o), &o.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (o HTTPResponseOptions) MarshalJSON() ([]byte, error) {
+	return encodeObject(httpResponseOptionsJSON(o), o.unknown)
+}
+
+// ReplayCacheRule caches fly-replay answers per session cookie or header.
+type ReplayCacheRule struct {
+	PathPrefix  string `json:"path_prefix,omitempty"`
+	TTLSeconds  int    `json:"ttl_seconds,omitempty"`
+	Type        string `json:"type,omitempty"` // cookie or header
+	Name        string `json:"name,omitempty"`
+	AllowBypass bool   `json:"allow_bypass,omitempty"`
+
+	unknown unknownFields
+}
+
+type replayCacheRuleJSON ReplayCacheRule
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (r *ReplayCacheRule) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*replayCacheRuleJSON)(r), &r.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (r ReplayCacheRule) MarshalJSON() ([]byte, error) {
+	return encodeObject(replayCacheRuleJSON(r), r.unknown)
+}
+
+// ProxyProtoOptions configures the PROXY protocol handler.
+type ProxyProtoOptions struct {
+	Version string `json:"version,omitempty"` // v1 (default) or v2
+	FlySrc  bool   `json:"fly_src,omitempty"`
+
+	unknown unknownFields
+}
+
+type proxyProtoOptionsJSON ProxyProtoOptions
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (o *ProxyProtoOptions) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*proxyProtoOptionsJSON)(o), &o.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (o ProxyProtoOptions) MarshalJSON() ([]byte, error) {
+	return encodeObject(proxyProtoOptionsJSON(o), o.unknown)
+}
+
+// MachineCheck is a health check, either top-level (MachineConfig.Checks, by name) or of a service.
+type MachineCheck struct {
+	Type          string        `json:"type,omitempty"` // tcp or http
+	Port          int           `json:"port,omitempty"`
+	Interval      *Duration     `json:"interval,omitempty"`
+	Timeout       *Duration     `json:"timeout,omitempty"`
+	GracePeriod   *Duration     `json:"grace_period,omitempty"`
+	Kind          string        `json:"kind,omitempty"` // informational (default) or readiness; top-level checks only
+	Method        string        `json:"method,omitempty"`
+	Path          string        `json:"path,omitempty"`
+	Protocol      string        `json:"protocol,omitempty"` // http or https
+	TLSSkipVerify bool          `json:"tls_skip_verify,omitempty"`
+	TLSServerName string        `json:"tls_server_name,omitempty"`
+	Headers       []CheckHeader `json:"headers,omitzero"`
+
+	unknown unknownFields
+}
+
+type machineCheckJSON MachineCheck
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (c *MachineCheck) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*machineCheckJSON)(c), &c.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (c MachineCheck) MarshalJSON() ([]byte, error) {
+	return encodeObject(machineCheckJSON(c), c.unknown)
+}
+
+// CheckHeader is one request header of an HTTP check.
+type CheckHeader struct {
+	Name   string   `json:"name,omitempty"`
+	Values []string `json:"values,omitzero"`
+
+	unknown unknownFields
+}
+
+type checkHeaderJSON CheckHeader
+
+// UnmarshalJSON decodes and keeps unmodelled members.
+func (h *CheckHeader) UnmarshalJSON(data []byte) error {
+	return decodeObject(data, (*checkHeaderJSON)(h), &h.unknown)
+}
+
+// MarshalJSON encodes with the unmodelled members.
+func (h CheckHeader) MarshalJSON() ([]byte, error) {
+	return encodeObject(checkHeaderJSON(h), h.unknown)
+}

@@ -1,0 +1,42 @@
+// Package flyapi is hangar's client for the Fly.io Machines API: typed calls, typed errors,
+// client-side rate limits and side-effect-safe retries; it deliberately holds no state about Fly
+// resources (no caches, no reconciliation) and never resends a call that could duplicate an effect.
+//
+// # Calls and retries
+//
+// Every method takes a context first and returns domain types (App, Machine, Lease, ...). A call is
+// resent only when repeating it cannot duplicate a side effect:
+//
+//   - reads (get, list, wait, lease get, metadata get) are retried after a 5xx answer or a broken
+//     connection;
+//   - lease release and machine destroy are retried the same way, because repeating them converges
+//     on the same end state;
+//   - any call answered 429 is retried when its Retry-After fits the retry budget, because Fly
+//     refuses a rate-limited call before doing anything;
+//   - any call whose connection could not even be opened (dial or DNS failure) is retried, because
+//     nothing reached Fly.
+//
+// Creates, updates and every other mutation are never resent after a 5xx, a timeout or a dropped
+// connection: Fly may have committed them (a 503 can follow a committed create), so the error goes
+// back to the caller, who looks the resource up (by name or metadata) before trying again.
+//
+// # Rate limits
+//
+// A Limiter mirrors Fly's published limits (one token bucket per action and machine, app or org).
+// A call that would wait longer than Options.MaxLimiterWait does not block: it fails at once with an
+// error for which IsRateLimited is true and RateLimitedAfter reports how long to wait, so a
+// controller worker is never parked. WithCallStats lets a caller see whether a call waited on the
+// limiter or met a 429 (e.g. to set a Throttled condition reason).
+//
+// # Tokens
+//
+// A TokenSource is asked for the token on every request, so a rotated token (FileToken re-reads its
+// file when it changes) is used without a restart. The token never appears in an error, a metric
+// label or anything this package formats; Fly error messages that echo it are redacted.
+//
+// # Config fidelity
+//
+// Fly replaces a machine's whole config on update, so a field this package does not model would be
+// wiped by a read-modify-write. Every config type therefore keeps the JSON keys it does not know and
+// writes them back unchanged.
+package flyapi
