@@ -1,0 +1,91 @@
+package flysim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+type wireIP struct {
+	IP          *string         `json:"ip"`
+	Region      string          `json:"region"`
+	ServiceName string          `json:"service_name"`
+	Shared      bool            `json:"shared"`
+	CreatedAt   string          `json:"created_at"`
+	Egress      bool            `json:"egress"`
+	Network     json.RawMessage `json:"network"`
+	IPPair      *struct {
+		V4 string `json:"v4"`
+		V6 string `json:"v6"`
+	} `json:"ip_pair"`
+}
+
+func TestIPAssignments(t *testing.T) {
+	h := newHarness(t)
+	h.do("POST", "/v1/apps", map[string]any{"name": "ipapp", "org_slug": orgA, "network": "tenant-z"}).expect(t, 201, nil)
+	info, _ := h.srv.App("ipapp")
+	appPrefix := fmt.Sprintf("fdaa:%x:%x:", info.NetworkID>>16, info.NetworkID&0xffff)
+	defID, _ := h.srv.NetworkID(orgA, "")
+	defaultPrefix := fmt.Sprintf("fdaa:%x:%x:", defID>>16, defID&0xffff)
+
+	assign := func(body map[string]any) wireIP {
+		t.Helper()
+		var ip wireIP
+		h.do("POST", "/v1/apps/ipapp/ip_assignments", body).expect(t, http.StatusOK, &ip)
+		return ip
+	}
+
+	flycast := assign(map[string]any{"type": "private_v6", "network": "tenant-z"})
+	if flycast.IP == nil || !strings.HasPrefix(*flycast.IP, appPrefix) {
+		t.Errorf("flycast on the app's network: %+v, want prefix %s", flycast, appPrefix)
+	}
+	if string(flycast.Network) != `{"name":"tenant-z","org_slug":"org-a"}` {
+		t.Errorf("flycast network %s", flycast.Network)
+	}
+	// Without network, Flycast lands in the org default network, not the app's own.
+	onDefault := assign(map[string]any{"type": "private_v6"})
+	if onDefault.IP == nil || !strings.HasPrefix(*onDefault.IP, defaultPrefix) || string(onDefault.Network) != `{"name":"","org_slug":"org-a"}` {
+		t.Errorf("flycast without network: ip %v network %s, want prefix %s and name \"\"", *onDefault.IP, onDefault.Network, defaultPrefix)
+	}
+	v4 := assign(map[string]any{"type": "v4"})
+	if v4.IP == nil || !netip.MustParseAddr(*v4.IP).Is4() || string(v4.Network) != "null" {
+		t.Errorf("v4 %+v network %s", v4, v4.Network)
+	}
+	shared := assign(map[string]any{"type": "shared_v4"})
+	if !shared.Shared {
+		t.Errorf("shared_v4 not shared: %+v", shared)
+	}
+	pair := assign(map[string]any{"type": "egress_pair", "region": "ams"})
+	if pair.IP != nil || pair.IPPair == nil || !pair.Egress || pair.Region != "ams" {
+		t.Errorf("egress_pair %+v", pair)
+	}
+	for _, addr := range []string{*flycast.IP, *v4.IP, pair.IPPair.V6} {
+		if _, err := netip.ParseAddr(addr); err != nil {
+			t.Errorf("address %q does not parse: %v", addr, err)
+		}
+	}
+
+	var list struct {
+		IPs []wireIP `json:"ips"`
+	}
+	h.do("GET", "/v1/apps/ipapp/ip_assignments", nil).expect(t, 200, &list)
+	if len(list.IPs) != 5 {
+		t.Fatalf("listed %d addresses, want 5", len(list.IPs))
+	}
+
+	h.do("DELETE", "/v1/apps/ipapp/ip_assignments/"+*flycast.IP, nil).expect(t, http.StatusNoContent, nil)
+	h.do("DELETE", "/v1/apps/ipapp/ip_assignments/"+*flycast.IP, nil).expectError(t, http.StatusNotFound, "")
+	h.do("GET", "/v1/apps/ipapp/ip_assignments", nil).expect(t, 200, &list)
+	if len(list.IPs) != 4 {
+		t.Errorf("after delete %d addresses, want 4", len(list.IPs))
+	}
+
+	h.do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "network": "nowhere"}).expectError(t, 400, "network not found")
+	h.do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "v5"}).expectError(t, 400, "")
+	h.do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "org_slug": orgB}).expectError(t, 403, "")
+	h.do("GET", "/v1/apps/missing/ip_assignments", nil).expectError(t, 404, "app not found")
+	h.as(tokenB).do("GET", "/v1/apps/ipapp/ip_assignments", nil).expectError(t, 403, "")
+}
