@@ -215,7 +215,3 @@ type UserAppList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserApp `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&UserApp{}, &UserAppList{})
-}

@@ -506,7 +506,3 @@ type UserMachineList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserMachine `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&UserMachine{}, &UserMachineList{})
-}
