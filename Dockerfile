@@ -1,0 +1,29 @@
+# One image, two entrypoints: /manager (the controllers) and /router (the fly-replay router).
+# Build: make docker-build IMG=<registry>/hangar:<tag>
+FROM golang:1.26 AS build
+WORKDIR /src
+
+# Modules first, so source edits do not invalidate the download layer.
+COPY go.mod go.sum ./
+RUN go mod download
+
+COPY api/ api/
+COPY cmd/ cmd/
+COPY controllers/ controllers/
+COPY internal/ internal/
+COPY pkg/ pkg/
+COPY router/ router/
+
+ARG TARGETOS=linux
+ARG TARGETARCH=amd64
+ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH}
+RUN go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd/manager \
+ && go build -trimpath -ldflags="-s -w" -o /out/router ./cmd/router
+
+# distroless static: no shell, no package manager, runs as the nonroot user (65532).
+FROM gcr.io/distroless/static:nonroot
+WORKDIR /
+COPY --from=build /out/manager /manager
+COPY --from=build /out/router /router
+USER 65532:65532
+ENTRYPOINT ["/manager"]
