@@ -1,0 +1,150 @@
+package replayauth
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKeyTextForm(t *testing.T) {
+	text := EncodeKey(testKey)
+	if text != strings.Repeat("42", KeySize) {
+		t.Fatalf("EncodeKey = %q, want lower-case hex", text)
+	}
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{name: "as encoded", in: text, ok: true},
+		{name: "trailing newline", in: text + "\n", ok: true},
+		{name: "upper case", in: strings.ToUpper(text), ok: true},
+		{name: "empty", in: ""},
+		{name: "16 bytes", in: text[:32]},
+		{name: "not hex", in: "zz" + text[2:]},
+		{name: "base64 of 32 bytes", in: "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, err := DecodeKey(tt.in)
+			if !tt.ok {
+				if !errors.Is(err, ErrKeyFormat) {
+					t.Fatalf("DecodeKey = %v, want ErrKeyFormat", err)
+				}
+				if strings.Contains(err.Error(), "zz") {
+					t.Errorf("error %q quotes the input", err)
+				}
+				return
+			}
+			if err != nil || string(key) != string(testKey) {
+				t.Fatalf("DecodeKey = %x, %v; want the key", key, err)
+			}
+		})
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr bool
+	}{
+		{name: "complete", env: map[string]string{EnvKey: EncodeKey(testKey), EnvApp: testApp, EnvMachineID: testMach}},
+		{name: "no key", env: map[string]string{EnvApp: testApp, EnvMachineID: testMach}, wantErr: true},
+		{name: "bad key", env: map[string]string{EnvKey: "abc", EnvApp: testApp, EnvMachineID: testMach}, wantErr: true},
+		{name: "no app", env: map[string]string{EnvKey: EncodeKey(testKey), EnvMachineID: testMach}, wantErr: true},
+		{name: "no machine", env: map[string]string{EnvKey: EncodeKey(testKey), EnvApp: testApp}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, name := range []string{EnvKey, EnvApp, EnvMachineID} {
+				t.Setenv(name, tt.env[name])
+			}
+			cfg, err := FromEnv()
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("FromEnv = nil error, want one")
+				}
+				if strings.Contains(err.Error(), EncodeKey(testKey)) {
+					t.Errorf("error %q holds the key", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(cfg.Key) != string(testKey) || cfg.App != testApp || cfg.MachineID != testMach {
+				t.Errorf("FromEnv = %+v, want the environment's values", cfg)
+			}
+		})
+	}
+}
+
+func TestMiddleware(t *testing.T) {
+	var rejected []error
+	cfg := Config{
+		Key: testKey, App: testApp, MachineID: testMach,
+		Now:      func() time.Time { return testNow },
+		OnReject: func(_ *http.Request, err error) { rejected = append(rejected, err) },
+	}
+	reached := 0
+	h := Middleware(cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		_, _ = io.WriteString(w, "hello")
+	}))
+
+	tests := []struct {
+		name     string
+		header   string
+		wantCode int
+		wantErr  error
+	}{
+		{name: "valid", header: srcHeader(Sign(testKey, testApp, testMach, testExp)), wantCode: http.StatusOK},
+		{name: "missing", header: "", wantCode: http.StatusUnauthorized, wantErr: ErrMissing},
+		{name: "other machine", header: srcHeader(Sign(testKey, testApp, otherMach, testExp)), wantCode: http.StatusUnauthorized, wantErr: ErrWrongMachine},
+		{name: "forged", header: srcHeader(Sign(otherKey, testApp, testMach, testExp)), wantCode: http.StatusUnauthorized, wantErr: ErrBadMAC},
+		{name: "expired", header: srcHeader(Sign(testKey, testApp, testMach, testNow)), wantCode: http.StatusUnauthorized, wantErr: ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reached, rejected = 0, nil
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tt.header != "" {
+				req.Header.Set(HeaderSource, tt.header)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("code = %d, want %d", rec.Code, tt.wantCode)
+			}
+			if tt.wantErr == nil {
+				if reached != 1 || rec.Body.String() != "hello" || len(rejected) != 0 {
+					t.Fatalf("reached=%d body=%q rejected=%v, want the inner handler once", reached, rec.Body, rejected)
+				}
+				return
+			}
+			if reached != 0 {
+				t.Fatal("inner handler reached on a refused request")
+			}
+			if len(rejected) != 1 || !errors.Is(rejected[0], tt.wantErr) {
+				t.Fatalf("OnReject got %v, want %v", rejected, tt.wantErr)
+			}
+			if body := rec.Body.String(); body != "unauthorized\n" {
+				t.Errorf("body = %q, want the fixed text", body)
+			}
+		})
+	}
+}
+
+func TestMiddlewarePanicsWithoutKey(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Middleware accepted a Config without a key")
+		}
+	}()
+	Middleware(Config{App: testApp, MachineID: testMach}, http.NotFoundHandler())
+}
