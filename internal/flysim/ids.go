@@ -137,7 +137,8 @@ func (g *idGenerator) machineName() string {
 		g.rng.IntN(10000))
 }
 
-// hostSuffix is the 64-bit host part of a 6PN machine address, in four groups.
+// hostSuffix is the last five groups of a 6PN machine address (after fdaa and the two network
+// groups), shaped like Fly's "a7b:1b0:e5fb:c9f5:2".
 func (g *idGenerator) hostSuffix() string {
-	return fmt.Sprintf("%x:%x:%x:%x", 0xa7b, g.rng.IntN(0x10000), g.rng.IntN(0x10000), 2+g.rng.IntN(0xfffd))
+	return fmt.Sprintf("%x:%x:%x:%x:%x", 0xa7b, g.rng.IntN(0x10000), g.rng.IntN(0x10000), g.rng.IntN(0x10000), 2+g.rng.IntN(0xfffd))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +27,8 @@ func TestCreateMachine(t *testing.T) {
 		t.Errorf("name %q region %q", m.Name, m.Region)
 	case !strings.HasPrefix(m.PrivateIP, fmt.Sprintf("fdaa:%x:%x:", info.NetworkID>>16, info.NetworkID&0xffff)):
 		t.Errorf("private_ip %q not in the app network", m.PrivateIP)
+	case !isIPv6(m.PrivateIP):
+		t.Errorf("private_ip %q is not an IPv6 address", m.PrivateIP)
 	case len(m.Events) != 1 || m.Events[0].Type != "launch" || m.Events[0].Status != "created" || m.Events[0].Source != "user":
 		t.Errorf("events %+v", m.Events)
 	case m.Nonce != "" || m.HostStatus != "ok":
@@ -164,7 +167,9 @@ func TestMachineConfigValidation(t *testing.T) {
 		{"port without number", with(service(svcWith("ports", []any{map[string]any{"handlers": []any{"http"}}}))), 422},
 		{"port range", with(service(svcWith("ports", []any{map[string]any{"start_port": 8000, "end_port": 8010}}))), 200},
 		{"concurrency type", with(service(svcWith("concurrency", map[string]any{"type": "bytes"}))), 422},
-		{"check duration", with(func(c map[string]any) { c["checks"] = map[string]any{"h": map[string]any{"type": "http", "interval": "15s"}} }), 200},
+		{"check duration", with(func(c map[string]any) {
+			c["checks"] = map[string]any{"h": map[string]any{"type": "http", "interval": "15s"}}
+		}), 200},
 		{"check duration nanoseconds", with(func(c map[string]any) { c["checks"] = map[string]any{"h": map[string]any{"interval": 15000000000}} }), 200},
 		{"check bad duration", with(func(c map[string]any) { c["checks"] = map[string]any{"h": map[string]any{"interval": "soon"}} }), 422},
 		{"restart policy", with(func(c map[string]any) { c["restart"] = map[string]any{"policy": "sometimes"} }), 422},
@@ -428,6 +433,11 @@ func TestUpdateKeepsStoppedMachinesStopped(t *testing.T) {
 			h.waitSettled("keep", m.ID, tt.want)
 		})
 	}
+}
+
+func isIPv6(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is6() && !a.Is4In6()
 }
 
 func stopMachine(h *harness, app, id string) {

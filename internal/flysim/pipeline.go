@@ -203,7 +203,7 @@ func decodeJSON(body []byte, v any) *apiError {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return newAPIError(http.StatusBadRequest, "invalid_argument: unexpected data after the JSON body")
 	}
 	return nil

@@ -1,0 +1,113 @@
+package flysim
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestEveryResponseHasAUniqueRequestID(t *testing.T) {
+	h := newHarness(t)
+	h.createApp("rid")
+	seen := map[string]bool{}
+	for _, r := range []response{
+		h.do("GET", "/v1/apps/rid", nil),
+		h.do("GET", "/v1/apps/rid", nil),
+		h.do("GET", "/v1/apps/none", nil),
+		h.as("").do("GET", "/v1/apps/rid", nil),
+		h.do("GET", "/v1/nowhere", nil),
+	} {
+		id := r.header.Get("fly-request-id")
+		if id == "" || seen[id] {
+			t.Errorf("status %d: fly-request-id %q (seen %v)", r.status, id, seen)
+		}
+		seen[id] = true
+	}
+}
+
+func TestUnknownRoutesArePlainText404(t *testing.T) {
+	h := newHarness(t)
+	h.createApp("route")
+	for _, p := range []struct{ method, path string }{
+		{"GET", "/v1/nowhere"},
+		{"GET", "/v2/apps/route"},
+		{"POST", "/v1/apps/route/machines/abc/exec"},
+		{"GET", "/v1/apps/route/volumes"},
+		{"PUT", "/v1/apps/route"},
+	} {
+		r := h.do(p.method, p.path, nil)
+		if r.status != 404 || string(r.body) != "404 page not found\n" || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
+			t.Errorf("%s %s: %d %q %q", p.method, p.path, r.status, r.body, r.header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestAuth(t *testing.T) {
+	h := newHarness(t)
+	h.createApp("auth")
+	for _, header := range []string{
+		"Bearer " + tokenA,
+		"FlyV1 " + tokenA,
+		"bearer " + tokenA,
+		"Bearer FlyV1 " + tokenA,
+		"FlyV1 fm2_unknown," + tokenA,
+		"FlyV1 fm2_unknown, FlyV1 " + tokenA,
+	} {
+		if r := h.as("").do("GET", "/v1/apps/auth", nil, "Authorization", header); r.status != 200 {
+			t.Errorf("Authorization %q: %d %s", strings.ReplaceAll(header, tokenA, "<token>"), r.status, r.body)
+		}
+	}
+	for _, header := range []string{"", "Bearer", "Bearer nope", "Basic " + tokenA + "x", tokenB + "x"} {
+		r := h.as("").do("GET", "/v1/apps/auth", nil, "Authorization", header)
+		r.expectError(t, http.StatusUnauthorized, "")
+		if strings.Contains(string(r.body), "nope") || strings.Contains(string(r.body), tokenA) {
+			t.Errorf("401 body repeats the token: %s", r.body)
+		}
+	}
+	// A token for org B reads as another org: 403 on the app, 401 never.
+	h.as(tokenB).do("GET", "/v1/apps/auth", nil).expectError(t, http.StatusForbidden, "")
+}
+
+func TestCallLog(t *testing.T) {
+	clock := newFakeClock()
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now })
+	h.createApp("logged")
+	m := h.createMachine("logged", map[string]any{"skip_launch": true})
+	h.do("POST", "/v1/apps/logged/machines/"+m.ID+"/start", nil).expect(t, 200, nil)
+	h.do("GET", "/v1/apps/logged/machines/"+m.ID, nil).expect(t, 200, nil)
+	h.as("").do("GET", "/v1/apps/logged", nil).expect(t, 401, nil)
+
+	calls := h.srv.Calls()
+	want := []Call{
+		{Action: actCreateApp, Method: "POST", Path: "/v1/apps", App: "logged", Org: orgA, Status: 201},
+		{Action: actCreateMachine, Method: "POST", Path: "/v1/apps/logged/machines", App: "logged", Machine: m.ID, Org: orgA, Status: 200},
+		{Action: actStartMachine, Method: "POST", Path: "/v1/apps/logged/machines/" + m.ID + "/start", App: "logged", Machine: m.ID, Org: orgA, Status: 200},
+		{Action: actGetMachine, Method: "GET", Path: "/v1/apps/logged/machines/" + m.ID, App: "logged", Machine: m.ID, Org: orgA, Status: 200},
+		{Action: actGetApp, Method: "GET", Path: "/v1/apps/logged", App: "logged", Status: 401},
+	}
+	if len(calls) != len(want) {
+		t.Fatalf("%d calls logged, want %d: %+v", len(calls), len(want), calls)
+	}
+	for i, c := range calls {
+		if !c.Time.Equal(clock.Now()) {
+			t.Errorf("call %d time %v", i, c.Time)
+		}
+		c.Time = want[i].Time
+		if c != want[i] {
+			t.Errorf("call %d = %+v\nwant %+v", i, c, want[i])
+		}
+	}
+	if got := h.srv.CallsFor("", m.ID); len(got) != 3 {
+		t.Errorf("CallsFor(machine) = %d calls, want 3", len(got))
+	}
+	if got := h.srv.CallsFor(actStartMachine, ""); len(got) != 1 {
+		t.Errorf("CallsFor(start_machine) = %d calls", len(got))
+	}
+	if got := h.srv.CallsFor("", "logged"); len(got) != 5 {
+		t.Errorf("CallsFor(app) = %d calls, want 5", len(got))
+	}
+	h.srv.ResetCalls()
+	if n := len(h.srv.Calls()); n != 0 {
+		t.Errorf("%d calls after ResetCalls", n)
+	}
+}
