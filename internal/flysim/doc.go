@@ -10,7 +10,8 @@
 // fields it validates are inspected.
 //
 // Where the sheet marks a behaviour unconfirmed ("?"), the emulator picks the stricter reading; every such
-// choice carries a comment starting with "Stricter:" so it can be found with grep.
+// choice carries a comment with "Stricter:" (or "Open in the sheet:" where strictness does not apply) so
+// they can be found with grep.
 //
 // A standalone server runs with `hangar flysim` (see cmd/hangar). Example:
 //

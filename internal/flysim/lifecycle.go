@@ -73,8 +73,8 @@ func (s *Server) doRestart(m *machine) *apiError {
 	return nil
 }
 
-// doSignal checks that m can receive a signal: it needs a running process, so only started machines
-// (the sheet says nothing; stricter). The simulated process ignores signals: no state changes.
+// doSignal checks that m can receive a signal. Stricter: the sheet says nothing; a signal needs a running
+// process, so only started machines take one. The simulated process ignores signals: no state changes.
 func doSignal(m *machine) *apiError {
 	if m.state != stateStarted {
 		return stateError("signal", m.state)

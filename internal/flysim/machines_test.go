@@ -440,6 +440,18 @@ func isIPv6(s string) bool {
 	return err == nil && a.Is6() && !a.Is4In6()
 }
 
+func TestSecondUpdateDuringSwapKeepsMachineRunning(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Delays.Update = 250 * time.Millisecond })
+	h.createApp("twice")
+	m := h.startedMachine("twice")
+	h.do("POST", "/v1/apps/twice/machines/"+m.ID, map[string]any{"config": baseConfig()}).expect(t, 200, nil)
+	if mi, _ := h.srv.Machine("twice", m.ID); mi.State != stateReplacing {
+		t.Fatalf("the first swap ended before the second update: %s", mi.State)
+	}
+	h.do("POST", "/v1/apps/twice/machines/"+m.ID, map[string]any{"config": baseConfig()}).expect(t, 200, nil)
+	h.waitSettled("twice", m.ID, stateStarted)
+}
+
 func stopMachine(h *harness, app, id string) {
 	h.t.Helper()
 	h.do("POST", "/v1/apps/"+app+"/machines/"+id+"/stop", nil).expect(h.t, 200, nil)

@@ -6,7 +6,7 @@ import (
 )
 
 // Metadata endpoints edit config.metadata of the current version in place (§4.8). Leases do not guard
-// them (T's note). Metadata writes do not create a new version: the sheet leaves it open, and keeping
+// them (T's note). Open in the sheet: whether metadata writes create a new version. They do not here:
 // the version means a controller's current_version stays valid across its own label writes.
 
 // editMetadata applies edit to the current config's metadata and stores the result. Callers hold s.mu.

@@ -98,6 +98,9 @@ type machine struct {
 	// after a newer action superseded it.
 	timer *time.Timer
 	epoch uint64
+	// updateTarget is where the running update (state replacing) will leave the machine, so a second
+	// update during the swap keeps the first one's intent.
+	updateTarget string
 	// changed is closed and replaced on every state change, waking /wait callers.
 	changed chan struct{}
 }

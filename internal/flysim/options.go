@@ -40,8 +40,8 @@ var DefaultDelays = Delays{
 // nearest to the caller; the emulator has no caller location, so it uses Chicago.
 const DefaultRegion = "ord"
 
-// DefaultLeaseTTL is the lease lifetime when the acquire request gives no ttl. The sheet leaves the real
-// default open; a short one surfaces clients that forget to pass a ttl or to refresh.
+// DefaultLeaseTTL is the lease lifetime when the acquire request gives no ttl. Stricter: the sheet leaves
+// the real default open; a short one surfaces clients that forget to pass a ttl or to refresh.
 const DefaultLeaseTTL = 30 * time.Second
 
 // Options configure a Server.

@@ -30,6 +30,10 @@ func limitFor(action string) (rate.Limit, int) {
 	}
 }
 
+// Over the limit the emulator answers 429 {"error":"rate limited"} with Retry-After in whole seconds.
+// Fly documents neither the status nor the header (§7); this is the sheet's suggestion, chosen so that
+// clients are made to handle both.
+
 // limiterSet holds one token bucket per (action, identifier).
 type limiterSet struct {
 	mu      sync.Mutex

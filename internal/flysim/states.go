@@ -149,7 +149,8 @@ func (s *Server) destroyNow(m *machine) {
 // afterUpdate is where an update leaves the machine (§4.4, sheet guidance): a machine that was running
 // (or on its way there) runs the new version; one that was not is left stopped, as Fly's own message
 // "machine was in a non-started state prior to the update so leaving the new version stopped" says;
-// with skip_launch the new version is created and not booted (the states diagram's "no auto-start").
+// with skip_launch the new version is created and not booted (open in the sheet: created or stopped; the
+// states diagram's "no auto-start" says created).
 func afterUpdate(prior string, skipLaunch bool) string {
 	if skipLaunch {
 		return stateCreated
@@ -163,6 +164,7 @@ func afterUpdate(prior string, skipLaunch bool) string {
 
 // replace runs the update swap: replacing for Delays.Update, then the state afterUpdate picked.
 func (s *Server) replace(m *machine, target string) {
+	m.updateTarget = target
 	s.setState(m, stateReplacing, "update", sourceUser)
 	s.schedule(m, s.opts.Delays.Update, func() {
 		switch target {

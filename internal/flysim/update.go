@@ -60,6 +60,9 @@ func (s *Server) replaceConfig(m *machine, cfg json.RawMessage, skipLaunch, skip
 	}
 	now := s.now()
 	prior := m.state
+	if prior == stateReplacing {
+		prior = m.updateTarget // an update during the swap: judge by where the first one was going
+	}
 	m.versions = append(m.versions, &machineVersion{
 		id: s.ids.ulid(now), config: cfg, createdAt: now,
 		secretsVersion: m.app.secretsVer, skipSecrets: skipSecrets,
