@@ -6,8 +6,8 @@ import (
 )
 
 // Metadata endpoints edit config.metadata of the current version in place (§4.8). Leases do not guard
-// them (T's note). Open in the sheet: whether metadata writes create a new version. They do not here:
-// the version means a controller's current_version stays valid across its own label writes.
+// them (T's note). Open in the sheet: whether metadata writes create a new version. They do not here, so
+// a controller's current_version stays valid across its own label writes (and updated_at moves).
 
 // editMetadata applies edit to the current config's metadata and stores the result. Callers hold s.mu.
 func (s *Server) editMetadata(m *machine, edit func(md map[string]any)) *apiError {
