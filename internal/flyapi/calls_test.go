@@ -111,7 +111,7 @@ func TestWireFormat(t *testing.T) {
 		},
 		{
 			name: "delete app with force", status: 202,
-			call: func(ctx context.Context, c *Client) (result, error) { return nil, c.DeleteApp(ctx, "my-app", true) },
+			call:   func(ctx context.Context, c *Client) (result, error) { return nil, c.DeleteApp(ctx, "my-app", true) },
 			method: "DELETE", path: "/v1/apps/my-app", query: url.Values{"force": {"true"}},
 		},
 		{

@@ -26,7 +26,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request; default "hangar-flyapi".
 	UserAgent string
-	// Limiter is the client-side rate limiter; nil means a new one with PublishedLimits. Share one
+	// Limiter is the client-side rate limiter; nil means a new one with DefaultLimits. Share one
 	// Limiter between clients of the same org.
 	Limiter *Limiter
 	// MaxLimiterWait is the longest a call waits on the limiter before it is sent. A call that
@@ -107,7 +107,7 @@ func New(opts Options) (*Client, error) {
 		c.userAgent = "hangar-flyapi"
 	}
 	if c.limiter == nil {
-		c.limiter = NewLimiter(PublishedLimits())
+		c.limiter = NewLimiter(DefaultLimits())
 	}
 	switch {
 	case c.maxLimiterWait == 0:

@@ -22,7 +22,8 @@
 //
 // # Rate limits
 //
-// A Limiter mirrors Fly's published limits (one token bucket per action and machine, app or org).
+// A Limiter mirrors Fly's published limits (one token bucket per action and machine, app or org;
+// by default running 10% below the published rates, see DefaultLimits).
 // A call that would wait longer than Options.MaxLimiterWait does not block: it fails at once with an
 // error for which IsRateLimited is true and RateLimitedAfter reports how long to wait, so a
 // controller worker is never parked. WithCallStats lets a caller see whether a call waited on the

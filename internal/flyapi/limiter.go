@@ -37,6 +37,32 @@ func PublishedLimits() Limits {
 	}
 }
 
+// DefaultLimits are PublishedLimits with every rate lowered by a tenth (bursts unchanged); a
+// client with no Limiter uses them.
+//
+// Why not the published rates exactly: Fly counts a request when it arrives, the limiter when it
+// leaves. Two requests sent exactly 1/rate apart arrive closer together whenever the second one
+// travels faster, and Fly then refuses it, which costs a whole Retry-After second. Running a
+// little slower keeps such jitter (up to about 100 ms at 1/s) from turning into 429s; the
+// emulator, which enforces the published limits, sees none in the contract suite.
+func DefaultLimits() Limits {
+	return PublishedLimits().scaled(0.9)
+}
+
+func (l Limits) scaled(factor float64) Limits {
+	scale := func(lim Limit) Limit {
+		if lim.Rate != rate.Inf {
+			lim.Rate = rate.Limit(float64(lim.Rate) * factor)
+		}
+		return lim
+	}
+	out := Limits{Default: scale(l.Default), PerAction: map[string]Limit{}}
+	for action, lim := range l.PerAction {
+		out.PerAction[action] = scale(lim)
+	}
+	return out
+}
+
 // NoLimits lets every call through at once (for tests against an emulator with limits off).
 func NoLimits() Limits {
 	return Limits{Default: Limit{Rate: rate.Inf}}

@@ -18,8 +18,12 @@ func okServer(t *testing.T) *script {
 	return &script{t: t, steps: []step{{status: 200, body: `{"id":"m1","state":"started"}`}}}
 }
 
+// newLimiterTestClient uses the published limits exactly, so the expected waits are exact.
 func newLimiterTestClient(t *testing.T, srv *script) (*Client, *fakeClock) {
-	return newTestClient(t, srv, func(o *Options) { o.MaxLimiterWait = time.Hour })
+	return newTestClient(t, srv, func(o *Options) {
+		o.Limiter = NewLimiter(PublishedLimits())
+		o.MaxLimiterWait = time.Hour
+	})
 }
 
 // assertSlept checks the total fake sleep: at least want (the limit is never beaten) and not
@@ -124,10 +128,28 @@ func TestLimiterScopes(t *testing.T) {
 	assertSlept(t, clock, time.Second)
 }
 
+// TestDefaultLimitsKeepHeadroom checks the limiter a client gets by default: never faster than
+// the published limits, and a tenth slower.
+func TestDefaultLimitsKeepHeadroom(t *testing.T) {
+	srv := okServer(t)
+	c, clock := newTestClient(t, srv, func(o *Options) { o.MaxLimiterWait = time.Hour })
+	for i := 0; i < 12; i++ {
+		if _, err := c.CreateMachine(context.Background(), "app", CreateMachineRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Published: burst 3 then 1/s, so 9 s for 12 creates; the default runs at 0.9/s: 10 s.
+	got := clock.Slept()
+	if got < 9*time.Second || got < 10*time.Second-time.Millisecond || got > 10*time.Second+time.Millisecond {
+		t.Errorf("12 creates took %v of limiter waits, want 10s (and never under the published 9s)", got)
+	}
+}
+
 func TestLimiterRefusesLongWaits(t *testing.T) {
 	srv := okServer(t)
 	reg := prometheus.NewRegistry()
 	c, clock := newTestClient(t, srv, func(o *Options) {
+		o.Limiter = NewLimiter(PublishedLimits())
 		o.MaxLimiterWait = -1 // never wait
 		o.Metrics = reg
 	})

@@ -338,8 +338,10 @@ func (c *Client) machineAction(action, app, id, suffix, leaseNonce string) call 
 // StateDestroyed.
 //
 // DestroyMachine is retried after a 5xx or a lost answer, since destroying twice ends the same
-// way. If a retry then finds the machine gone (404), the earlier attempt destroyed it and
-// DestroyMachine returns nil; a 404 on the first attempt is returned as IsNotFound.
+// way. When such a retry is refused because the machine is already gone (404) or already being
+// destroyed (412 with the machine destroying or destroyed, checked with one GetMachine), the
+// earlier attempt did the work and DestroyMachine returns nil. A 404 without a retry before it is
+// returned as IsNotFound: the caller asked to destroy a machine that did not exist.
 func (c *Client) DestroyMachine(ctx context.Context, app, id string, force bool, leaseNonce string) error {
 	var query url.Values
 	if force {
@@ -354,8 +356,17 @@ func (c *Client) DestroyMachine(ctx context.Context, app, id string, force bool,
 		nonce:  leaseNonce,
 		retry:  repeatable,
 	}, nil)
-	if err != nil && res.resentAfterUnknown && IsNotFound(err) {
+	if err == nil || !res.resentAfterUnknown {
+		return err
+	}
+	switch {
+	case IsNotFound(err):
 		return nil
+	case IsFailedPrecondition(err):
+		m, getErr := c.GetMachine(ctx, app, id)
+		if IsNotFound(getErr) || (getErr == nil && (m.State == StateDestroying || m.State == StateDestroyed)) {
+			return nil
+		}
 	}
 	return err
 }

@@ -48,7 +48,10 @@ func labelKey(labels []*dto.LabelPair) string {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	srv := &script{t: t, steps: []step{ok200, notFound404, fail503, dropped, ok200, ok200, ok200, ok200}}
-	c, _ := newTestClient(t, srv, func(o *Options) { o.Metrics = reg })
+	c, _ := newTestClient(t, srv, func(o *Options) {
+		o.Metrics = reg
+		o.Limiter = NewLimiter(PublishedLimits())
+	})
 	ctx := context.Background()
 	c.GetMachine(ctx, "app", "m1")                      // 200
 	c.GetMachine(ctx, "app", "m1")                      // 404

@@ -147,6 +147,12 @@ func TestRetryPolicy(t *testing.T) {
 		{"destroy: 404 after a 503 is success", ActionDestroyMachine, []step{fail503, notFound404}, 2, nil},
 		{"destroy: 404 first time is not found", ActionDestroyMachine, []step{notFound404}, 1, IsNotFound},
 		{"destroy: 404 after a 429 is not found", ActionDestroyMachine, []step{limited429("1"), notFound404}, 2, IsNotFound},
+		{"destroy: 412 after a 503, machine destroying, is success", ActionDestroyMachine,
+			[]step{fail503, {status: 412, body: `{"error":"failed_precondition: unable to destroy machine, not currently stopped"}`}, {status: 200, body: `{"id":"m1","state":"destroying"}`}}, 3, nil},
+		{"destroy: 412 after a 503, machine started, is returned", ActionDestroyMachine,
+			[]step{fail503, {status: 412, body: `{"error":"failed_precondition: unable to destroy machine, not currently stopped"}`}, {status: 200, body: `{"id":"m1","state":"started"}`}}, 3, IsFailedPrecondition},
+		{"destroy: 412 first time is returned without a lookup", ActionDestroyMachine,
+			[]step{{status: 412, body: `{"error":"failed_precondition: unable to destroy machine, not currently stopped"}`}}, 1, IsFailedPrecondition},
 		// Mutations are sent exactly once after 5xx or a lost answer.
 		{"create machine after 503", ActionCreateMachine, []step{fail503, ok200}, 1, IsUnavailable},
 		{"create machine after a dropped connection", ActionCreateMachine, []step{dropped, ok200}, 1, IsUnavailable},
