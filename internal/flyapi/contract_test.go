@@ -139,11 +139,19 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// newApp creates an app on its own network (as hangar does) and deletes it when the test ends.
+// liveNetwork is the one custom network live runs put their apps on: Fly keeps a network name
+// bound to its org forever, so a network per test app would litter the org.
+const liveNetwork = "hangar-contract"
+
+// newApp creates an app on a custom network (its own on the emulator, as hangar does) and deletes
+// it when the test ends.
 func (tg *target) newApp(t *testing.T) (name, network string) {
 	t.Helper()
 	name = tg.appName()
 	network = name + "-net"
+	if tg.live {
+		network = liveNetwork
+	}
 	if _, err := tg.client.CreateApp(testContext(t), tg.org, name, network); err != nil {
 		t.Fatalf("CreateApp(%s): %v", name, err)
 	}

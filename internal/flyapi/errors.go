@@ -79,7 +79,7 @@ type TransportError struct {
 
 // Error formats the error; the underlying error of net/http names the URL, never headers.
 func (e *TransportError) Error() string {
-	return fmt.Sprintf("flyapi: %s: no response: %v", e.Action, e.Err)
+	return "flyapi: " + e.Action + ": no response: " + e.Err.Error()
 }
 
 // Unwrap returns the network error.

@@ -51,7 +51,7 @@ type outcome struct {
 // maxResponseBody bounds a decoded success body (a page of 1000 machines fits comfortably).
 const maxResponseBody = 64 << 20
 
-// do runs c: limiter, request, retries. out, when non-nil, receives the decoded JSON body.
+// do runs cl: limiter, request, retries. out, when non-nil, receives the decoded JSON body.
 func (c *Client) do(ctx context.Context, cl call, out any) (outcome, error) {
 	var body []byte
 	if cl.body != nil {
