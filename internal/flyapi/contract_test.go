@@ -67,11 +67,15 @@ func randomPrefix(t *testing.T) string {
 }
 
 // simTarget starts an emulator with Fly's rate limits on and a client with the default limits, as
-// in production.
+// in production. Both run on one manual clock that moves only when the client sleeps: the
+// emulator then sees each request at the instant the client's limiter let it go, so "the client
+// never provokes a 429" is checked exactly, without depending on real time or machine load.
 func simTarget(t *testing.T) *target {
+	clock := &manualClock{now: time.Now()}
 	sim := flysim.New(flysim.Options{
 		Orgs: []flysim.OrgToken{{Token: simToken, Org: simOrg}, {Token: simOtherToken, Org: simOtherOrg}},
 		Seed: 42,
+		Now:  clock.Now,
 	})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() {
@@ -80,7 +84,10 @@ func simTarget(t *testing.T) *target {
 	})
 	limiter := flyapi.NewLimiter(flyapi.DefaultLimits()) // one org, one limiter, as in production
 	return &target{
-		client:   mustClient(t, flyapi.Options{BaseURL: srv.URL, Token: flyapi.StaticToken(simToken), Limiter: limiter, MaxLimiterWait: 5 * time.Second}),
+		client: mustClient(t, flyapi.Options{
+			BaseURL: srv.URL, Token: flyapi.StaticToken(simToken), Limiter: limiter, MaxLimiterWait: 5 * time.Second,
+			Now: clock.Now, Sleep: clock.Sleep,
+		}),
 		otherOrg: mustClient(t, flyapi.Options{BaseURL: srv.URL, Token: flyapi.StaticToken("Bearer " + simOtherToken)}),
 		org:      simOrg,
 		region:   "ord",

@@ -43,8 +43,7 @@ func PublishedLimits() Limits {
 // Why not the published rates exactly: Fly counts a request when it arrives, the limiter when it
 // leaves. Two requests sent exactly 1/rate apart arrive closer together whenever the second one
 // travels faster, and Fly then refuses it, which costs a whole Retry-After second. Running a
-// little slower keeps such jitter (up to about 100 ms at 1/s) from turning into 429s; the
-// emulator, which enforces the published limits, sees none in the contract suite.
+// little slower keeps such jitter (up to about 100 ms at 1/s) from turning into 429s.
 func DefaultLimits() Limits {
 	return PublishedLimits().scaled(0.9)
 }
