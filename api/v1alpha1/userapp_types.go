@@ -179,6 +179,22 @@ type UserAppStatus struct {
 	// +optional
 	SecretsVersion int64 `json:"secretsVersion,omitempty"`
 
+	// secretsDigest identifies the secret values hangar last set on Fly. It is a keyed hash: it
+	// reveals nothing of the values, and a change of any value changes it.
+	// +optional
+	SecretsDigest string `json:"secretsDigest,omitempty"`
+
+	// managedSecrets are the Fly secret names hangar set, so a name dropped from spec.secrets is
+	// removed from Fly while secrets set by other means are left alone.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=66
+	ManagedSecrets []string `json:"managedSecrets,omitempty"`
+
+	// lastObservedTime is when the manager last read the app from Fly.
+	// +optional
+	LastObservedTime *metav1.Time `json:"lastObservedTime,omitempty"`
+
 	// connectionSecretName names the Secret (in this namespace) with what the platform's coordinator
 	// needs to reach the app: the Fly app name, the management token and the private IP.
 	// +optional

@@ -3,20 +3,32 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/controllers"
+	"github.com/hangar-dev/hangar/internal/flyadapter"
+	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/logging"
 )
 
@@ -29,6 +41,11 @@ type options struct {
 	leaderElectNS string
 	enableHTTP2   bool
 	log           logging.Options
+
+	flyAPIURL     string
+	flyTokenFile  string
+	rootKeySecret string
+	controllers   controllers.Options
 }
 
 func (o *options) bindFlags(fs *flag.FlagSet) {
@@ -39,6 +56,44 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace)")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server (off because of the HTTP/2 rapid reset CVEs)")
 	o.log.BindFlags(fs)
+
+	fs.StringVar(&o.flyAPIURL, "fly-api-url", flyapi.DefaultBaseURL, "Fly Machines API URL (http://_api.internal:4280 inside Fly's network; the emulator's URL locally)")
+	fs.StringVar(&o.flyTokenFile, "fly-token-file", "", "File holding the Fly API token, re-read when it changes (default: the FLY_API_TOKEN environment variable)")
+	fs.StringVar(&o.rootKeySecret, "root-key-secret", "hangar-system/hangar-root-key", "Secret (namespace/name) holding the root key per-app keys are derived from; created when missing")
+	fs.StringVar(&o.controllers.DefaultOrg, "default-org", "personal", "Fly org of UserApps that do not set spec.org")
+	fs.StringVar(&o.controllers.DefaultRegion, "default-region", "ord", "Fly region of UserMachines that do not set spec.region")
+	fs.StringVar(&o.controllers.AppNamePrefix, "app-name-prefix", "hangar-", "Prefix of the Fly app names derived for UserApps without spec.appName")
+	fs.DurationVar(&o.controllers.DriftInterval, "drift-interval", controllers.DefaultDriftInterval, "How often each settled object is read back from Fly to correct drift (jittered by ±10%)")
+	fs.IntVar(&o.controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultConcurrency, "Parallel reconciles per kind")
+}
+
+// appNamePrefix keeps derived app names within Fly's rules and leaves room for namespace and name.
+var appNamePrefix = regexp.MustCompile(`^[a-z0-9][-a-z0-9]{0,19}$`)
+
+// validate checks the flags that can be checked before anything starts.
+func (o *options) validate() error {
+	if o.flyTokenFile == "" && os.Getenv("FLY_API_TOKEN") == "" {
+		return errors.New("no Fly API token: set --fly-token-file or FLY_API_TOKEN")
+	}
+	if _, _, ok := strings.Cut(o.rootKeySecret, "/"); !ok {
+		return fmt.Errorf("--root-key-secret %q: use namespace/name", o.rootKeySecret)
+	}
+	if p := o.controllers.AppNamePrefix; p != "" && !appNamePrefix.MatchString(p) {
+		return fmt.Errorf("--app-name-prefix %q: use at most 20 lowercase letters, digits and dashes, starting with a letter or digit", p)
+	}
+	if o.controllers.DriftInterval < time.Second {
+		return fmt.Errorf("--drift-interval %s: use at least 1s", o.controllers.DriftInterval)
+	}
+	return nil
+}
+
+// tokenSource reads the token file on every call (the client checks whether it changed), so a
+// rotated token is used without a restart.
+func (o *options) tokenSource() flyapi.TokenSource {
+	if o.flyTokenFile != "" {
+		return flyapi.FileToken(o.flyTokenFile)
+	}
+	return flyapi.StaticToken(os.Getenv("FLY_API_TOKEN"))
 }
 
 func main() {
@@ -53,6 +108,9 @@ func run() error {
 	opts.bindFlags(flag.CommandLine)
 	flag.Parse()
 
+	if err := opts.validate(); err != nil {
+		return err
+	}
 	log, flush, err := logging.New(opts.log)
 	if err != nil {
 		return err
@@ -82,8 +140,13 @@ func run() error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding the cluster: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Client:                  controllers.ClientOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  opts.probeAddr,
 		LeaderElection:          opts.leaderElect,
@@ -94,6 +157,9 @@ func run() error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := setupControllers(mgr, cfg, &opts); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
@@ -108,4 +174,29 @@ func run() error {
 	}
 	log.Info("Manager stopped")
 	return nil
+}
+
+// setupControllers loads (or creates) the root key and wires the controllers to Fly.
+func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts *options) error {
+	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	ns, name, _ := strings.Cut(opts.rootKeySecret, "/")
+	ctx, cancel := context.WithTimeout(ctrl.LoggerInto(context.Background(), mgr.GetLogger()), 30*time.Second)
+	defer cancel()
+	root, err := controllers.EnsureRootKey(ctx, direct, types.NamespacedName{Namespace: ns, Name: name})
+	if err != nil {
+		return err
+	}
+	fly, err := flyapi.New(flyapi.Options{
+		BaseURL:   opts.flyAPIURL,
+		Token:     opts.tokenSource(),
+		UserAgent: "hangar-manager",
+		Metrics:   ctrlmetrics.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	return controllers.Setup(mgr, controllers.Dependencies{Fly: flyadapter.New(fly), Keys: root, Options: opts.controllers})
 }

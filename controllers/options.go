@@ -1,0 +1,61 @@
+package controllers
+
+import (
+	"hash/fnv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Options are the manager-wide settings the reconcilers share.
+type Options struct {
+	// DefaultOrg is the Fly org of UserApps that do not name one.
+	DefaultOrg string
+	// DefaultRegion is the region of UserMachines that do not name one.
+	DefaultRegion string
+	// AppNamePrefix starts every derived Fly app name (UserApps without spec.appName).
+	AppNamePrefix string
+	// DriftInterval is how often a settled object is read back from Fly to catch out-of-band
+	// changes; each object's interval is jittered by ±10% so reads spread out.
+	DriftInterval time.Duration
+	// UnauthorizedRetry is how long to wait after Fly refused the token before trying again.
+	UnauthorizedRetry time.Duration
+	// TransitionPoll is how soon a machine in a transient state (starting, stopping...) is read
+	// again.
+	TransitionPoll time.Duration
+	// MaxConcurrentReconciles bounds the parallel reconciles per kind.
+	MaxConcurrentReconciles int
+}
+
+// Defaults used for unset Options fields.
+const (
+	DefaultDriftInterval     = 5 * time.Minute
+	DefaultUnauthorizedRetry = time.Minute
+	DefaultTransitionPoll    = 2 * time.Second
+	DefaultConcurrency       = 8
+)
+
+func (o Options) withDefaults() Options {
+	if o.DriftInterval <= 0 {
+		o.DriftInterval = DefaultDriftInterval
+	}
+	if o.UnauthorizedRetry <= 0 {
+		o.UnauthorizedRetry = DefaultUnauthorizedRetry
+	}
+	if o.TransitionPoll <= 0 {
+		o.TransitionPoll = DefaultTransitionPoll
+	}
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = DefaultConcurrency
+	}
+	return o
+}
+
+// driftIntervalFor is the object's own drift interval: DriftInterval scaled by a factor in
+// [0.9, 1.1) fixed by the object's UID, so a fleet created at once is not read back at once.
+func (o Options) driftIntervalFor(uid types.UID) time.Duration {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(uid))
+	frac := float64(h.Sum32()%1000) / 1000
+	return time.Duration(float64(o.DriftInterval) * (0.9 + 0.2*frac))
+}

@@ -1,0 +1,125 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+)
+
+// waitError stops a pass that cannot go on until something else happens (a UserApp becoming
+// ready, a machine finishing a transition). It is not a failure: the pass ends with RequeueAfter.
+type waitError struct {
+	after   time.Duration
+	reason  string
+	message string
+}
+
+func (e *waitError) Error() string { return e.message }
+
+// waitFor ends the pass and tries again after d (0: only when a watched object changes).
+func waitFor(d time.Duration, reason, format string, args ...any) error {
+	return &waitError{after: d, reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+// outcome is how a failed phase shows on the object and what the pass returns.
+type outcome struct {
+	reason  string
+	message string
+	result  ctrl.Result
+	err     error
+	// label names the outcome in the reconcile metrics.
+	label string
+}
+
+// outcomeOf sorts an error into the three classes of STYLE.md: waiting (RequeueAfter), permanent
+// (a condition, retried no faster than the workqueue backoff, or slowly when only a person can fix
+// it) and transient (returned for backoff).
+func outcomeOf(err error, o Options) outcome {
+	var wait *waitError
+	if errors.As(err, &wait) {
+		return outcome{reason: wait.reason, message: wait.message, result: ctrl.Result{RequeueAfter: wait.after}, label: "waiting"}
+	}
+	var fe *FlyError
+	if !errors.As(err, &fe) {
+		return outcome{reason: flyv1alpha1.ReconcilingReason, message: err.Error(), err: err, label: "error"}
+	}
+	switch fe.Kind {
+	case FlyThrottled:
+		after := max(fe.RetryAfter, time.Second)
+		return outcome{reason: flyv1alpha1.ThrottledReason,
+			message: fmt.Sprintf("Fly rate limits delayed this change; retrying in %s", after.Round(time.Second)),
+			result:  ctrl.Result{RequeueAfter: after}, label: "throttled"}
+	case FlyUnauthorized:
+		return outcome{reason: flyv1alpha1.UnauthorizedReason,
+			message: fmt.Sprintf("Fly refused the API token: check the manager's token Secret (retrying every %s)", o.UnauthorizedRetry),
+			result:  ctrl.Result{RequeueAfter: o.UnauthorizedRetry}, label: "unauthorized"}
+	case FlyRejected, FlyForbidden:
+		return outcome{reason: flyv1alpha1.FlyRejectedReason, message: "Fly refused the request: " + fe.Message, err: err, label: "rejected"}
+	default:
+		return outcome{reason: flyv1alpha1.FlyUnavailableReason, message: fe.Error(), err: err, label: "error"}
+	}
+}
+
+// setCondition records a condition for the object's current generation.
+func setCondition(conds *[]metav1.Condition, generation int64, condType string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: message, ObservedGeneration: generation,
+	})
+}
+
+// markTrue and markFalse are the two common cases of setCondition.
+func markTrue(conds *[]metav1.Condition, generation int64, condType, reason, message string) {
+	setCondition(conds, generation, condType, metav1.ConditionTrue, reason, message)
+}
+
+func markFalse(conds *[]metav1.Condition, generation int64, condType, reason, message string) {
+	setCondition(conds, generation, condType, metav1.ConditionFalse, reason, message)
+}
+
+// summarizeReady sets Ready from the named conditions: True when all are True, else False with the
+// reason and message of the first that is not.
+func summarizeReady(conds *[]metav1.Condition, generation int64, parts ...string) {
+	for _, t := range parts {
+		c := meta.FindStatusCondition(*conds, t)
+		if c == nil {
+			markFalse(conds, generation, flyv1alpha1.ReadyCondition, flyv1alpha1.ReconcilingReason, t+" is not known yet")
+			return
+		}
+		if c.Status != metav1.ConditionTrue {
+			markFalse(conds, generation, flyv1alpha1.ReadyCondition, c.Reason, c.Message)
+			return
+		}
+	}
+	markTrue(conds, generation, flyv1alpha1.ReadyCondition, flyv1alpha1.ReadyReason, "")
+}
+
+// readyReason is the reason of the Ready condition, or "" when there is none.
+func readyReason(conds []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conds, flyv1alpha1.ReadyCondition); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// isTrue reports whether the condition is present and True.
+func isTrue(conds []metav1.Condition, condType string) bool {
+	return meta.IsStatusConditionTrue(conds, condType)
+}
+
+// shortest merges two results, keeping the sooner non-zero RequeueAfter.
+func shortest(a, b ctrl.Result) ctrl.Result {
+	switch {
+	case a.RequeueAfter == 0:
+		return b
+	case b.RequeueAfter == 0 || a.RequeueAfter < b.RequeueAfter:
+		return a
+	default:
+		return b
+	}
+}

@@ -1,0 +1,128 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/keys"
+)
+
+// Dependencies are what the controllers need from the process that runs them.
+type Dependencies struct {
+	Fly     FlyAPI
+	Keys    keys.Root
+	Options Options
+}
+
+// Setup registers the UserApp and UserMachine controllers and their indexes with mgr. The manager
+// must be built with ClientOptions so Secret data is never cached.
+func Setup(mgr ctrl.Manager, deps Dependencies) error {
+	if deps.Fly == nil || deps.Keys.IsZero() {
+		return errors.New("controllers: a Fly client and the root key are required")
+	}
+	if err := indexFields(mgr); err != nil {
+		return err
+	}
+	opts := deps.Options.withDefaults()
+	apps := &UserAppReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fly: deps.Fly, Keys: deps.Keys, Options: opts,
+		Events: mgr.GetEventRecorder("hangar-userapp"),
+	}
+	if err := apps.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the UserApp controller: %w", err)
+	}
+	machines := &UserMachineReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fly: deps.Fly, Options: opts,
+		Events: mgr.GetEventRecorder("hangar-usermachine"),
+	}
+	if err := machines.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the UserMachine controller: %w", err)
+	}
+	return nil
+}
+
+// ClientOptions are the client settings the manager needs: Secrets are read from the API, never
+// cached, so the manager holds no Secret data in memory and needs no cluster-wide Secret cache.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+}
+
+// indexFields registers the cache indexes the controllers look objects up by.
+func indexFields(mgr ctrl.Manager) error {
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineAppRef,
+		func(obj client.Object) []string {
+			return []string{obj.(*flyv1alpha1.UserMachine).Spec.AppRef.Name}
+		}); err != nil {
+		return fmt.Errorf("indexing UserMachines by app: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppSecretRefs,
+		func(obj client.Object) []string {
+			app := obj.(*flyv1alpha1.UserApp)
+			names := make([]string, 0, len(app.Spec.Secrets))
+			for _, s := range app.Spec.Secrets {
+				names = append(names, s.SecretKeyRef.Name)
+			}
+			return names
+		}); err != nil {
+		return fmt.Errorf("indexing UserApps by Secret: %w", err)
+	}
+	return nil
+}
+
+// failureBackoff paces retries of failed passes: exponential per object from 500 ms to 5 min, so a
+// spec Fly refuses is retried no faster than that, plus an overall bucket against storms.
+func failureBackoff() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](500*time.Millisecond, 5*time.Minute),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
+	)
+}
+
+// EnsureRootKey returns the installation's root key from the Secret at key, creating the Secret with
+// a fresh random key when it does not exist. Several managers may race to create it; the loser reads
+// the winner's key. c must read Secrets from the API (not a cache that may not be started yet).
+func EnsureRootKey(ctx context.Context, c client.Client, key types.NamespacedName) (keys.Root, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		var secret corev1.Secret
+		err := c.Get(ctx, key, &secret)
+		if err == nil {
+			root, err := keys.ParseRoot(secret.Data[keys.RootKeySecretKey])
+			if err != nil {
+				return keys.Root{}, fmt.Errorf("root key Secret %s, key %s: %w", key, keys.RootKeySecretKey, err)
+			}
+			return root, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return keys.Root{}, fmt.Errorf("reading root key Secret %s: %w", key, err)
+		}
+		secret = corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "hangar"}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{keys.RootKeySecretKey: keys.GenerateRootKey()},
+		}
+		err = c.Create(ctx, &secret)
+		if err == nil {
+			ctrl.LoggerFrom(ctx).Info("Created the root key Secret", "secret", key.String())
+			return keys.ParseRoot(secret.Data[keys.RootKeySecretKey])
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return keys.Root{}, fmt.Errorf("creating root key Secret %s: %w", key, err)
+		}
+	}
+	return keys.Root{}, fmt.Errorf("root key Secret %s: created and deleted concurrently; try again", key)
+}

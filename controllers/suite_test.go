@@ -1,0 +1,371 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/zapr"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/controllers"
+	"github.com/hangar-dev/hangar/internal/flyadapter"
+	"github.com/hangar-dev/hangar/internal/flyapi"
+	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/keys"
+	"github.com/hangar-dev/hangar/internal/testenv"
+)
+
+var (
+	env       *testenv.Env
+	nsCounter atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+	}
+	os.Exit(code)
+}
+
+const (
+	testOrg   = "personal"
+	testToken = "fo1_test-token-for-hangar-controllers"
+	// waitTimeout bounds every wait for convergence; generous because the machine is shared.
+	waitTimeout = 60 * time.Second
+)
+
+// harnessOptions tune one test's stack.
+type harnessOptions struct {
+	driftInterval  time.Duration
+	withRateLimits bool
+	// interceptor, when set, wraps the manager's client (to inject failures between Fly calls and
+	// status writes).
+	interceptor *interceptor.Funcs
+}
+
+// harness is one test's stack: a namespace on the shared apiserver, a Fly emulator and a manager
+// watching only that namespace.
+type harness struct {
+	t         *testing.T
+	ns        string
+	sim       *flysim.Server
+	flyURL    string
+	tokenFile string
+	root      keys.Root
+	logs      *syncBuffer
+	opts      harnessOptions
+	stop      func()
+}
+
+func newHarness(t *testing.T, opts harnessOptions) *harness {
+	t.Helper()
+	if opts.driftInterval == 0 {
+		opts.driftInterval = time.Minute
+	}
+	h := &harness{t: t, opts: opts, logs: &syncBuffer{}}
+	h.ns = fmt.Sprintf("ctrl-%d", nsCounter.Add(1))
+	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	h.sim = flysim.New(flysim.Options{
+		Orgs:              []flysim.OrgToken{{Token: testToken, Org: testOrg}, {Token: "fo1_other-org-token", Org: "other-org"}},
+		Seed:              nsCounter.Load(),
+		DisableRateLimits: !opts.withRateLimits,
+	})
+	srv := httptest.NewServer(h.sim)
+	h.flyURL = srv.URL
+	t.Cleanup(func() { srv.Close(); h.sim.Close() })
+
+	h.tokenFile = filepath.Join(t.TempDir(), "fly-token")
+	h.writeToken(testToken)
+	rootBytes := make([]byte, keys.RootKeySize)
+	_, _ = rand.Read(rootBytes)
+	root, err := keys.ParseRoot(rootBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.root = root
+	h.startManager()
+	t.Cleanup(func() { h.stopManager() })
+	return h
+}
+
+// startManager starts a manager for the harness namespace.
+func (h *harness) startManager() {
+	t := h.t
+	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zapcore.DebugLevel))
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
+		Logger:                 zapr.NewLogger(zl),
+		Client:                 controllers.ClientOptions(),
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
+			if h.opts.interceptor == nil {
+				return client.New(cfg, opts)
+			}
+			c, err := client.NewWithWatch(cfg, opts)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(c, *h.opts.interceptor), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fly, err := flyapi.New(flyapi.Options{BaseURL: h.flyURL, Token: flyapi.FileToken(h.tokenFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = controllers.Setup(mgr, controllers.Dependencies{
+		Fly:  flyadapter.New(fly),
+		Keys: h.root,
+		Options: controllers.Options{
+			DefaultOrg: testOrg, DefaultRegion: "ord", AppNamePrefix: "hangar-",
+			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: time.Second, TransitionPoll: 200 * time.Millisecond,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager stopped with: %v", err)
+		}
+	}
+}
+
+func (h *harness) stopManager() {
+	if h.stop != nil {
+		h.stop()
+		h.stop = nil
+	}
+}
+
+func (h *harness) writeToken(token string) {
+	h.t.Helper()
+	if err := os.WriteFile(h.tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// create creates obj in the harness namespace.
+func (h *harness) create(obj client.Object) {
+	h.t.Helper()
+	obj.SetNamespace(h.ns)
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		h.t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// update re-reads obj, applies mutate and writes it back, retrying on conflicts.
+func (h *harness) update(obj client.Object, mutate func()) {
+	h.t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return false, err
+		}
+		mutate()
+		err := env.Client.Update(ctx, obj)
+		return err == nil, client.IgnoreNotFound(ignoreConflict(err))
+	})
+	if err != nil {
+		h.t.Fatalf("updating %s: %v", obj.GetName(), err)
+	}
+}
+
+// eventually polls until check returns "" (success) or the timeout, then fails with the last
+// complaint. It waits for convergence; it never asserts on how long that took.
+func (h *harness) eventually(what string, check func() string) {
+	h.t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(context.Context) (bool, error) {
+		last = check()
+		return last == "", nil
+	})
+	if err != nil {
+		h.t.Fatalf("%s: not reached: %s", what, last)
+	}
+}
+
+// get reads obj fresh from the apiserver.
+func (h *harness) get(obj client.Object) {
+	h.t.Helper()
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+		h.t.Fatalf("reading %s: %v", obj.GetName(), err)
+	}
+}
+
+// ready waits until obj's Ready condition is True.
+func (h *harness) ready(obj client.Object) {
+	h.t.Helper()
+	h.condition(obj, flyv1alpha1.ReadyCondition, metav1.ConditionTrue, "")
+}
+
+// condition waits until obj has the condition with that status (and reason, when not empty).
+func (h *harness) condition(obj client.Object, condType string, status metav1.ConditionStatus, reason string) *metav1.Condition {
+	h.t.Helper()
+	var found *metav1.Condition
+	h.eventually(fmt.Sprintf("%s %s=%s %s", obj.GetName(), condType, status, reason), func() string {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err.Error()
+		}
+		c := meta.FindStatusCondition(conditionsOf(obj), condType)
+		if c == nil {
+			return "no condition yet"
+		}
+		if c.Status != status || (reason != "" && c.Reason != reason) {
+			return fmt.Sprintf("%s=%s reason %s: %s", condType, c.Status, c.Reason, c.Message)
+		}
+		found = c
+		return ""
+	})
+	return found
+}
+
+func conditionsOf(obj client.Object) []metav1.Condition {
+	switch o := obj.(type) {
+	case *flyv1alpha1.UserApp:
+		return o.Status.Conditions
+	case *flyv1alpha1.UserMachine:
+		return o.Status.Conditions
+	}
+	return nil
+}
+
+// events lists the Events about the object named name, by reason.
+func (h *harness) events(name string) map[string][]string {
+	h.t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out[e.Reason] = append(out[e.Reason], e.Note)
+		}
+	}
+	return out
+}
+
+// writes counts the calls that change something on Fly, for steady-state checks.
+func writes(calls []flysim.Call) int {
+	n := 0
+	for _, c := range calls {
+		if c.Method != "GET" {
+			n++
+		}
+	}
+	return n
+}
+
+// callsOf keeps the calls of one action.
+func callsOf(calls []flysim.Call, action string) []flysim.Call {
+	var out []flysim.Call
+	for _, c := range calls {
+		if c.Action == action {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// machineConfig decodes the emulator's stored config of a machine.
+func machineConfig(t *testing.T, m flysim.MachineInfo) map[string]any {
+	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal(m.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func ignoreConflict(err error) error {
+	if err != nil && strings.Contains(err.Error(), "the object has been modified") {
+		return nil
+	}
+	return err
+}
+
+// newApp and newMachine build the objects most tests use.
+func newApp(name string) *flyv1alpha1.UserApp {
+	return &flyv1alpha1.UserApp{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: flyv1alpha1.UserAppSpec{
+			PrivateIP: true,
+			Routing:   &flyv1alpha1.AppRouting{Hosts: []string{name + ".example.com"}},
+		},
+	}
+}
+
+func newMachine(name, app string) *flyv1alpha1.UserMachine {
+	return &flyv1alpha1.UserMachine{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: flyv1alpha1.UserMachineSpec{
+			AppRef: flyv1alpha1.AppReference{Name: app},
+			Region: "ams",
+			Image:  "registry.fly.io/workspace:v1",
+			Guest:  &flyv1alpha1.Guest{CPUKind: flyv1alpha1.CPUKindShared, CPUs: 1, MemoryMB: 512},
+			Env:    map[string]string{"OWNER": name},
+		},
+	}
+}

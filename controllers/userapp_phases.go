@@ -1,0 +1,288 @@
+package controllers
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/keys"
+)
+
+// Keys of the connection Secret written next to each UserApp for the platform's coordinator.
+const (
+	ConnectionAppName         = "appName"
+	ConnectionOrg             = "org"
+	ConnectionManagementToken = "managementToken"
+	ConnectionPrivateIP       = "privateIP"
+)
+
+// connectionSecretName is the name of a UserApp's connection Secret.
+func connectionSecretName(app *flyv1alpha1.UserApp) string { return app.Name + "-fly-connection" }
+
+// ensureApp creates the Fly app, or adopts it when it is provably ours, and reads it back once per
+// drift interval to recreate it if it was deleted outside hangar.
+func (r *UserAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
+	st := &s.app.Status
+	if st.AppID == "" {
+		return r.createApp(ctx, s)
+	}
+	if !r.driftDue(s.app) {
+		return nil
+	}
+	fa, err := r.Fly.GetApp(ctx, s.flyName)
+	switch {
+	case isFlyKind(err, FlyNotFound):
+		ctrl.LoggerFrom(ctx).Info("Fly app deleted outside hangar; creating it again", "flyApp", s.flyName)
+		driftCorrections.WithLabelValues(kindUserApp, "app").Inc()
+		eventer{r.Events}.normal(s.app, EventDriftCorrected, "Create", "Fly app %s was deleted outside hangar; creating it again", s.flyName)
+		st.AppID = ""
+		return r.createApp(ctx, s)
+	case err != nil:
+		return err
+	case fa.ID != st.AppID:
+		return r.nameTaken(s)
+	}
+	r.recordApp(s, fa)
+	return nil
+}
+
+func (r *UserAppReconciler) createApp(ctx context.Context, s *appScope) error {
+	ctrl.LoggerFrom(ctx).Info("Creating Fly app", "flyApp", s.flyName, "org", s.org, "network", s.network)
+	fa, err := r.Fly.CreateApp(ctx, s.org, s.flyName, s.network)
+	if isFlyKind(err, FlyNameTaken) {
+		return r.adoptApp(ctx, s)
+	}
+	if err != nil {
+		return err
+	}
+	eventer{r.Events}.normal(s.app, EventCreated, "Create", "Created Fly app %s in org %s on network %s", fa.Name, fa.Org, fa.Network)
+	r.recordApp(s, fa)
+	markTrue(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition, flyv1alpha1.CreatedReason,
+		fmt.Sprintf("Fly app %s created", fa.Name))
+	return nil
+}
+
+// adoptApp takes over an existing app of our name only when it is provably ours: in the same org
+// and either named the way hangar names apps (so hangar created it, perhaps before a crash lost the
+// answer) or explicitly released to hangar with the adopt annotation.
+func (r *UserAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
+	fa, err := r.Fly.GetApp(ctx, s.flyName)
+	if isFlyKind(err, FlyForbidden) || isFlyKind(err, FlyNotFound) {
+		return r.nameTaken(s)
+	}
+	if err != nil {
+		return err
+	}
+	if fa.Org != s.org || !(s.derivedName || s.app.Annotations[flyv1alpha1.AdoptAnnotation] == "true") {
+		return r.nameTaken(s)
+	}
+	ctrl.LoggerFrom(ctx).Info("Adopting existing Fly app", "flyApp", fa.Name)
+	eventer{r.Events}.normal(s.app, EventAdopted, "Adopt", "Adopted existing Fly app %s in org %s", fa.Name, fa.Org)
+	r.recordApp(s, fa)
+	markTrue(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition, flyv1alpha1.AdoptedReason,
+		fmt.Sprintf("existing Fly app %s adopted", fa.Name))
+	return nil
+}
+
+// nameTaken stops the pass without a hot loop: the name will not free itself, so the app is looked
+// at again only on a change (spec, annotation) or after a drift interval.
+func (r *UserAppReconciler) nameTaken(s *appScope) error {
+	return waitFor(r.Options.DriftInterval, flyv1alpha1.NameTakenReason,
+		"Fly app name %q is taken by an app hangar cannot prove is its own: choose another spec.appName, "+
+			"or add the annotation %s: \"true\" if the app in org %s is yours", s.flyName, flyv1alpha1.AdoptAnnotation, s.org)
+}
+
+func (r *UserAppReconciler) recordApp(s *appScope, fa FlyApp) {
+	st := &s.app.Status
+	st.AppName, st.AppID, st.Org = fa.Name, fa.ID, fa.Org
+	st.Network = fa.Network
+	if st.Network == "" {
+		st.Network = s.network
+	}
+	now := metav1.NewTime(r.now())
+	st.LastObservedTime = &now
+}
+
+// syncSecrets sets the app's Fly secrets: hangar's two per-app keys plus every spec.secrets value,
+// and unsets the names hangar set before but no longer wants. It calls Fly only when the values
+// changed (compared through a keyed digest kept in status).
+func (r *UserAppReconciler) syncSecrets(ctx context.Context, s *appScope) error {
+	st := &s.app.Status
+	desired, err := r.desiredSecrets(ctx, s)
+	if err != nil {
+		return err
+	}
+	digest := secretsDigest(r.Keys.ReplayKey(st.AppName), desired)
+	if digest != st.SecretsDigest || st.SecretsVersion == 0 {
+		var unset []string
+		for _, name := range st.ManagedSecrets {
+			if _, keep := desired[name]; !keep {
+				unset = append(unset, name)
+			}
+		}
+		ctrl.LoggerFrom(ctx).Info("Setting Fly app secrets", "count", len(desired), "unset", unset)
+		version, err := r.Fly.SetAppSecrets(ctx, st.AppName, desired, unset)
+		if err != nil {
+			return err
+		}
+		eventer{r.Events}.normal(s.app, EventUpdated, "SetSecrets", "Set %d Fly secrets (secrets version %d)", len(desired), version)
+		st.SecretsVersion, st.SecretsDigest, st.ManagedSecrets = version, digest, sortedKeys(desired)
+	}
+	markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.SecretsSyncedCondition, flyv1alpha1.ReadyReason,
+		fmt.Sprintf("%d Fly secrets set, secrets version %d", len(st.ManagedSecrets), st.SecretsVersion))
+	return nil
+}
+
+// desiredSecrets are the values the app's Fly secrets must hold. Secret data is read from the API,
+// never from a cache.
+func (r *UserAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (map[string]string, error) {
+	appName := s.app.Status.AppName
+	desired := map[string]string{
+		keys.ReplayKeySecret:       keys.EncodeReplayKey(r.Keys.ReplayKey(appName)),
+		keys.ManagementTokenSecret: r.Keys.ManagementToken(appName),
+	}
+	for i, ref := range s.app.Spec.Secrets {
+		var secret corev1.Secret
+		err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.app.Namespace, Name: ref.SecretKeyRef.Name}, &secret)
+		if apierrors.IsNotFound(err) {
+			return nil, waitFor(0, flyv1alpha1.SecretNotFoundReason,
+				"Secret %q named in spec.secrets[%d] does not exist: create it or fix the reference", ref.SecretKeyRef.Name, i)
+		}
+		if err != nil {
+			return nil, err
+		}
+		value, ok := secret.Data[ref.SecretKeyRef.Key]
+		if !ok {
+			return nil, waitFor(0, flyv1alpha1.SecretNotFoundReason,
+				"Secret %q has no key %q named in spec.secrets[%d]: add the key or fix the reference", ref.SecretKeyRef.Name, ref.SecretKeyRef.Key, i)
+		}
+		desired[ref.Name] = string(value)
+	}
+	return desired, nil
+}
+
+// secretsDigest is a keyed hash of names and values: it changes with any value and, being keyed
+// with the app's replay key, tells a reader of the status nothing about them.
+func secretsDigest(key []byte, secrets map[string]string) string {
+	mac := hmac.New(sha256.New, key)
+	for _, name := range sortedKeys(secrets) {
+		fmt.Fprintf(mac, "%d:%s=%d:%s;", len(name), name, len(secrets[name]), secrets[name])
+	}
+	return hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
+func sortedKeys(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ensurePrivateIP allocates the Flycast address in the app's own network when spec.privateIP asks
+// for one, and releases it when it no longer does.
+func (r *UserAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) error {
+	st := &s.app.Status
+	if !s.app.Spec.PrivateIP {
+		if st.PrivateIP != "" {
+			ctrl.LoggerFrom(ctx).Info("Releasing Flycast address", "ip", st.PrivateIP)
+			if err := r.Fly.ReleasePrivateIP(ctx, st.AppName, st.PrivateIP); err != nil {
+				return err
+			}
+			st.PrivateIP = ""
+		}
+		markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.PrivateIPReadyCondition, flyv1alpha1.ReadyReason, "no private IP requested")
+		return nil
+	}
+	if st.PrivateIP == "" {
+		// The network is named explicitly: Fly would otherwise put the address in the org's default
+		// network, from which the app's isolated machines cannot be reached.
+		ip, err := r.Fly.EnsurePrivateIP(ctx, st.AppName, st.Network)
+		if err != nil {
+			return err
+		}
+		st.PrivateIP = ip
+	}
+	markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.PrivateIPReadyCondition, flyv1alpha1.ReadyReason,
+		fmt.Sprintf("Flycast address %s on network %s", st.PrivateIP, st.Network))
+	return nil
+}
+
+// writeConnectionSecret keeps the Secret the platform's coordinator reads to reach the app: the Fly
+// app name, the org, the management token and the Flycast address. It is owned by the UserApp, so
+// Kubernetes deletes it with the app.
+func (r *UserAppReconciler) writeConnectionSecret(ctx context.Context, s *appScope) error {
+	st := &s.app.Status
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: connectionSecretName(s.app), Namespace: s.app.Namespace}}
+	data := map[string][]byte{
+		ConnectionAppName:         []byte(st.AppName),
+		ConnectionOrg:             []byte(st.Org),
+		ConnectionManagementToken: []byte(r.Keys.ManagementToken(st.AppName)),
+	}
+	if st.PrivateIP != "" {
+		data[ConnectionPrivateIP] = []byte(st.PrivateIP)
+	}
+	_, err := controllerutil.CreateOrPatch(ctx, r.Client, secret, func() error {
+		if secret.Labels == nil {
+			secret.Labels = map[string]string{}
+		}
+		secret.Labels["app.kubernetes.io/managed-by"] = "hangar"
+		secret.Labels["fly.hangar.dev/userapp"] = s.app.Name
+		secret.Type = corev1.SecretTypeOpaque
+		secret.Data = data
+		return controllerutil.SetControllerReference(s.app, secret, r.Client.Scheme())
+	})
+	if err != nil {
+		return fmt.Errorf("writing connection Secret %s: %w", secret.Name, err)
+	}
+	st.ConnectionSecretName = secret.Name
+	markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.ConnectionSecretReadyCondition, flyv1alpha1.ReadyReason,
+		"Secret "+secret.Name+" holds the app name, org, management token and private IP")
+	return nil
+}
+
+// reconcileDelete removes the Fly app (policy Delete) once every UserMachine of the app is gone,
+// or leaves it (Orphan), then releases the finalizer.
+func (r *UserAppReconciler) reconcileDelete(ctx context.Context, s *appScope) (ctrl.Result, error) {
+	app := s.app
+	if !controllerutil.ContainsFinalizer(app, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if app.Spec.DeletionPolicy != flyv1alpha1.DeletionPolicyOrphan && app.Status.AppName != "" {
+		var machines flyv1alpha1.UserMachineList
+		if err := r.Client.List(ctx, &machines, client.InNamespace(app.Namespace),
+			client.MatchingFields{indexMachineAppRef: app.Name}); err != nil {
+			return ctrl.Result{}, err
+		}
+		if n := len(machines.Items); n > 0 {
+			markFalse(&app.Status.Conditions, app.Generation, flyv1alpha1.ReadyCondition, flyv1alpha1.DeletingReason,
+				fmt.Sprintf("waiting for %d UserMachines of this app to be deleted first", n))
+			// Their deletion enqueues this app; the requeue is a safety net.
+			return ctrl.Result{RequeueAfter: r.Options.DriftInterval}, nil
+		}
+		ctrl.LoggerFrom(ctx).Info("Deleting Fly app", "flyApp", app.Status.AppName)
+		if err := r.Fly.DeleteApp(ctx, app.Status.AppName); err != nil {
+			oc := outcomeOf(err, r.Options)
+			markFalse(&app.Status.Conditions, app.Generation, flyv1alpha1.ReadyCondition, oc.reason,
+				"deleting the Fly app: "+oc.message)
+			return oc.result, oc.err
+		}
+		eventer{r.Events}.normal(app, EventDeleted, "Delete", "Deleted Fly app %s", app.Status.AppName)
+	} else if app.Status.AppName != "" {
+		eventer{r.Events}.normal(app, EventOrphaned, "Delete", "Left Fly app %s in place (deletionPolicy Orphan)", app.Status.AppName)
+	}
+	controllerutil.RemoveFinalizer(app, Finalizer)
+	return ctrl.Result{}, r.Client.Update(ctx, app)
+}
