@@ -1,5 +1,10 @@
 package flyapi
 
+import (
+	"encoding/json"
+	"fmt"
+)
+
 // This file holds MachineConfig and its small top-level parts. Every type keeps the JSON members it
 // does not model (see unknownFields) because Fly replaces the whole config on update.
 //
@@ -49,6 +54,21 @@ func (c *MachineConfig) UnmarshalJSON(data []byte) error {
 // MarshalJSON encodes the config with the members it did not model, unchanged.
 func (c MachineConfig) MarshalJSON() ([]byte, error) {
 	return encodeObject(machineConfigJSON(c), c.unknown)
+}
+
+// Clone returns a deep copy of the config, unknown members included. Use it for a
+// read-modify-write: a plain struct copy shares slices and maps (services, env...) with the
+// original. It copies through JSON, so it fails only for values JSON cannot hold (e.g. a NaN).
+func (c *MachineConfig) Clone() (*MachineConfig, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("flyapi: cloning machine config: %w", err)
+	}
+	var out MachineConfig
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("flyapi: cloning machine config: %w", err)
+	}
+	return &out, nil
 }
 
 // MachineInit overrides the image's entrypoint and command.

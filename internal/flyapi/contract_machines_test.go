@@ -181,7 +181,11 @@ func contractUpdate(t *testing.T, tg *target) {
 	}
 
 	// Read, modify, write back with current_version.
-	next := *current.Config
+	clone, err := current.Config.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *clone
 	next.Env = map[string]string{"HANGAR_CONTRACT": "2"}
 	updated, err := c.UpdateMachine(ctx, app, m.ID, flyapi.UpdateMachineRequest{Config: next, CurrentVersion: current.Version})
 	if err != nil {

@@ -161,7 +161,11 @@ func TestReadModifyWriteKeepsUnknownFields(t *testing.T) {
 	if err := json.Unmarshal([]byte(machineJSON), &m); err != nil {
 		t.Fatal(err)
 	}
-	cfg := *m.Config
+	clone, err := m.Config.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *clone
 	cfg.Image = "registry.fly.io/app:v2"
 	cfg.Env = map[string]string{"A": "2"}
 	cfg.Services[0].InternalPort = 9000
@@ -191,9 +195,12 @@ func TestReadModifyWriteKeepsUnknownFields(t *testing.T) {
 	if sent.Config["image"] != "registry.fly.io/app:v2" {
 		t.Errorf("image = %v", sent.Config["image"])
 	}
-	// The original is untouched by the edit of the copy's scalar fields.
-	if m.Config.Image != "registry.fly.io/app@sha256:abc" {
-		t.Errorf("original config changed: %q", m.Config.Image)
+	// The original is untouched: Clone shares no slice or map with it.
+	if m.Config.Image != "registry.fly.io/app@sha256:abc" || m.Config.Services[0].InternalPort != 8080 {
+		t.Errorf("original config changed: %q, port %d", m.Config.Image, m.Config.Services[0].InternalPort)
+	}
+	if diff := cmp.Diff(m.Config, clone, cmpConfigOptions...); diff == "" {
+		t.Errorf("the edits did not reach the clone")
 	}
 }
 
