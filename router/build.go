@@ -1,0 +1,417 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/keys"
+)
+
+// BuildConfig is what the index needs besides the cluster's objects.
+type BuildConfig struct {
+	// BaseDomain serves <spec.routing.subdomain>.<BaseDomain>; empty turns subdomain routing off.
+	BaseDomain string
+	// Root derives each app's replay key and management token.
+	Root keys.Root
+	// Replay holds the installation-wide replay options.
+	Replay ReplayOptions
+	// StateTTL is the least time a replay state stays valid (DefaultStateTTL when zero).
+	StateTTL time.Duration
+}
+
+// ProblemKind classifies what Build could not route as asked.
+type ProblemKind string
+
+const (
+	// ProblemHostConflict: two objects claim one host; the message names the winner.
+	ProblemHostConflict ProblemKind = "HostConflict"
+	// ProblemInvalidHost: a host (or subdomain + base domain) is not a DNS name.
+	ProblemInvalidHost ProblemKind = "InvalidHost"
+	// ProblemInvalidStatus: a Fly app name or machine ID in a status cannot go into a replay.
+	ProblemInvalidStatus ProblemKind = "InvalidStatus"
+)
+
+// Problem is one thing worth a log line. Hosts and object names are cluster data, not secrets.
+type Problem struct {
+	Kind    ProblemKind
+	Object  string // "UserApp ns/name" or "UserMachine ns/name"
+	Host    string
+	Message string
+}
+
+// Builder holds the UserApps and UserMachines the router knows and builds Indexes from them. The
+// objects are the cache's own (already stripped by the cache transform); the Builder keeps pointers
+// and never modifies them. All methods are safe for concurrent use.
+type Builder struct {
+	baseDomain string
+	root       keys.Root
+	sources    sourceConfig
+
+	mu       sync.Mutex
+	apps     map[types.NamespacedName]*flyv1alpha1.UserApp
+	machines map[types.NamespacedName]*flyv1alpha1.UserMachine
+	// Derived per-app secrets and signature caches outlive a build, so a rebuild derives and signs
+	// only for what is new.
+	appSecrets    map[string]*appSecrets
+	replaySources map[sourceKey]*replaySource
+	reported      map[Problem]struct{}
+}
+
+// sourceConfig is shared by every replaySource of a Builder.
+type sourceConfig struct {
+	opts  ReplayOptions
+	clock stateClock
+}
+
+type appSecrets struct {
+	replayKey       []byte
+	managementToken []byte
+}
+
+type sourceKey struct {
+	app, machine string
+	deleteAuth   bool
+}
+
+// NewBuilder checks cfg and returns an empty Builder.
+func NewBuilder(cfg BuildConfig) (*Builder, error) {
+	if cfg.Root.IsZero() {
+		return nil, fmt.Errorf("router: BuildConfig.Root is required")
+	}
+	if err := cfg.Replay.Validate(); err != nil {
+		return nil, err
+	}
+	base := ""
+	if cfg.BaseDomain != "" {
+		var err error
+		if base, err = NormalizeHost(cfg.BaseDomain); err != nil {
+			return nil, fmt.Errorf("router: base domain %q: %w", cfg.BaseDomain, err)
+		}
+	}
+	return &Builder{
+		baseDomain:    base,
+		root:          cfg.Root,
+		sources:       sourceConfig{opts: cfg.Replay, clock: newStateClock(cfg.StateTTL)},
+		apps:          map[types.NamespacedName]*flyv1alpha1.UserApp{},
+		machines:      map[types.NamespacedName]*flyv1alpha1.UserMachine{},
+		appSecrets:    map[string]*appSecrets{},
+		replaySources: map[sourceKey]*replaySource{},
+		reported:      map[Problem]struct{}{},
+	}, nil
+}
+
+// UpsertApp records the current state of a UserApp.
+func (b *Builder) UpsertApp(app *flyv1alpha1.UserApp) {
+	b.mu.Lock()
+	b.apps[types.NamespacedName{Namespace: app.Namespace, Name: app.Name}] = app
+	b.mu.Unlock()
+}
+
+// DeleteApp forgets a UserApp.
+func (b *Builder) DeleteApp(key types.NamespacedName) {
+	b.mu.Lock()
+	delete(b.apps, key)
+	b.mu.Unlock()
+}
+
+// UpsertMachine records the current state of a UserMachine.
+func (b *Builder) UpsertMachine(m *flyv1alpha1.UserMachine) {
+	b.mu.Lock()
+	b.machines[types.NamespacedName{Namespace: m.Namespace, Name: m.Name}] = m
+	b.mu.Unlock()
+}
+
+// DeleteMachine forgets a UserMachine.
+func (b *Builder) DeleteMachine(key types.NamespacedName) {
+	b.mu.Lock()
+	delete(b.machines, key)
+	b.mu.Unlock()
+}
+
+// Precedence of host claims, strongest first: a UserMachine's routing.hosts, then a UserApp's
+// routing.hosts, then a UserApp's subdomain under the base domain.
+const (
+	classMachineHost = iota
+	classAppHost
+	classSubdomain
+)
+
+// claim is one object's wish to serve one host.
+type claim struct {
+	t       *target
+	class   int
+	created time.Time
+}
+
+// better reports whether c beats d for the same host: stronger class, then the older object, then
+// the smaller name, so every replica picks the same winner.
+func (c claim) better(d claim) bool {
+	if c.class != d.class {
+		return c.class < d.class
+	}
+	if !c.created.Equal(d.created) {
+		return c.created.Before(d.created)
+	}
+	return c.t.ownerName() < d.t.ownerName()
+}
+
+// Build makes an Index of everything recorded and returns it with the problems not reported by the
+// previous Build (so a persistent problem is logged once, not on every rebuild).
+func (b *Builder) Build() (*Index, []Problem) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	run := buildRun{
+		b:        b,
+		winners:  make(map[string]claim, len(b.apps)*2+len(b.machines)),
+		machines: make(map[string]*target, len(b.machines)),
+		secrets:  make(map[string]*appSecrets, len(b.apps)),
+		sources:  make(map[sourceKey]*replaySource, len(b.machines)+len(b.apps)),
+		losers:   map[string][]claim{},
+	}
+	// Routable machines grouped by their UserApp; each machine is judged once.
+	routable := make(map[types.NamespacedName][]*flyv1alpha1.UserMachine, len(b.apps))
+	isRoutable := make(map[*flyv1alpha1.UserMachine]bool, len(b.machines))
+	for _, m := range b.machines {
+		if run.routableMachine(m) {
+			key := types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.AppRef.Name}
+			routable[key] = append(routable[key], m)
+			isRoutable[m] = true
+		}
+	}
+	appTargets := make(map[types.NamespacedName]*target, len(b.apps))
+	for key, app := range b.apps {
+		appTargets[key] = run.addApp(app, routable[key])
+	}
+	for _, m := range b.machines {
+		appKey := types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.AppRef.Name}
+		run.addMachine(m, b.apps[appKey], appTargets[appKey], isRoutable[m])
+	}
+	ix := run.finish()
+
+	b.appSecrets = run.secrets
+	b.replaySources = run.sources
+	fresh := make([]Problem, 0, len(run.problems))
+	reported := make(map[Problem]struct{}, len(run.problems))
+	for _, p := range run.problems {
+		reported[p] = struct{}{}
+		if _, seen := b.reported[p]; !seen {
+			fresh = append(fresh, p)
+		}
+	}
+	b.reported = reported
+	return ix, fresh
+}
+
+// buildRun is the scratch state of one Build.
+type buildRun struct {
+	b        *Builder
+	winners  map[string]claim
+	losers   map[string][]claim
+	machines map[string]*target
+	secrets  map[string]*appSecrets
+	sources  map[sourceKey]*replaySource
+	problems []Problem
+	skipped  int
+}
+
+// addApp makes the target of a UserApp from its routable machines and claims its hosts.
+func (r *buildRun) addApp(app *flyv1alpha1.UserApp, routable []*flyv1alpha1.UserMachine) *target {
+	t := &target{kind: ownerApp, namespace: app.Namespace, name: app.Name, appName: app.Name, auth: authOf(app)}
+	flyApp := app.Status.AppName
+	switch {
+	case flyApp == "":
+	case !validReplayName(flyApp):
+		r.invalidStatus(t, "status.appName is not a Fly app name")
+	default:
+		t.flyApp = flyApp
+		t.managementToken = r.secretsOf(flyApp).managementToken
+	}
+	if t.flyApp != "" && app.DeletionTimestamp == nil {
+		var pinned string
+		count := 0
+		for _, m := range routable {
+			if m.Status.AppName == t.flyApp {
+				count++
+				pinned = m.Status.MachineID
+			}
+		}
+		switch {
+		case count == 1:
+			r.makeReady(t, pinned)
+		case count > 1:
+			// Several machines: the Fly Proxy balances among them; the state is good on any.
+			r.makeReady(t, "")
+		}
+	}
+	if app.Spec.Routing == nil {
+		return t
+	}
+	created := app.CreationTimestamp.Time
+	for _, h := range app.Spec.Routing.Hosts {
+		r.claim(h, claim{t: t, class: classAppHost, created: created})
+	}
+	if sub := app.Spec.Routing.Subdomain; sub != "" && r.b.baseDomain != "" {
+		r.claim(sub+"."+r.b.baseDomain, claim{t: t, class: classSubdomain, created: created})
+	}
+	return t
+}
+
+// addMachine makes the target of a UserMachine (for its hosts and for Hangar-Target) and claims its
+// hosts.
+func (r *buildRun) addMachine(m *flyv1alpha1.UserMachine, app *flyv1alpha1.UserApp, appTarget *target, routable bool) {
+	t := &target{kind: ownerMachine, namespace: m.Namespace, name: m.Name, appName: m.Spec.AppRef.Name}
+	if app != nil && appTarget != nil {
+		// The machine inherits its app's auth mode. Without its UserApp in the cache the machine is
+		// never routed: falling back to Public could open a Token-protected app.
+		t.auth = appTarget.auth
+		t.flyApp = appTarget.flyApp
+		t.managementToken = appTarget.managementToken
+		if routable && m.Status.AppName == t.flyApp && t.flyApp != "" && app.DeletionTimestamp == nil {
+			r.makeReady(t, m.Status.MachineID)
+		}
+	}
+	r.machines[m.Namespace+"/"+m.Name] = t
+	if m.Spec.Routing == nil {
+		return
+	}
+	created := m.CreationTimestamp.Time
+	for _, h := range m.Spec.Routing.Hosts {
+		r.claim(h, claim{t: t, class: classMachineHost, created: created})
+	}
+}
+
+// routableMachine: a Fly machine exists and is recorded (MachineCreated True, ID and app name in
+// status, both usable in a replay), and the object is not being deleted.
+func (r *buildRun) routableMachine(m *flyv1alpha1.UserMachine) bool {
+	if m.DeletionTimestamp != nil || m.Status.MachineID == "" || m.Status.AppName == "" ||
+		!meta.IsStatusConditionTrue(m.Status.Conditions, flyv1alpha1.MachineCreatedCondition) {
+		return false
+	}
+	if !validReplayName(m.Status.MachineID) || !validReplayName(m.Status.AppName) {
+		r.invalidStatus(&target{kind: ownerMachine, namespace: m.Namespace, name: m.Name},
+			"status.machineID or status.appName cannot go into a replay")
+		return false
+	}
+	return true
+}
+
+func (r *buildRun) invalidStatus(t *target, msg string) {
+	r.skipped++
+	r.problems = append(r.problems, Problem{Kind: ProblemInvalidStatus, Object: t.ownerName(), Message: msg})
+}
+
+func (r *buildRun) makeReady(t *target, machine string) {
+	t.ready = true
+	t.machine = machine
+	t.replay = r.sourceOf(t.flyApp, machine, t.auth)
+}
+
+func (r *buildRun) secretsOf(flyApp string) *appSecrets {
+	if s, ok := r.secrets[flyApp]; ok {
+		return s
+	}
+	s, ok := r.b.appSecrets[flyApp]
+	if !ok {
+		s = &appSecrets{
+			replayKey:       r.b.root.ReplayKey(flyApp),
+			managementToken: []byte(r.b.root.ManagementToken(flyApp)),
+		}
+	}
+	r.secrets[flyApp] = s
+	return s
+}
+
+func (r *buildRun) sourceOf(flyApp, machine string, auth flyv1alpha1.RoutingAuth) *replaySource {
+	key := sourceKey{app: flyApp, machine: machine, deleteAuth: auth == flyv1alpha1.RoutingAuthToken}
+	if s, ok := r.sources[key]; ok {
+		return s
+	}
+	s, ok := r.b.replaySources[key]
+	if !ok {
+		s = &replaySource{app: flyApp, machine: machine, deleteAuth: key.deleteAuth,
+			key: r.secretsOf(flyApp).replayKey, cfg: &r.b.sources}
+	}
+	r.sources[key] = s
+	return s
+}
+
+func (r *buildRun) claim(host string, c claim) {
+	canonical, err := NormalizeHost(host)
+	if err != nil {
+		r.problems = append(r.problems, Problem{Kind: ProblemInvalidHost, Object: c.t.ownerName(), Host: host,
+			Message: "host is not a DNS name and is not routed"})
+		return
+	}
+	current, taken := r.winners[canonical]
+	if !taken {
+		r.winners[canonical] = c
+		return
+	}
+	if current.t == c.t {
+		return // one object naming the same host twice (a host equal to its own subdomain)
+	}
+	if c.better(current) {
+		r.winners[canonical] = c
+		current, c = c, current
+	}
+	r.losers[canonical] = append(r.losers[canonical], c)
+}
+
+func (r *buildRun) finish() *Index {
+	hosts := make(map[string]*target, len(r.winners))
+	for h, c := range r.winners {
+		hosts[h] = c.t
+	}
+	conflicts := 0
+	for h, losers := range r.losers {
+		winner := r.winners[h].t
+		for _, l := range losers {
+			// A UserMachine naming a host of its own UserApp pins it on purpose: not a conflict.
+			if l.t.namespace == winner.namespace && l.t.appName == winner.appName {
+				continue
+			}
+			conflicts++
+			r.problems = append(r.problems, Problem{
+				Kind: ProblemHostConflict, Object: l.t.ownerName(), Host: h,
+				Message: "host is also claimed by " + winner.ownerName() + ", which wins (stronger kind of claim, then oldest)",
+			})
+		}
+	}
+	return &Index{hosts: hosts, machines: r.machines, conflicts: conflicts, skipped: r.skipped}
+}
+
+func authOf(app *flyv1alpha1.UserApp) flyv1alpha1.RoutingAuth {
+	if app.Spec.Routing == nil || app.Spec.Routing.Auth == "" {
+		return flyv1alpha1.RoutingAuthPublic
+	}
+	return app.Spec.Routing.Auth
+}
+
+// ownerKind says which kind of object a target came from.
+type ownerKind uint8
+
+const (
+	ownerApp ownerKind = iota
+	ownerMachine
+)
+
+// ownerName is "UserApp ns/name" or "UserMachine ns/name", built only for log lines.
+func (t *target) ownerName() string {
+	var b strings.Builder
+	if t.kind == ownerMachine {
+		b.WriteString("UserMachine ")
+	} else {
+		b.WriteString("UserApp ")
+	}
+	b.WriteString(t.namespace)
+	b.WriteByte('/')
+	b.WriteString(t.name)
+	return b.String()
+}

@@ -1,0 +1,22 @@
+// Package router is hangar's fly-replay router: it answers every request with a fly-replay that
+// sends the Fly Proxy to the right user app and machine, from an index built out of the cluster's
+// UserApps and UserMachines. It deliberately never proxies a byte, never reads a Secret through the
+// API (per-app keys are derived from the mounted root key) and never writes to the cluster.
+//
+// The parts, in the order a request meets them:
+//
+//   - Source watches UserApps and UserMachines through an informer cache whose transforms drop
+//     everything routing does not read, feeds a Builder, and publishes each rebuilt Index in a
+//     Table (an atomic pointer). A request loads the pointer: no lock, no allocation.
+//   - NormalizeHost makes hosts canonical once (lower case, no port or trailing dot, IDN → xn--);
+//     requests with an already canonical Host skip it.
+//   - The handler of each listener (public, management) picks the target, checks the app's auth
+//     (public Token mode, or the management token) and writes a replay built in advance: the
+//     header form, or the JSON form when a header must be deleted. The replay's state is a
+//     pkg/replayauth token signed once per target and time bucket, so the hot path does no hashing.
+//
+// Answers: ReplayStatus (409) with the replay; 404 for an unknown host; 503 with Retry-After when
+// the target has no machine yet; 401/403 for failed auth; 413 for bodies Fly cannot replay; 400 and
+// 421 for malformed or contradictory requests (net/http itself answers 431). Client-sent fly-replay*
+// headers are never read.
+package router

@@ -1,0 +1,67 @@
+package router
+
+import (
+	"sync/atomic"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+)
+
+// target is what a host (or a Hangar-Target name) resolves to: a Fly app and, when pinned, one of
+// its machines, with everything a request needs precomputed. A target is immutable once its Index
+// is published; only its replay source's signature cache changes, atomically.
+type target struct {
+	// kind, namespace and name say which object the target came from (for log lines, never for
+	// responses); appName is its UserApp's name, so a machine host that overrides a host of its own
+	// UserApp is seen as a refinement, not a conflict. They share the cached object's strings.
+	kind      ownerKind
+	namespace string
+	name      string
+	appName   string
+	// flyApp is the Fly app name; empty while the UserApp has none yet.
+	flyApp string
+	// machine is the pinned machine ID; empty replays to any machine of the app.
+	machine string
+	// auth is the public authentication mode of the app.
+	auth flyv1alpha1.RoutingAuth
+	// ready is true when the target has a machine to replay to.
+	ready bool
+	// replay signs and caches the replay values; nil unless ready.
+	replay *replaySource
+	// managementToken is the app's management token; nil while flyApp is unknown.
+	managementToken []byte
+}
+
+// Index maps canonical hosts and UserMachine names to targets. It is immutable: the router builds a
+// new one when the cluster changes and publishes it through a Table, so lookups take no lock.
+type Index struct {
+	hosts map[string]*target
+	// machines is keyed by "namespace/name" of each UserMachine, for the Hangar-Target header.
+	machines map[string]*target
+	// conflicts counts hosts claimed by more than one object (the loser claims, once each).
+	conflicts int
+	// skipped counts objects left out because a status field could not go into a replay.
+	skipped int
+}
+
+// Routes is the number of hosts the index serves.
+func (ix *Index) Routes() int { return len(ix.hosts) }
+
+// Conflicts is the number of losing host claims.
+func (ix *Index) Conflicts() int { return ix.conflicts }
+
+// lookupHost finds the target of a canonical host.
+func (ix *Index) lookupHost(canonical string) *target { return ix.hosts[canonical] }
+
+// lookupMachine finds the target of a "namespace/name" UserMachine reference.
+func (ix *Index) lookupMachine(ref string) *target { return ix.machines[ref] }
+
+// Table publishes the current Index. Readers never block and never see a half-built index.
+type Table struct {
+	current atomic.Pointer[Index]
+}
+
+// Load returns the current index, or nil before the first one is published.
+func (t *Table) Load() *Index { return t.current.Load() }
+
+// Store publishes ix.
+func (t *Table) Store(ix *Index) { t.current.Store(ix) }

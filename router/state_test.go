@@ -1,0 +1,88 @@
+package router
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/pkg/replayauth"
+)
+
+func TestReplayStateIsSignedOncePerBucket(t *testing.T) {
+	key := testRoot(t).ReplayKey("alice-app")
+	cfg := &sourceConfig{clock: newStateClock(time.Minute)}
+	s := &replaySource{app: "alice-app", machine: aliceID, key: key, cfg: cfg}
+
+	bucketStart := time.Unix(0, cfg.clock.bucketOf(testNow)*int64(cfg.clock.bucket))
+	first := s.values(bucketStart)
+	if again := s.values(bucketStart.Add(cfg.clock.bucket - time.Nanosecond)); again != first {
+		t.Fatal("a second request in the same bucket signed again")
+	}
+	next := s.values(bucketStart.Add(cfg.clock.bucket))
+	if next == first {
+		t.Fatal("the next bucket reused the previous signature")
+	}
+	if back := s.values(bucketStart); back == next || back.header[0] != first.header[0] {
+		t.Fatal("a clock going back must sign for its own bucket, deterministically")
+	}
+}
+
+func TestReplayStateValidity(t *testing.T) {
+	key := testRoot(t).ReplayKey("alice-app")
+	ttl := time.Minute
+	clock := newStateClock(ttl)
+	if clock.bucket != 15*time.Second {
+		t.Fatalf("bucket = %v, want TTL/4", clock.bucket)
+	}
+	s := &replaySource{app: "alice-app", machine: aliceID, key: key, cfg: &sourceConfig{clock: clock}}
+	for _, offset := range []time.Duration{0, time.Second, 14 * time.Second} {
+		now := time.Unix(1_800_000_000, 0).Add(offset) // 1_800_000_000 is a bucket boundary
+		r, err := ParseReplayHeader(s.values(now).header[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		expiry, err := strconv.ParseInt(strings.Split(r.State, ".")[1], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid := time.Unix(expiry, 0).Sub(now)
+		if valid < ttl || valid > ttl+clock.bucket {
+			t.Errorf("at +%v the state is valid for %v, want between %v and %v", offset, valid, ttl, ttl+clock.bucket)
+		}
+		src := "state=" + r.State
+		if err := replayauth.Verify(key, src, "alice-app", aliceID, now.Add(ttl-time.Second)); err != nil {
+			t.Errorf("state refused within its TTL: %v", err)
+		}
+		if err := replayauth.Verify(key, src, "alice-app", aliceID, now.Add(ttl+clock.bucket)); !errors.Is(err, replayauth.ErrExpired) {
+			t.Errorf("state accepted after TTL + bucket: %v", err)
+		}
+	}
+}
+
+func TestReplayValuesHoldOnlyTheFormsInUse(t *testing.T) {
+	key := testRoot(t).ReplayKey("a")
+	tests := []struct {
+		form                     Form
+		deleteAuth               bool
+		wantJSON, wantDeleteAuth bool
+	}{
+		{FormHeader, false, false, false},
+		{FormJSON, false, true, false},
+		{FormHeader, true, false, true},
+		{FormJSON, true, true, true},
+	}
+	for _, tt := range tests {
+		s := &replaySource{app: "a", key: key, deleteAuth: tt.deleteAuth,
+			cfg: &sourceConfig{opts: ReplayOptions{Form: tt.form}, clock: newStateClock(0)}}
+		v := s.values(testNow)
+		if len(v.header) != 1 || (v.json != nil) != tt.wantJSON || (v.jsonDeleteAuth != nil) != tt.wantDeleteAuth {
+			t.Errorf("form %v deleteAuth %v: header %v json %v deleteAuth %v", tt.form, tt.deleteAuth,
+				len(v.header), v.json != nil, v.jsonDeleteAuth != nil)
+		}
+		if tt.wantDeleteAuth && v.jsonDeleteAuthLength[0] != strconv.Itoa(len(v.jsonDeleteAuth)) {
+			t.Errorf("Content-Length %s for a %d-byte body", v.jsonDeleteAuthLength[0], len(v.jsonDeleteAuth))
+		}
+	}
+}
