@@ -400,7 +400,7 @@ type reusableWriter struct {
 	n    int
 }
 
-func (w *reusableWriter) Header() http.Header { return w.h }
+func (w *reusableWriter) Header() http.Header  { return w.h }
 func (w *reusableWriter) WriteHeader(code int) { w.code = code }
 func (w *reusableWriter) Write(b []byte) (int, error) {
 	w.n += len(b)

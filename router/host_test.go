@@ -26,9 +26,9 @@ func TestNormalizeHost(t *testing.T) {
 		{"BÜCHER.example.com:80", "xn--bcher-kva.example.com"},
 		{"xn--bcher-kva.example.com", "xn--bcher-kva.example.com"},
 		{"XN--BCHER-KVA.example.com", "xn--bcher-kva.example.com"},
-		{"ｅｘａｍｐｌｅ.com", "example.com"},           // full-width letters map to ASCII
-		{"example。com", "example.com"},                // an ideographic full stop is a dot
-		{"münchen.de。", "xn--mnchen-3ya.de"},          // and a trailing one is dropped
+		{"ｅｘａｍｐｌｅ.com", "example.com"},       // full-width letters map to ASCII
+		{"example。com", "example.com"},       // an ideographic full stop is a dot
+		{"münchen.de。", "xn--mnchen-3ya.de"}, // and a trailing one is dropped
 		{"[::1]", "[::1]"},
 		{"[::1]:8080", "[::1]"},
 		{"[2001:DB8::1]", "[2001:db8::1]"},
