@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
@@ -368,4 +370,69 @@ func newMachine(name, app string) *flyv1alpha1.UserMachine {
 			Env:    map[string]string{"OWNER": name},
 		},
 	}
+}
+
+// readyUser creates a UserApp and one UserMachine named after user and waits until the machine is
+// Ready and observed started.
+func (h *harness) readyUser(user string) (*flyv1alpha1.UserApp, *flyv1alpha1.UserMachine) {
+	h.t.Helper()
+	app := newApp(user)
+	um := newMachine(user+"-ws", user)
+	h.create(app)
+	h.create(um)
+	h.ready(app)
+	h.settled(um, "started")
+	return app, um
+}
+
+// settled waits until um is Ready and its status shows state.
+func (h *harness) settled(um *flyv1alpha1.UserMachine, state string) {
+	h.t.Helper()
+	h.ready(um)
+	h.eventually(um.Name+" observed "+state, func() string {
+		h.get(um)
+		if um.Status.State != state || !meta.IsStatusConditionTrue(um.Status.Conditions, flyv1alpha1.ReadyCondition) {
+			return fmt.Sprintf("state %q, conditions %v", um.Status.State, um.Status.Conditions)
+		}
+		return ""
+	})
+}
+
+// reconciles is controller-runtime's count of finished passes of a controller.
+func reconciles(t *testing.T, controller string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func newJSONRequest(method, url, body, token string) (*http.Request, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req, nil
+}
+
+func findCondition(conds []metav1.Condition, condType string) *metav1.Condition {
+	return meta.FindStatusCondition(conds, condType)
 }

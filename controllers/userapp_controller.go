@@ -75,6 +75,7 @@ func (r *UserAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		}
 	}
 
+	ctx, throttled := WithThrottleNote(ctx)
 	before := app.DeepCopy()
 	defer func() {
 		retErr = kerrors.NewAggregate([]error{retErr, r.patchStatus(ctx, before, app)})
@@ -82,10 +83,10 @@ func (r *UserAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if !app.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, r.scopeFor(app))
 	}
-	return r.reconcileNormal(ctx, r.scopeFor(app))
+	return r.reconcileNormal(ctx, r.scopeFor(app), throttled)
 }
 
-func (r *UserAppReconciler) reconcileNormal(ctx context.Context, s *appScope) (ctrl.Result, error) {
+func (r *UserAppReconciler) reconcileNormal(ctx context.Context, s *appScope, throttled func() bool) (ctrl.Result, error) {
 	app := s.app
 	phases := []appPhase{
 		{flyv1alpha1.AppCreatedCondition, r.ensureApp},
@@ -106,7 +107,14 @@ func (r *UserAppReconciler) reconcileNormal(ctx context.Context, s *appScope) (c
 	}
 	summarizeReady(&app.Status.Conditions, app.Generation, flyv1alpha1.AppCreatedCondition,
 		flyv1alpha1.SecretsSyncedCondition, flyv1alpha1.PrivateIPReadyCondition, flyv1alpha1.ConnectionSecretReadyCondition)
-	eventer{r.Events}.failureEvent(app, oldReason, readyReason(app.Status.Conditions), oc.message)
+	newReason := readyReason(app.Status.Conditions)
+	eventer{r.Events}.failureEvent(app, oldReason, newReason, oc.message)
+	if throttled() && newReason != flyv1alpha1.ThrottledReason {
+		// The pass got through, but Fly's rate limits slowed it: say so once, without marking the
+		// object as failing.
+		eventer{r.Events}.warning(app, EventThrottled, "Reconcile", "Fly rate limits slowed this change (the client waited or Fly answered 429)")
+		oc.label = "throttled"
+	}
 	reconcileOutcomes.WithLabelValues(kindUserApp, oc.label).Inc()
 	if oc.err != nil || oc.result.RequeueAfter > 0 || oc.reason != "" {
 		return oc.result, oc.err
@@ -170,7 +178,9 @@ func (r *UserAppReconciler) untilDriftCheck(app *flyv1alpha1.UserApp) time.Durat
 	if last == nil {
 		return 0
 	}
-	return last.Add(r.Options.driftIntervalFor(app.UID)).Sub(r.now())
+	// The stored time is cut to whole seconds; counting from the end of that second keeps reads
+	// at most one per interval.
+	return last.Add(time.Second + r.Options.driftIntervalFor(app.UID)).Sub(r.now())
 }
 
 // Index names for the cache's field indexers.

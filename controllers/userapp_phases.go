@@ -38,6 +38,7 @@ func (r *UserAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 		return r.createApp(ctx, s)
 	}
 	if !r.driftDue(s.app) {
+		r.markAppKnown(s)
 		return nil
 	}
 	fa, err := r.Fly.GetApp(ctx, s.flyName)
@@ -54,7 +55,18 @@ func (r *UserAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 		return r.nameTaken(s)
 	}
 	r.recordApp(s, fa)
+	r.markAppKnown(s)
 	return nil
+}
+
+// markAppKnown sets AppCreated True for an app found by its recorded ID, keeping the reason
+// (Created, Adopted) of the pass that first found it.
+func (r *UserAppReconciler) markAppKnown(s *appScope) {
+	st := &s.app.Status
+	if !isTrue(st.Conditions, flyv1alpha1.AppCreatedCondition) {
+		markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition, flyv1alpha1.ReadyReason,
+			fmt.Sprintf("Fly app %s exists", st.AppName))
+	}
 }
 
 func (r *UserAppReconciler) createApp(ctx context.Context, s *appScope) error {

@@ -69,6 +69,7 @@ func (r *UserMachineReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 
+	ctx, throttled := WithThrottleNote(ctx)
 	before := um.DeepCopy()
 	defer func() {
 		retErr = kerrors.NewAggregate([]error{retErr, r.patchStatus(ctx, before, um)})
@@ -77,10 +78,10 @@ func (r *UserMachineReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if !um.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
 	}
-	return r.reconcileNormal(ctx, s)
+	return r.reconcileNormal(ctx, s, throttled)
 }
 
-func (r *UserMachineReconciler) reconcileNormal(ctx context.Context, s *machineScope) (ctrl.Result, error) {
+func (r *UserMachineReconciler) reconcileNormal(ctx context.Context, s *machineScope, throttled func() bool) (ctrl.Result, error) {
 	um := s.um
 	phases := []machinePhase{
 		{flyv1alpha1.AppReadyCondition, r.waitForApp},
@@ -101,7 +102,14 @@ func (r *UserMachineReconciler) reconcileNormal(ctx context.Context, s *machineS
 	}
 	summarizeReady(&um.Status.Conditions, um.Generation, flyv1alpha1.AppReadyCondition, flyv1alpha1.MachineCreatedCondition,
 		flyv1alpha1.ConfigSyncedCondition, flyv1alpha1.PowerStateSyncedCondition)
-	eventer{r.Events}.failureEvent(um, oldReason, readyReason(um.Status.Conditions), oc.message)
+	newReason := readyReason(um.Status.Conditions)
+	eventer{r.Events}.failureEvent(um, oldReason, newReason, oc.message)
+	if throttled() && newReason != flyv1alpha1.ThrottledReason {
+		// The pass got through, but Fly's rate limits slowed it: say so once, without marking the
+		// object as failing.
+		eventer{r.Events}.warning(um, EventThrottled, "Reconcile", "Fly rate limits slowed this change (the client waited or Fly answered 429)")
+		oc.label = "throttled"
+	}
 	reconcileOutcomes.WithLabelValues(kindUserMachine, oc.label).Inc()
 	if oc.err != nil || oc.reason != "" {
 		return oc.result, oc.err
@@ -143,7 +151,9 @@ func (r *UserMachineReconciler) untilDriftCheck(um *flyv1alpha1.UserMachine) tim
 	if last == nil {
 		return 0
 	}
-	return last.Add(r.Options.driftIntervalFor(um.UID)).Sub(r.now())
+	// The stored time is cut to whole seconds; counting from the end of that second keeps reads
+	// at most one per interval.
+	return last.Add(time.Second + r.Options.driftIntervalFor(um.UID)).Sub(r.now())
 }
 
 // SetupWithManager registers the controller and its watches.

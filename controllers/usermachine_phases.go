@@ -60,12 +60,14 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	st := &s.um.Status
 	if st.MachineID != "" {
 		if !r.needsRead(s) {
+			r.markMachineKnown(s)
 			return nil
 		}
 		m, err := r.Fly.GetMachine(ctx, st.AppName, st.MachineID)
 		switch {
 		case err == nil && m.State != MachineDestroyed && m.State != MachineDestroying:
 			r.observe(s, m)
+			r.markMachineKnown(s)
 			return nil
 		case err != nil && !isFlyKind(err, FlyNotFound):
 			return err
@@ -112,6 +114,16 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.CreatedReason,
 		fmt.Sprintf("machine %s created", m.ID))
 	return nil
+}
+
+// markMachineKnown sets MachineCreated True for a machine found by its recorded ID, keeping the
+// reason (Created, Adopted) of the pass that first found it.
+func (r *UserMachineReconciler) markMachineKnown(s *machineScope) {
+	st := &s.um.Status
+	if !isTrue(st.Conditions, flyv1alpha1.MachineCreatedCondition) {
+		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.ReadyReason,
+			fmt.Sprintf("machine %s exists", st.MachineID))
+	}
 }
 
 // syncConfig updates the machine when the desired config (which covers the app's secrets version)

@@ -196,9 +196,12 @@ func (a *Adapter) UpdateMachine(ctx context.Context, app, id, fromVersion string
 		return controllers.FlyMachine{}, &controllers.FlyError{Kind: controllers.FlyUnavailable,
 			Message: fmt.Sprintf("machine %s reported no complete config (host status %q); not updating from a partial one", id, current.HostStatus)}
 	}
-	cfg := *current.Config
-	applyDesired(&cfg, d)
-	req := flyapi.UpdateMachineRequest{Config: cfg, CurrentVersion: fromVersion, LeaseNonce: lease.Nonce}
+	cfg, err := current.Config.Clone()
+	if err != nil {
+		return controllers.FlyMachine{}, fmt.Errorf("copying the config of machine %s: %w", id, err)
+	}
+	applyDesired(cfg, d)
+	req := flyapi.UpdateMachineRequest{Config: *cfg, CurrentVersion: fromVersion, LeaseNonce: lease.Nonce}
 	if d.MinSecretsVersion > 0 {
 		v := uint64(d.MinSecretsVersion)
 		req.MinSecretsVersion = &v
