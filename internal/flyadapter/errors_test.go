@@ -1,0 +1,59 @@
+package flyadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/controllers"
+	"github.com/hangar-dev/hangar/internal/flyapi"
+)
+
+func TestClassify(t *testing.T) {
+	apiErr := func(status int, code, msg string) error {
+		return &flyapi.APIError{Status: status, Code: code, Message: msg, Action: "create_machine"}
+	}
+	cases := []struct {
+		name string
+		err  error
+		want controllers.FlyErrorKind
+	}{
+		{"not found", apiErr(http.StatusNotFound, "", "machine not found"), controllers.FlyNotFound},
+		{"unknown route", &flyapi.APIError{Status: 404, Code: flyapi.CodeRouteNotFound, Message: "404 page not found"}, controllers.FlyRejected},
+		{"name taken", apiErr(422, "name_taken", "Validation failed: Name has already been taken"), controllers.FlyNameTaken},
+		{"invalid config", apiErr(422, "", "invalid_argument: bad image"), controllers.FlyRejected},
+		{"bad request", apiErr(400, "", "bad"), controllers.FlyRejected},
+		{"unauthorized", apiErr(401, "", "unauthorized"), controllers.FlyUnauthorized},
+		{"forbidden", apiErr(403, "", "forbidden"), controllers.FlyForbidden},
+		{"rate limited", &flyapi.APIError{Status: 429, RetryAfter: 3 * time.Second}, controllers.FlyThrottled},
+		{"limiter refused", &flyapi.APIError{Code: flyapi.CodeClientThrottled, RetryAfter: time.Second}, controllers.FlyThrottled},
+		{"lease conflict", apiErr(409, "", "lease currently held"), controllers.FlyConflict},
+		{"bad state", apiErr(412, "", "failed_precondition: unable to start machine from current state: 'created'"), controllers.FlyPrecondition},
+		{"server error", apiErr(503, "", "unavailable"), controllers.FlyUnavailable},
+		{"capacity", apiErr(422, "insufficient_capacity", "no capacity"), controllers.FlyUnavailable},
+		{"no answer", &flyapi.TransportError{Action: "create_machine", Err: errors.New("EOF")}, controllers.FlyUnavailable},
+		{"deadline", fmt.Errorf("call: %w", context.DeadlineExceeded), controllers.FlyUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var fe *controllers.FlyError
+			if err := classify(tc.err); !errors.As(err, &fe) || fe.Kind != tc.want {
+				t.Fatalf("classify(%v) = %v, want kind %s", tc.err, err, tc.want)
+			}
+			if !errors.Is(classify(tc.err), tc.err) {
+				t.Fatal("the client error is not kept for errors.Is")
+			}
+		})
+	}
+	if classify(nil) != nil {
+		t.Fatal("classify(nil) != nil")
+	}
+	var fe *controllers.FlyError
+	_ = errors.As(classify(&flyapi.APIError{Status: 429, RetryAfter: 3 * time.Second}), &fe)
+	if fe.RetryAfter != 3*time.Second {
+		t.Fatalf("RetryAfter = %s", fe.RetryAfter)
+	}
+}
