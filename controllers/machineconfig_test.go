@@ -59,14 +59,20 @@ func TestConfigHashChangesWithWhatFlyRuns(t *testing.T) {
 		{"image", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Spec.Image = "img:v2" }, true},
 		{"env value", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Spec.Env["A"] = "9" }, true},
 		{"secrets version", func(_ *flyv1alpha1.UserMachine, a *flyv1alpha1.UserApp) { a.Status.SecretsVersion = 4 }, true},
-		{"guest", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Spec.Guest = &flyv1alpha1.Guest{MemoryMB: 512} }, true},
+		{"guest", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) {
+			m.Spec.Guest = &flyv1alpha1.Guest{MemoryMB: 512}
+		}, true},
 		{"user metadata", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Spec.Metadata["team"] = "red" }, true},
 		{"labels", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Labels["a"] = "c" }, false},
-		{"power state Started", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Spec.PowerState = flyv1alpha1.PowerStateStarted }, false},
+		{"power state Started", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) {
+			m.Spec.PowerState = flyv1alpha1.PowerStateStarted
+		}, false},
 		{"routing hosts", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) {
 			m.Spec.Routing = &flyv1alpha1.MachineRouting{Hosts: []string{"x.example"}}
 		}, false},
-		{"explicit default services", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) { m.Spec.Services = flyv1alpha1.DefaultServices() }, false},
+		{"explicit default services", func(m *flyv1alpha1.UserMachine, _ *flyv1alpha1.UserApp) {
+			m.Spec.Services = flyv1alpha1.DefaultServices()
+		}, false},
 	}
 	for _, tc := range cases {
 		um, app := base()

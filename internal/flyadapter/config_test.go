@@ -37,7 +37,7 @@ func desired() controllers.DesiredMachine {
 		Guest: flyv1alpha1.Guest{CPUKind: "performance", CPUs: 2, MemoryMB: 4096},
 		Services: []flyv1alpha1.MachineService{{
 			Name: "public", Protocol: "tcp", InternalPort: 8080, Autostart: ptr.To(true), Autostop: "suspend",
-			Ports: []flyv1alpha1.ServicePort{{Port: 80, Handlers: []flyv1alpha1.PortHandler{"http"}}, {Port: 443, Handlers: []flyv1alpha1.PortHandler{"tls", "http"}}},
+			Ports:       []flyv1alpha1.ServicePort{{Port: 80, Handlers: []flyv1alpha1.PortHandler{"http"}}, {Port: 443, Handlers: []flyv1alpha1.PortHandler{"tls", "http"}}},
 			Concurrency: &flyv1alpha1.ServiceConcurrency{Type: "requests", SoftLimit: ptr.To[int32](10), HardLimit: ptr.To[int32](20)},
 		}},
 		Checks:     []flyv1alpha1.MachineCheck{{Name: "alive", Type: "http", Port: 8080, Path: "/healthz", Interval: &metav1.Duration{Duration: 15e9}}},
