@@ -112,6 +112,7 @@ func (s *Server) createMachine(req *request) reply {
 		versions: []*machineVersion{{
 			id: s.ids.ulid(now), config: cfgJSON, createdAt: now,
 			secretsVersion: a.secretsVer, skipSecrets: body.SkipSecrets,
+			secretValues: secretSnapshot(a, body.SkipSecrets),
 		}},
 	}
 	a.machines[m.id] = m

@@ -112,6 +112,9 @@ type machineVersion struct {
 	createdAt      time.Time
 	secretsVersion uint64 // the app secrets version the version booted with
 	skipSecrets    bool
+	// secretValues are the app's secret values at secretsVersion (none with skipSecrets): what the
+	// simulated machine of this version sees, even after the app's secrets change.
+	secretValues map[string]string
 }
 
 func (m *machine) current() *machineVersion { return m.versions[len(m.versions)-1] }

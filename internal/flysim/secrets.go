@@ -210,3 +210,16 @@ func (s *Server) deleteSecret(req *request) reply {
 	a.secretsVer++
 	return jsonReply(http.StatusOK, map[string]uint64{"version": a.secretsVer})
 }
+
+// secretSnapshot copies a's current secret values for a new machine version; a version created with
+// skip_secrets sees none. Callers hold s.mu.
+func secretSnapshot(a *app, skip bool) map[string]string {
+	if skip {
+		return nil
+	}
+	values := make(map[string]string, len(a.secrets))
+	for name, sec := range a.secrets {
+		values[name] = sec.value
+	}
+	return values
+}

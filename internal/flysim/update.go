@@ -66,6 +66,7 @@ func (s *Server) replaceConfig(m *machine, cfg json.RawMessage, skipLaunch, skip
 	m.versions = append(m.versions, &machineVersion{
 		id: s.ids.ulid(now), config: cfg, createdAt: now,
 		secretsVersion: m.app.secretsVer, skipSecrets: skipSecrets,
+		secretValues: secretSnapshot(m.app, skipSecrets),
 	})
 	s.replace(m, afterUpdate(prior, skipLaunch))
 	return nil

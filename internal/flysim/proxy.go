@@ -1,0 +1,190 @@
+package flysim
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// DefaultProxyListen is where the proxy listens when ProxyOptions.Listen is empty: Fly's public port
+// 80 on 127.0.0.1:8080 and the management port 9090 on 127.0.0.1:9090.
+var DefaultProxyListen = map[int]string{80: "127.0.0.1:8080", 9090: "127.0.0.1:9090"}
+
+// Proxy defaults.
+const (
+	// DefaultConnectTimeout bounds how long the proxy tries to reach a machine (pick it, start it,
+	// wait for it, connect) when a replay names no timeout: Fly "tries for a while" before a 5xx.
+	DefaultConnectTimeout = 30 * time.Second
+	// DefaultAutostopInterval is how often the autostop loop runs (Fly: "every few minutes").
+	DefaultAutostopInterval = time.Minute
+	// DefaultAutostopIdle is how long a machine must have served nothing before autostop acts.
+	DefaultAutostopIdle = 5 * time.Minute
+	// MaxReplayBody is the largest request body a replay can carry (§9: over 1 MB cannot be
+	// replayed); the simulator reads "1 MB" as 1 MiB.
+	MaxReplayBody = 1 << 20
+	// maxReplayHops bounds replays of one request (a target may answer with a replay again).
+	maxReplayHops = 10
+	// proxyServerHeader is the Server header of every answer, like Fly's `Fly/<build> (<date>)`.
+	proxyServerHeader = "Fly/flysim"
+)
+
+// AutostopOptions configure the proxy's autostop loop.
+type AutostopOptions struct {
+	// Disabled turns the loop off; RunAutostop still works.
+	Disabled bool
+	// Interval between passes; default DefaultAutostopInterval.
+	Interval time.Duration
+	// IdleAfter is how long a machine must have had no request before a pass stops or suspends it;
+	// default DefaultAutostopIdle.
+	IdleAfter time.Duration
+}
+
+// ProxyOptions configure StartProxy.
+type ProxyOptions struct {
+	// Listen maps a Fly public port to the local address standing for it ("127.0.0.1:0" picks a free
+	// port; see Addr). Empty means DefaultProxyListen.
+	Listen map[int]string
+	// EntryApp is the app every inbound request goes to first: the router app, whose machine is
+	// usually registered with UserMachines.RegisterExternal. Required.
+	EntryApp string
+	// Region is the edge region named in fly-request-id and the Fly-Region request header; default
+	// DefaultRegion.
+	Region string
+	// ConnectTimeout is the default of a replay's `timeout` and the limit for reaching the entry
+	// machine; default DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// Autostop configures the autostop loop.
+	Autostop AutostopOptions
+	// Now is the clock of fly-replay-src `t` and of idle times; default time.Now.
+	Now func() time.Time
+	// Logger receives one line per request at V(1) (method, port, status, machines; never headers or
+	// bodies) and autostop actions at V(0); optional.
+	Logger logr.Logger
+}
+
+// ErrProxyOptions means ProxyOptions cannot work.
+var ErrProxyOptions = errors.New("flysim: invalid proxy options")
+
+func (o ProxyOptions) withDefaults() (ProxyOptions, error) {
+	if o.EntryApp == "" {
+		return o, fmt.Errorf("%w: EntryApp is required", ErrProxyOptions)
+	}
+	if len(o.Listen) == 0 {
+		o.Listen = DefaultProxyListen
+	}
+	for port, addr := range o.Listen {
+		if port < 1 || port > 65535 || addr == "" {
+			return o, fmt.Errorf("%w: public port %d needs a port number and a listen address", ErrProxyOptions, port)
+		}
+	}
+	if o.Region == "" {
+		o.Region = DefaultRegion
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.Autostop.Interval <= 0 {
+		o.Autostop.Interval = DefaultAutostopInterval
+	}
+	if o.Autostop.IdleAfter <= 0 {
+		o.Autostop.IdleAfter = DefaultAutostopIdle
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	return o, nil
+}
+
+// Proxy is the Fly Proxy simulator. See the package documentation for what it does.
+type Proxy struct {
+	srv       *Server
+	machines  *UserMachines
+	opts      ProxyOptions
+	log       logr.Logger
+	transport *http.Transport
+	activity  *activity
+
+	servers     map[int]*http.Server
+	addrs       map[int]string
+	unsubscribe func()
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+}
+
+// StartProxy listens on every public port of opts and serves until Close. It forwards to the
+// listeners of machines (simulated or registered as external).
+func StartProxy(srv *Server, machines *UserMachines, opts ProxyOptions) (*Proxy, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{
+		srv: srv, machines: machines, opts: opts, log: opts.Logger,
+		// No environment proxy: every target is a local listener.
+		transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       30 * time.Second,
+			ResponseHeaderTimeout: 0, // a machine may take as long as it likes once connected
+		},
+		activity: newActivity(),
+		servers:  map[int]*http.Server{},
+		addrs:    map[int]string{},
+		stop:     make(chan struct{}),
+	}
+	for _, port := range slices.Sorted(maps.Keys(opts.Listen)) {
+		ln, err := net.Listen("tcp", opts.Listen[port])
+		if err != nil {
+			p.closeServers()
+			return nil, fmt.Errorf("proxy listener for public port %d: %w", port, err)
+		}
+		server := &http.Server{Handler: p.Handler(port), ReadHeaderTimeout: 10 * time.Second}
+		p.servers[port], p.addrs[port] = server, ln.Addr().String()
+		p.wg.Go(func() { _ = server.Serve(ln) })
+	}
+	p.unsubscribe = srv.Subscribe(p.activity.onEvent)
+	if !opts.Autostop.Disabled {
+		p.wg.Go(p.autostopLoop)
+	}
+	return p, nil
+}
+
+// Addr returns the address the proxy listens on for a public port ("" when it does not).
+func (p *Proxy) Addr(publicPort int) string { return p.addrs[publicPort] }
+
+// Handler serves requests as if they arrived on publicPort; StartProxy mounts one per listener.
+func (p *Proxy) Handler(publicPort int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, publicPort) })
+}
+
+// Close stops the listeners (dropping open connections) and the autostop loop.
+func (p *Proxy) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		if p.unsubscribe != nil {
+			p.unsubscribe()
+		}
+		p.closeServers()
+		p.wg.Wait()
+		p.transport.CloseIdleConnections()
+	})
+	return nil
+}
+
+func (p *Proxy) closeServers() {
+	for _, s := range p.servers {
+		_ = s.Close()
+	}
+}

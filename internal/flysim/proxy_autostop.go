@@ -1,0 +1,141 @@
+package flysim
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// activity tracks what the proxy sends to each machine: requests in flight (load balancing, and a
+// busy machine is never idle) and when a machine last served or was first seen idle (autostop).
+type activity struct {
+	mu       sync.Mutex
+	inflight map[machineKey]int
+	last     map[machineKey]time.Time
+}
+
+func newActivity() *activity {
+	return &activity{inflight: map[machineKey]int{}, last: map[machineKey]time.Time{}}
+}
+
+func (a *activity) begin(k machineKey) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inflight[k]++
+}
+
+func (a *activity) end(k machineKey, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inflight[k]--; a.inflight[k] <= 0 {
+		delete(a.inflight, k)
+	}
+	a.last[k] = now
+}
+
+func (a *activity) load(k machineKey) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.inflight[k]
+}
+
+// onEvent forgets when a machine was last active once it changes state: a machine started again
+// (by anyone) gets a full idle period before autostop looks at it.
+func (a *activity) onEvent(e MachineEvent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.last, machineKey{e.App, e.MachineID})
+}
+
+// idleSince returns when k was last active; a machine never seen before counts from now.
+func (a *activity) idleSince(k machineKey, now time.Time) (since time.Time, busy bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inflight[k] > 0 {
+		return now, true
+	}
+	last, ok := a.last[k]
+	if !ok {
+		a.last[k] = now
+		return now, false
+	}
+	return last, false
+}
+
+// AutostopAction is one machine an autostop pass stopped or suspended.
+type AutostopAction struct {
+	App       string
+	MachineID string
+	Action    string // "stop" or "suspend"
+}
+
+// RunAutostop runs one autostop pass now and returns what it did. Per app and region it stops (or
+// suspends) at most one started machine that has had no request for AutostopOptions.IdleAfter, as the
+// Fly Proxy removes one excess machine per pass; with no load every machine is excess, a lone one
+// included. Machines whose services have autostop off (or no services) are never touched, nor are
+// external machines (their process is not the emulator's to stop). min_machines_running keeps that
+// many of the app's machines started; the simulator has no primary region, so it counts all regions.
+func (p *Proxy) RunAutostop() []AutostopAction {
+	now := p.opts.Now()
+	var done []AutostopAction
+	for _, a := range p.srv.snapApps() {
+		running := 0
+		for _, m := range a.machines {
+			if m.state == stateStarted && len(m.services) > 0 {
+				running++
+			}
+		}
+		actedIn := map[string]bool{}
+		for _, m := range a.machines {
+			if m.state != stateStarted || actedIn[m.region] || p.machines.isExternal(m.key()) {
+				continue
+			}
+			mode, minRunning := autostopModeOf(m.services)
+			if mode == autostopOff {
+				continue
+			}
+			since, busy := p.activity.idleSince(m.key(), now)
+			if busy || now.Sub(since) < p.opts.Autostop.IdleAfter || running <= minRunning {
+				continue
+			}
+			action, err := p.autostop(m, mode)
+			if err != nil {
+				p.log.Error(err, "Autostop failed", "app", m.app, "machine", m.id)
+				continue
+			}
+			p.log.Info("Autostop", "app", m.app, "machine", m.id, "action", action)
+			done = append(done, AutostopAction{App: m.app, MachineID: m.id, Action: action})
+			running--
+			actedIn[m.region] = true
+		}
+	}
+	return done
+}
+
+// autostop stops or suspends m; a machine that cannot be suspended (swap, schedule) is stopped.
+func (p *Proxy) autostop(m machineSnap, mode string) (string, error) {
+	if mode == autostopSuspend {
+		err := p.srv.ProxySuspend(m.app, m.id)
+		if err == nil {
+			return autostopSuspend, nil
+		}
+		if !errors.Is(err, ErrFailedPrecondition) {
+			return "", err
+		}
+	}
+	return autostopStop, p.srv.ProxyStop(m.app, m.id)
+}
+
+// autostopLoop runs RunAutostop every Interval until Close.
+func (p *Proxy) autostopLoop() {
+	ticker := time.NewTicker(p.opts.Autostop.Interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-ticker.C:
+			p.RunAutostop()
+		}
+	}
+}

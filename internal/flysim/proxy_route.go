@@ -1,0 +1,387 @@
+package flysim
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Reasons of fly-replay-failed (§9); a proxyError with a reason lets a replay's fallback take over.
+const (
+	reasonNoCandidate      = "no_candidate"
+	reasonTimeout          = "timeout"
+	reasonRetriesExhausted = "retries_exhausted"
+)
+
+// proxyError is a request the proxy could not deliver: the status and body line the client gets.
+// Statuses: 502 when the instruction cannot be followed (unknown app or instance, an instance of
+// another app, cross-org or cross-network refused, a machine that failed mid-request), 503 when the
+// target exists but nothing can serve the port (no such service, autostart off, not startable),
+// 504 when the replay timeout passed first.
+type proxyError struct {
+	status int
+	reason string // "" when no fallback applies (the connection was made)
+	msg    string
+}
+
+func (e *proxyError) Error() string { return e.msg }
+
+func unavailable(format string, args ...any) *proxyError {
+	return &proxyError{status: http.StatusServiceUnavailable, reason: reasonNoCandidate, msg: fmt.Sprintf(format, args...)}
+}
+
+func badReplay(format string, args ...any) *proxyError {
+	return &proxyError{status: http.StatusBadGateway, reason: reasonNoCandidate, msg: fmt.Sprintf(format, args...)}
+}
+
+// target is a machine ready to take a request on one service.
+type target struct {
+	machine machineSnap
+	addr    string
+	// preferredUnavailable is the prefer_instance that could not be honoured, sent to the target in
+	// fly-preferred-instance-unavailable.
+	preferredUnavailable string
+}
+
+// resolveReplay finds and reaches the target of replay r issued by machine issuer, for public port.
+func (p *Proxy) resolveReplay(ctx context.Context, issuer machineSnap, r Replay, port int) (target, *proxyError) {
+	from, ok := p.srv.snapApp(issuer.app)
+	if !ok {
+		return target{}, badReplay("the replaying app %q no longer exists", issuer.app)
+	}
+	name := cmp.Or(r.App, issuer.app)
+	to, ok := p.srv.snapApp(name)
+	switch {
+	case !ok:
+		return target{}, badReplay("replay to app %q: no such app", name)
+	case to.org != from.org:
+		return target{}, badReplay("replay from app %q to app %q of another organization refused: cross-org replays are not simulated", from.name, to.name)
+	case to.networkID != from.networkID && !from.crossReplay:
+		return target{}, badReplay("replay from app %q (network %q) to app %q (network %q) refused: it crosses private networks and "+
+			"organization %q has cross-network replays disabled (fly orgs cross-network-replays enable; flysim: Server.SetCrossNetworkReplays)",
+			from.name, from.network, to.name, to.network, from.org)
+	}
+	exclude := ""
+	if r.Elsewhere {
+		exclude = issuer.id
+	}
+	if r.Instance != "" {
+		m, ok := machineIn(to, r.Instance)
+		if !ok {
+			return target{}, badReplay("replay to instance %s: not a machine of app %q", r.Instance, to.name)
+		}
+		return p.reach(ctx, m.key(), port)
+	}
+	if r.PreferInstance != "" {
+		if m, ok := machineIn(to, r.PreferInstance); ok && m.id != exclude && !m.cordoned {
+			t, err := p.reach(ctx, m.key(), port)
+			if err == nil || err.reason == reasonTimeout {
+				return t, err
+			}
+		}
+		t, err := p.pickAndReach(ctx, to, port, r.Regions, exclude)
+		t.preferredUnavailable = r.PreferInstance
+		return t, err
+	}
+	return p.pickAndReach(ctx, to, port, r.Regions, exclude)
+}
+
+func machineIn(a appSnap, id string) (machineSnap, bool) {
+	i := slices.IndexFunc(a.machines, func(m machineSnap) bool { return m.id == id })
+	if i < 0 {
+		return machineSnap{}, false
+	}
+	return a.machines[i], true
+}
+
+func (p *Proxy) pickAndReach(ctx context.Context, a appSnap, port int, regions []string, exclude string) (target, *proxyError) {
+	m, err := p.pick(a, port, regions, exclude)
+	if err != nil {
+		return target{}, err
+	}
+	return p.reach(ctx, m.key(), port)
+}
+
+// pick load-balances over a's machines with an http service on port: the preferred region first,
+// then started machines before those on their way up before those autostart would wake, then the
+// fewest requests in flight, then the oldest machine. Cordoned machines and exclude are skipped.
+func (p *Proxy) pick(a appSnap, port int, regions []string, exclude string) (machineSnap, *proxyError) {
+	type candidate struct {
+		m                     machineSnap
+		rank, readiness, load int
+	}
+	var cands []candidate
+	withPort, autostartOff := 0, 0
+	for _, m := range a.machines {
+		svc, _, httpOK := publicService(m.services, port)
+		if !httpOK || m.cordoned || m.id == exclude {
+			continue
+		}
+		withPort++
+		rank, ok := regionRank(m.region, regions)
+		if !ok {
+			continue
+		}
+		readiness := 0
+		switch m.state {
+		case stateStarted:
+		case stateStarting, stateRestarting, stateReplacing:
+			readiness = 1
+		case stateCreated:
+			if !m.launching {
+				continue
+			}
+			readiness = 1
+		case stateStopped, stateSuspended, stateStopping, stateSuspending:
+			if !svc.autostart {
+				autostartOff++
+				continue
+			}
+			readiness = 2
+		default:
+			continue
+		}
+		cands = append(cands, candidate{m: m, rank: rank, readiness: readiness, load: p.activity.load(m.key())})
+	}
+	if len(cands) == 0 {
+		switch {
+		case len(a.machines) == 0:
+			return machineSnap{}, unavailable("app %q has no machines", a.name)
+		case withPort == 0:
+			return machineSnap{}, unavailable("app %q has no machine with an http service on port %d", a.name, port)
+		case autostartOff > 0:
+			return machineSnap{}, unavailable("app %q has no running machine for port %d and autostart is off", a.name, port)
+		default:
+			return machineSnap{}, unavailable("app %q has no machine that can serve port %d in the requested regions", a.name, port)
+		}
+	}
+	best := slices.MinFunc(cands, func(x, y candidate) int {
+		return cmp.Or(cmp.Compare(x.rank, y.rank), cmp.Compare(x.readiness, y.readiness),
+			cmp.Compare(x.load, y.load), cmp.Compare(x.m.seq, y.m.seq))
+	})
+	return best.m, nil
+}
+
+// regionRank is region's position in the replay's region list ("any" matches every region); no list
+// matches everything.
+func regionRank(region string, prefs []string) (int, bool) {
+	if len(prefs) == 0 {
+		return 0, true
+	}
+	for i, pref := range prefs {
+		if pref == region || pref == "any" {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// reach gets machine k ready to take a request on port: it must have an http service on the port; a
+// stopped or suspended machine is started when the service allows autostart (out of band, as the Fly
+// Proxy does without an API call); a machine on its way up is waited for, until ctx ends.
+func (p *Proxy) reach(ctx context.Context, k machineKey, port int) (target, *proxyError) {
+	for {
+		m, changed, ok := p.srv.snapMachine(k.app, k.id)
+		if !ok || m.state == stateDestroyed || m.state == stateDestroying {
+			return target{}, unavailable("machine %s of app %q is destroyed", k.id, k.app)
+		}
+		svc, found, httpOK := publicService(m.services, port)
+		switch {
+		case !found:
+			return target{}, unavailable("machine %s of app %q has no service on port %d", k.id, k.app, port)
+		case !httpOK:
+			return target{}, unavailable("the service of machine %s of app %q on port %d has no http handler", k.id, k.app, port)
+		}
+		var endpointChanged <-chan struct{}
+		switch m.state {
+		case stateStarted:
+			addr, ok, ch := p.machines.endpoint(k, m.version, svc.internalPort)
+			if ok {
+				return target{machine: m, addr: addr}, nil
+			}
+			endpointChanged = ch // started, listeners not open yet
+		case stateStopped, stateSuspended:
+			if !svc.autostart {
+				return target{}, unavailable("machine %s of app %q is %s and its service on port %d has autostart off", k.id, k.app, m.state, port)
+			}
+			// A concurrent request may have started it first: the precondition error is harmless.
+			if err := p.srv.ProxyStart(k.app, k.id); err != nil && !errors.Is(err, ErrFailedPrecondition) {
+				return target{}, unavailable("starting machine %s of app %q: %v", k.id, k.app, err)
+			}
+			continue
+		case stateStarting, stateRestarting, stateReplacing, stateStopping, stateSuspending:
+		case stateCreated:
+			if !m.launching {
+				return target{}, unavailable("machine %s of app %q was created with skip_launch: the proxy does not start it", k.id, k.app)
+			}
+		default:
+			return target{}, unavailable("machine %s of app %q is %s", k.id, k.app, m.state)
+		}
+		if err := p.srv.awaitAny(ctx, changed, endpointChanged); err != nil {
+			if errors.Is(err, errServerClosed) {
+				return target{}, unavailable("the emulator is shutting down")
+			}
+			return target{}, &proxyError{status: http.StatusGatewayTimeout, reason: reasonTimeout,
+				msg: fmt.Sprintf("machine %s of app %q was not reachable on port %d in time (state %s)", k.id, k.app, port, m.state)}
+		}
+	}
+}
+
+// upstream is a machine's response; end must be called once the response is consumed.
+type upstream struct {
+	resp    *http.Response
+	machine machineSnap
+	end     func()
+}
+
+// connectAttempts bounds how often a request is sent again after a failed connection (the machine
+// stopped between being picked and being dialled).
+const connectAttempts = 3
+
+// connect resolves a target within attempt and sends req to it. Only failures before a connection is
+// made are retried and can be handed to a fallback: once connected, the request has been delivered.
+func (p *Proxy) connect(attempt, ctx context.Context, resolve func(context.Context) (target, *proxyError), req hopRequest, in *inbound) (*upstream, *proxyError) {
+	tries := connectAttempts
+	if in.rest != nil {
+		tries = 1 // a streamed body cannot be sent twice
+	}
+	var last target
+	for range tries {
+		t, perr := resolve(attempt)
+		if perr != nil {
+			return nil, perr
+		}
+		last = t
+		k := t.machine.key()
+		p.activity.begin(k)
+		resp, err := p.send(ctx, t, req, in)
+		if err == nil {
+			var once sync.Once
+			return &upstream{resp: resp, machine: t.machine, end: func() { once.Do(func() { p.activity.end(k, p.opts.Now()) }) }}, nil
+		}
+		p.activity.end(k, p.opts.Now())
+		if !isDialError(err) {
+			return nil, &proxyError{status: http.StatusBadGateway,
+				msg: fmt.Sprintf("request to machine %s of app %q failed: %v", k.id, k.app, err)}
+		}
+		if attempt.Err() != nil {
+			break
+		}
+	}
+	if attempt.Err() != nil {
+		return nil, &proxyError{status: http.StatusGatewayTimeout, reason: reasonTimeout,
+			msg: fmt.Sprintf("machine %s of app %q was not reachable in time", last.machine.id, last.machine.app)}
+	}
+	return nil, &proxyError{status: http.StatusBadGateway, reason: reasonRetriesExhausted,
+		msg: fmt.Sprintf("could not connect to machine %s of app %q", last.machine.id, last.machine.app)}
+}
+
+// isDialError reports whether err happened before a connection was made.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// send delivers req (with the inbound body) to t.
+func (p *Proxy) send(ctx context.Context, t target, req hopRequest, in *inbound) (*http.Response, error) {
+	var body io.Reader = bytes.NewReader(in.body)
+	var guard *guardedBody
+	if in.rest != nil {
+		guard = &guardedBody{r: io.MultiReader(bytes.NewReader(in.body), in.rest)}
+		body = guard
+	}
+	out, err := http.NewRequestWithContext(ctx, req.method, "http://"+t.addr+req.target, body)
+	if err != nil {
+		return nil, err
+	}
+	out.Host = req.host
+	out.Header = req.header.Clone()
+	if t.preferredUnavailable != "" {
+		out.Header.Set(headerPreferredUnavailable, t.preferredUnavailable)
+	}
+	if out.Header.Get("User-Agent") == "" {
+		out.Header["User-Agent"] = []string{""} // net/http would add its own
+	}
+	if in.rest == nil {
+		out.ContentLength = int64(len(in.body))
+		if len(in.body) == 0 {
+			out.Body, out.GetBody = http.NoBody, nil
+		}
+	} else {
+		out.ContentLength = in.contentLength
+	}
+	resp, err := p.transport.RoundTrip(out)
+	if guard != nil {
+		// Once the machine has answered, the rest of the body is the proxy's again (to drain it).
+		guard.stop()
+	}
+	return resp, err
+}
+
+// errBodyTaken ends the transport's reading of a streamed body the proxy took back.
+var errBodyTaken = errors.New("flysim: request body taken back by the proxy")
+
+// guardedBody is a streamed request body the proxy can take back from the transport: after stop,
+// reads fail, so only the proxy's handler reads the client's body from then on.
+type guardedBody struct {
+	mu      sync.Mutex
+	r       io.Reader
+	stopped bool
+}
+
+func (g *guardedBody) Read(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return 0, errBodyTaken
+	}
+	return g.r.Read(b)
+}
+
+func (g *guardedBody) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+}
+
+// hopRequest is the request one machine receives (the body comes from the inbound request).
+type hopRequest struct {
+	method, target, host string // target is the request-target: path and query
+	header               http.Header
+}
+
+// inbound is what the proxy keeps of a client request: its body, buffered up to MaxReplayBody so a
+// replay can send it again.
+type inbound struct {
+	port          int
+	requestID     string
+	body          []byte
+	rest          io.Reader // the unread remainder of a body over MaxReplayBody; nil otherwise
+	contentLength int64
+}
+
+func readInbound(r *http.Request, port int, requestID string) (*inbound, error) {
+	in := &inbound{port: port, requestID: requestID, contentLength: r.ContentLength}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, MaxReplayBody+1))
+	if err != nil {
+		return nil, err
+	}
+	in.body = buf
+	if len(buf) > MaxReplayBody {
+		in.rest = r.Body
+	}
+	return in, nil
+}
+
+// isUpgrade reports a protocol upgrade (WebSocket), which the simulator does not carry.
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" || strings.EqualFold(r.Header.Get("Connection"), "upgrade")
+}

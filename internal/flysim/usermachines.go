@@ -1,0 +1,247 @@
+package flysim
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// UserMachinesOptions configure StartUserMachines.
+type UserMachinesOptions struct {
+	// Now is the clock replay state is verified against; default time.Now. The router signs state with
+	// the real clock, so only tests that sign their own tokens change it.
+	Now func() time.Time
+	// Logger receives a line when a machine's listeners open or close (V(1)) and when one fails to
+	// open; optional.
+	Logger logr.Logger
+}
+
+// UserMachines runs the simulated user machines: every machine of the Server that is started gets a
+// real loopback HTTP listener (127.0.0.1, an ephemeral port) for each internal port of its services,
+// answering with a UserMachineAnswer. Leaving started (stop, suspend, restart, update, destroy, app
+// delete) closes them; starting again opens new ones (on new ports). A machine registered with
+// RegisterExternal is a real process the caller runs (the router): it gets no simulated listeners,
+// and the proxy forwards to the addresses registered for it instead.
+type UserMachines struct {
+	srv         *Server
+	now         func() time.Time
+	log         logr.Logger
+	unsubscribe func()
+
+	mu       sync.Mutex
+	running  map[machineKey]*simMachine
+	external map[machineKey]map[int]string
+	// changed is closed and replaced whenever an endpoint appears or goes, waking the proxy.
+	changed chan struct{}
+	closed  bool
+}
+
+// simMachine is one started simulated machine: its version and a listener per internal port.
+type simMachine struct {
+	version   string
+	listeners map[int]*simListener
+}
+
+type simListener struct {
+	addr   string
+	server *http.Server
+}
+
+// ErrUserMachinesClosed is returned by methods called after Close.
+var ErrUserMachinesClosed = errors.New("flysim: user machines closed")
+
+// StartUserMachines starts simulating the user machines of srv, opening listeners for the machines
+// already started and following every later state change. Close it before srv.
+func StartUserMachines(srv *Server, opts UserMachinesOptions) *UserMachines {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	u := &UserMachines{
+		srv: srv, now: opts.Now, log: opts.Logger,
+		running:  map[machineKey]*simMachine{},
+		external: map[machineKey]map[int]string{},
+		changed:  make(chan struct{}),
+	}
+	// Subscribe first, then sweep: a change between the two is seen by both, and reconcile reads the
+	// current state each time, so the order of the two is harmless.
+	u.unsubscribe = srv.Subscribe(u.onEvent)
+	for _, a := range srv.snapApps() {
+		for _, m := range a.machines {
+			u.reconcile(m.key())
+		}
+	}
+	return u
+}
+
+// onEvent follows one state change. Leaving started closes the listeners even when the machine is
+// started again by the time the event arrives, so a restart always reopens them.
+func (u *UserMachines) onEvent(e MachineEvent) {
+	k := machineKey{e.App, e.MachineID}
+	if e.NewState != stateStarted {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		u.closeLocked(k)
+		return
+	}
+	u.reconcile(k)
+}
+
+// reconcile opens or closes k's listeners to match its current state and version. The state is read
+// under u.mu, so concurrent reconciles cannot apply an older state after a newer one.
+func (u *UserMachines) reconcile(k machineKey) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return
+	}
+	boot, ok := u.srv.bootOf(k.app, k.id)
+	_, external := u.external[k]
+	if !ok || external || boot.state != stateStarted {
+		u.closeLocked(k)
+		return
+	}
+	if cur := u.running[k]; cur != nil && cur.version == boot.version {
+		return
+	}
+	u.closeLocked(k)
+	u.openLocked(k, boot)
+}
+
+func (u *UserMachines) openLocked(k machineKey, boot machineBoot) {
+	sm := &simMachine{version: boot.version, listeners: map[int]*simListener{}}
+	for _, svc := range servicePorts(boot.services) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			u.log.Error(err, "Cannot open a simulated machine listener", "app", k.app, "machine", k.id, "internalPort", svc.internalPort)
+			continue
+		}
+		server := &http.Server{Handler: newMachineHandler(boot, svc, u.now), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = server.Serve(ln) }() // returns when closed
+		sm.listeners[svc.internalPort] = &simListener{addr: ln.Addr().String(), server: server}
+	}
+	u.running[k] = sm
+	u.log.V(1).Info("Simulated machine listening", "app", k.app, "machine", k.id, "version", boot.version, "ports", len(sm.listeners))
+	u.notifyLocked()
+}
+
+// closeLocked closes k's listeners and the connections on them, as a stopping VM drops its sockets.
+func (u *UserMachines) closeLocked(k machineKey) {
+	sm := u.running[k]
+	if sm == nil {
+		return
+	}
+	for _, l := range sm.listeners {
+		_ = l.server.Close()
+	}
+	delete(u.running, k)
+	u.log.V(1).Info("Simulated machine stopped listening", "app", k.app, "machine", k.id)
+	u.notifyLocked()
+}
+
+func (u *UserMachines) notifyLocked() {
+	close(u.changed)
+	u.changed = make(chan struct{})
+}
+
+// RegisterExternal declares that machine id of app is a real process serving its internal ports at
+// the given local addresses (internal port → "host:port"), such as the router. The machine must
+// exist; any simulated listeners it had are closed. Registering again replaces the addresses.
+func (u *UserMachines) RegisterExternal(app, id string, addrs map[int]string) error {
+	if _, ok := u.srv.Machine(app, id); !ok {
+		return fmt.Errorf("registering %s/%s as external: %w", app, id, ErrMachineNotFound)
+	}
+	for port, addr := range addrs {
+		if port < 1 || port > 65535 || addr == "" {
+			return fmt.Errorf("registering %s/%s as external: internal port %d needs a port number and an address: %w",
+				app, id, port, ErrInvalidConfig)
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return ErrUserMachinesClosed
+	}
+	k := machineKey{app, id}
+	u.external[k] = maps.Clone(addrs)
+	u.closeLocked(k)
+	u.notifyLocked()
+	return nil
+}
+
+// UnregisterExternal makes the machine simulated again (listeners open if it is started).
+func (u *UserMachines) UnregisterExternal(app, id string) {
+	k := machineKey{app, id}
+	u.mu.Lock()
+	delete(u.external, k)
+	u.notifyLocked()
+	u.mu.Unlock()
+	u.reconcile(k)
+}
+
+// Endpoints returns the addresses serving a machine's internal ports (internal port → "host:port"):
+// its simulated listeners while it is started, or its registered addresses when it is external.
+// A machine without any gives an empty map.
+func (u *UserMachines) Endpoints(app, id string) map[int]string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	k := machineKey{app, id}
+	if ext, ok := u.external[k]; ok {
+		return maps.Clone(ext)
+	}
+	out := map[int]string{}
+	if sm := u.running[k]; sm != nil {
+		for port, l := range sm.listeners {
+			out[port] = l.addr
+		}
+	}
+	return out
+}
+
+// isExternal reports whether k was registered with RegisterExternal.
+func (u *UserMachines) isExternal(k machineKey) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	_, ok := u.external[k]
+	return ok
+}
+
+// endpoint returns the address serving internalPort of k at version (any version for an external
+// machine), and the channel closed on the next endpoint change.
+func (u *UserMachines) endpoint(k machineKey, version string, internalPort int) (string, bool, <-chan struct{}) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if ext, ok := u.external[k]; ok {
+		addr, ok := ext[internalPort]
+		return addr, ok, u.changed
+	}
+	if sm := u.running[k]; sm != nil && sm.version == version {
+		if l := sm.listeners[internalPort]; l != nil {
+			return l.addr, true, u.changed
+		}
+	}
+	return "", false, u.changed
+}
+
+// Close stops following the Server and closes every simulated listener.
+func (u *UserMachines) Close() error {
+	u.unsubscribe()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return nil
+	}
+	u.closed = true
+	for k := range u.running {
+		u.closeLocked(k)
+	}
+	return nil
+}

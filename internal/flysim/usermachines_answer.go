@@ -1,0 +1,124 @@
+package flysim
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/keys"
+	"github.com/hangar-dev/hangar/pkg/replayauth"
+)
+
+// UserMachineAnswer is the JSON body every simulated user machine answers with, whatever the method
+// and path: who answered, what it received, and what it made of the request's credentials.
+type UserMachineAnswer struct {
+	App     string        `json:"app"`
+	Machine string        `json:"machine"`
+	Region  string        `json:"region"`
+	Version string        `json:"version"` // the machine version serving
+	Service ServiceAnswer `json:"service"`
+	Method  string        `json:"method"`
+	Path    string        `json:"path"`
+	Query   string        `json:"query,omitempty"`
+	Host    string        `json:"host"`
+	// Headers are the request headers as received; the Authorization value is replaced by "[redacted]".
+	Headers   map[string][]string `json:"headers"`
+	BodyBytes int64               `json:"body_bytes"`
+	// ReplayStateVerified reports whether fly-replay-src carried a state that pkg/replayauth verified
+	// with the app's HANGAR_REPLAY_KEY (as of the machine's boot secrets), for this app and machine.
+	ReplayStateVerified bool `json:"replay_state_verified"`
+	// ReplayStateError says why not (a replayauth error, or that the machine has no usable replay key).
+	ReplayStateError string `json:"replay_state_error,omitempty"`
+	// ManagementTokenMatched reports whether the request carried
+	// `Authorization: Bearer <HANGAR_MANAGEMENT_TOKEN>` for the machine's boot secrets.
+	ManagementTokenMatched bool `json:"management_token_matched"`
+	// SecretsVersion is the app secrets version the machine booted with.
+	SecretsVersion uint64 `json:"secrets_version"`
+	// Secrets are the names (never the values) of the secrets the machine sees, sorted.
+	Secrets []string `json:"secrets"`
+}
+
+// ServiceAnswer names the service a request reached: its internal port and, when the config gives
+// one, its name (the blueprint's "management" on 9090 and "public" on 8080).
+type ServiceAnswer struct {
+	InternalPort int    `json:"internal_port"`
+	Name         string `json:"name,omitempty"`
+}
+
+// redactedValue replaces the Authorization header in answers.
+const redactedValue = "[redacted]"
+
+// machineHandler answers for one listener of one machine version. Everything it needs is fixed at
+// boot, as a process reads its environment once.
+type machineHandler struct {
+	base      UserMachineAnswer // identity fields, filled once
+	replayKey []byte            // nil when the secret is missing or malformed
+	keyError  string
+	mgmtToken string
+	now       func() time.Time
+}
+
+func newMachineHandler(boot machineBoot, svc serviceSpec, now func() time.Time) *machineHandler {
+	h := &machineHandler{
+		base: UserMachineAnswer{
+			App: boot.app, Machine: boot.id, Region: boot.region, Version: boot.version,
+			Service:        ServiceAnswer{InternalPort: svc.internalPort, Name: svc.name},
+			SecretsVersion: boot.secretsVersion,
+			Secrets:        make([]string, 0, len(boot.secrets)),
+		},
+		mgmtToken: boot.secrets[keys.ManagementTokenSecret],
+		now:       now,
+	}
+	for name := range boot.secrets {
+		h.base.Secrets = append(h.base.Secrets, name)
+	}
+	slices.Sort(h.base.Secrets)
+	switch raw, ok := boot.secrets[keys.ReplayKeySecret]; {
+	case !ok:
+		h.keyError = "the machine has no " + keys.ReplayKeySecret + " secret"
+	default:
+		key, err := keys.DecodeReplayKey(raw)
+		if err != nil {
+			h.keyError = err.Error() // DecodeReplayKey never quotes the key
+		}
+		h.replayKey = key
+	}
+	return h
+}
+
+func (h *machineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n, _ := io.Copy(io.Discard, r.Body)
+	a := h.base
+	a.Secrets = slices.Clone(h.base.Secrets)
+	a.Method, a.Path, a.Query, a.Host, a.BodyBytes = r.Method, r.URL.Path, r.URL.RawQuery, r.Host, n
+	a.Headers = make(map[string][]string, len(r.Header))
+	for name, values := range r.Header {
+		if name == "Authorization" {
+			values = []string{redactedValue}
+		}
+		a.Headers[name] = slices.Clone(values)
+	}
+	if h.replayKey == nil {
+		a.ReplayStateError = h.keyError
+	} else if err := replayauth.Verify(h.replayKey, r.Header.Get(replayauth.HeaderSource), a.App, a.Machine, h.now()); err != nil {
+		a.ReplayStateError = err.Error()
+	} else {
+		a.ReplayStateVerified = true
+	}
+	a.ManagementTokenMatched = h.tokenMatches(r.Header.Get("Authorization"))
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(a)
+}
+
+// tokenMatches compares a bearer token with the management token in constant time.
+func (h *machineHandler) tokenMatches(authorization string) bool {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || h.mgmtToken == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(h.mgmtToken)) == 1
+}
