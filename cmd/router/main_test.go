@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/keys"
+	"github.com/hangar-dev/hangar/internal/testenv"
+	"github.com/hangar-dev/hangar/pkg/replayauth"
+	"github.com/hangar-dev/hangar/router"
+)
+
+// runAsRouter makes the test binary act as the router binary, so the process test can send it a
+// real SIGTERM.
+const runAsRouter = "HANGAR_TEST_RUN_ROUTER_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsRouter) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestFlagValidation(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"help", []string{"--help"}, 0},
+		{"unknown flag", []string{"--nope"}, 2},
+		{"bad replay form", []string{"--replay-form=xml"}, 2},
+		{"bad fallback", []string{"--replay-fallback=elsewhere"}, 2},
+		{"negative timeout", []string{"--replay-timeout=-1s"}, 2},
+		{"short state TTL", []string{"--state-ttl=1s"}, 2},
+		{"no public address", []string{"--public-addr="}, 2},
+		{"bad log level", []string{"--log-level=loud"}, 2},
+		{"missing root key", []string{"--root-key-file=" + filepath.Join(dir, "missing"), "--log-level=error"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if got := run(context.Background(), tt.args, &stderr); got != tt.want {
+				t.Fatalf("run(%v) = %d, want %d; stderr: %s", tt.args, got, tt.want, stderr.String())
+			}
+		})
+	}
+}
+
+// TestRouterProcessServesAndDrains starts the router binary against a real kube-apiserver and
+// checks, through real sockets: JSON logs, readiness after the first sync, health and metrics, a
+// public and a management replay, and that SIGTERM turns readiness off, lets an in-flight request
+// finish, and exits 0.
+func TestRouterProcessServesAndDrains(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	dir := t.TempDir()
+	kubeconfig := writeKubeconfig(t, env, dir)
+	rootKey := keys.GenerateRootKey()
+	rootKeyFile := filepath.Join(dir, keys.RootKeySecretKey)
+	if err := os.WriteFile(rootKeyFile, rootKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0],
+		"--kubeconfig="+kubeconfig, "--root-key-file="+rootKeyFile, "--base-domain=apps.test",
+		"--public-addr=127.0.0.1:0", "--management-addr=127.0.0.1:0", "--metrics-addr=127.0.0.1:0",
+		"--health-addr=127.0.0.1:0", "--drain-delay=1s", "--shutdown-timeout=20s")
+	cmd.Env = append(os.Environ(), runAsRouter+"=1")
+	output, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	logs := &logLines{t: t, addrs: map[string]string{}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go logs.read(output)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+
+	public := logs.waitAddr("public")
+	mgmt := logs.waitAddr("management")
+	health := logs.waitAddr("health")
+	metricsAddr := logs.waitAddr("metrics")
+	eventually(t, 60*time.Second, "readiness", func() bool { return get(t, health, "/readyz") == http.StatusOK })
+	if get(t, health, "/healthz") != http.StatusOK {
+		t.Fatal("/healthz is not 200")
+	}
+
+	ctx := context.Background()
+	c := env.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenants"}}); err != nil {
+		t.Fatal(err)
+	}
+	app := &flyv1alpha1.UserApp{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: "alice"},
+		Spec:       flyv1alpha1.UserAppSpec{Routing: &flyv1alpha1.AppRouting{Subdomain: "alice"}},
+	}
+	if err := c.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	app.Status.AppName = "alice-app"
+	if err := c.Status().Update(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	m := &flyv1alpha1.UserMachine{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: "ws"},
+		Spec:       flyv1alpha1.UserMachineSpec{AppRef: flyv1alpha1.AppReference{Name: "alice"}, Image: "registry.fly.io/x:1"},
+	}
+	if err := c.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m.Status = flyv1alpha1.UserMachineStatus{AppName: "alice-app", MachineID: "a1a1a1a1a1a1a1", Conditions: []metav1.Condition{{
+		Type: flyv1alpha1.MachineCreatedCondition, Status: metav1.ConditionTrue, Reason: "Created", Message: "created", LastTransitionTime: metav1.Now(),
+	}}}
+	if err := c.Status().Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+
+	// Public replay, with a state the machine can verify with the key the manager gives it.
+	root, err := keys.ParseRoot(rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replay string
+	eventually(t, 10*time.Second, "alice to be routed", func() bool {
+		res := do(t, public, "alice.apps.test", nil, nil)
+		replay = res.Header.Get(router.HeaderReplay)
+		return res.StatusCode == router.ReplayStatus
+	})
+	parsed, err := router.ParseReplayHeader(replay)
+	if err != nil || parsed.App != "alice-app" || parsed.Instance != "a1a1a1a1a1a1a1" {
+		t.Fatalf("replay %q: %+v, %v", replay, parsed, err)
+	}
+	if err := replayauth.VerifyState(root.ReplayKey("alice-app"), parsed.State, "alice-app", "a1a1a1a1a1a1a1", time.Now()); err != nil {
+		t.Fatalf("the state does not verify: %v", err)
+	}
+	// Management replay needs the app's token.
+	if res := do(t, mgmt, "router.internal", http.Header{router.TargetHeader: {"tenants/ws"}}, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("management without token: %d", res.StatusCode)
+	}
+	res := do(t, mgmt, "router.internal", http.Header{
+		router.TargetHeader: {"tenants/ws"}, "Authorization": {"Bearer " + root.ManagementToken("alice-app")},
+	}, nil)
+	if res.StatusCode != router.ReplayStatus {
+		t.Fatalf("management with token: %d", res.StatusCode)
+	}
+	if body := getBody(t, metricsAddr, "/metrics"); !strings.Contains(body, `hangar_router_requests_total{listener="public",outcome="replayed"}`) ||
+		!strings.Contains(body, "hangar_router_index_routes 1") {
+		t.Fatalf("metrics lack the router's series:\n%s", body)
+	}
+
+	// Graceful drain: a request whose chunked body is still arriving when SIGTERM comes must be
+	// answered; readiness must go off first; the process must exit 0.
+	conn, err := net.Dial("tcp", public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: alice.apps.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitMessage("Draining: reporting unready before closing the listeners")
+	if code := get(t, health, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining = %d, want 503", code)
+	}
+	logs.waitMessage("Shutting down listeners")
+	fmt.Fprintf(conn, "0\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	inflight, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the in-flight request got no answer: %v", err)
+	}
+	if inflight.StatusCode != router.ReplayStatus {
+		t.Fatalf("in-flight request answered %d, want a replay", inflight.StatusCode)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("router exited with %v, want 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("router did not exit after SIGTERM")
+	}
+	logs.waitMessage("Router stopped")
+}
+
+func writeKubeconfig(t *testing.T, env *testenv.Env, dir string) string {
+	t.Helper()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData, Token: env.Config.BearerToken}
+	cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	cfg.CurrentContext = "envtest"
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// logLines reads the router's log, requires every line to be a JSON object, and records the
+// listener addresses and messages.
+type logLines struct {
+	t        *testing.T
+	mu       sync.Mutex
+	addrs    map[string]string
+	messages []string
+	changed  chan struct{}
+	once     sync.Once
+}
+
+func (l *logLines) signal() chan struct{} {
+	l.once.Do(func() { l.changed = make(chan struct{}, 1) })
+	return l.changed
+}
+
+func (l *logLines) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var entry map[string]any
+		if err := json.Unmarshal(line, &entry); err != nil {
+			l.t.Errorf("log line is not JSON: %s", line)
+			continue
+		}
+		msg, _ := entry["msg"].(string)
+		l.mu.Lock()
+		l.messages = append(l.messages, msg)
+		if msg == "Listening" {
+			l.addrs[entry["listener"].(string)] = entry["address"].(string)
+		}
+		l.mu.Unlock()
+		select {
+		case l.signal() <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *logLines) waitFor(what string, found func() bool) {
+	l.t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		l.mu.Lock()
+		ok := found()
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-l.signal():
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			l.t.Fatalf("no log line for %s; got %q", what, l.messages)
+		}
+	}
+}
+
+func (l *logLines) waitAddr(listener string) string {
+	l.t.Helper()
+	l.waitFor("the "+listener+" listener", func() bool { return l.addrs[listener] != "" })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addrs[listener]
+}
+
+func (l *logLines) waitMessage(msg string) {
+	l.t.Helper()
+	l.waitFor(msg, func() bool {
+		for _, m := range l.messages {
+			if m == msg {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func do(t *testing.T, addr, host string, header http.Header, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return res
+}
+
+func get(t *testing.T, addr, path string) int {
+	t.Helper()
+	res, err := client.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	return res.StatusCode
+}
+
+func getBody(t *testing.T, addr, path string) string {
+	t.Helper()
+	res, err := client.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
