@@ -114,12 +114,11 @@ type Proxy struct {
 	transport *http.Transport
 	activity  *activity
 
-	servers     map[int]*http.Server
-	addrs       map[int]string
-	unsubscribe func()
-	stop        chan struct{}
-	wg          sync.WaitGroup
-	closeOnce   sync.Once
+	servers   map[int]*http.Server
+	addrs     map[int]string
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // StartProxy listens on every public port of opts and serves until Close. It forwards to the
@@ -154,7 +153,6 @@ func StartProxy(srv *Server, machines *UserMachines, opts ProxyOptions) (*Proxy,
 		p.servers[port], p.addrs[port] = server, ln.Addr().String()
 		p.wg.Go(func() { _ = server.Serve(ln) })
 	}
-	p.unsubscribe = srv.Subscribe(p.activity.onEvent)
 	if !opts.Autostop.Disabled {
 		p.wg.Go(p.autostopLoop)
 	}
@@ -173,9 +171,6 @@ func (p *Proxy) Handler(publicPort int) http.Handler {
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.stop)
-		if p.unsubscribe != nil {
-			p.unsubscribe()
-		}
 		p.closeServers()
 		p.wg.Wait()
 		p.transport.CloseIdleConnections()

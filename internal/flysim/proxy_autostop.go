@@ -7,15 +7,23 @@ import (
 )
 
 // activity tracks what the proxy sends to each machine: requests in flight (load balancing, and a
-// busy machine is never idle) and when a machine last served or was first seen idle (autostop).
+// busy machine is never idle) and since when a machine has been idle (autostop).
 type activity struct {
 	mu       sync.Mutex
 	inflight map[machineKey]int
-	last     map[machineKey]time.Time
+	idle     map[machineKey]idleMark
+}
+
+// idleMark is when a machine last finished a request, or was first seen idle, since its state change
+// with the ID event. A newer state change (a start by anyone) resets it: a started machine gets a full
+// idle period before autostop looks at it.
+type idleMark struct {
+	since time.Time
+	event string
 }
 
 func newActivity() *activity {
-	return &activity{inflight: map[machineKey]int{}, last: map[machineKey]time.Time{}}
+	return &activity{inflight: map[machineKey]int{}, idle: map[machineKey]idleMark{}}
 }
 
 func (a *activity) begin(k machineKey) {
@@ -30,7 +38,9 @@ func (a *activity) end(k machineKey, now time.Time) {
 	if a.inflight[k]--; a.inflight[k] <= 0 {
 		delete(a.inflight, k)
 	}
-	a.last[k] = now
+	mark := a.idle[k]
+	mark.since = now
+	a.idle[k] = mark
 }
 
 func (a *activity) load(k machineKey) int {
@@ -39,27 +49,20 @@ func (a *activity) load(k machineKey) int {
 	return a.inflight[k]
 }
 
-// onEvent forgets when a machine was last active once it changes state: a machine started again
-// (by anyone) gets a full idle period before autostop looks at it.
-func (a *activity) onEvent(e MachineEvent) {
+// idleSince returns since when m has been idle; busy when a request is in flight.
+func (a *activity) idleSince(m machineSnap, now time.Time) (since time.Time, busy bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.last, machineKey{e.App, e.MachineID})
-}
-
-// idleSince returns when k was last active; a machine never seen before counts from now.
-func (a *activity) idleSince(k machineKey, now time.Time) (since time.Time, busy bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	k := m.key()
 	if a.inflight[k] > 0 {
 		return now, true
 	}
-	last, ok := a.last[k]
-	if !ok {
-		a.last[k] = now
+	mark, ok := a.idle[k]
+	if !ok || mark.event != m.lastEvent {
+		a.idle[k] = idleMark{since: now, event: m.lastEvent}
 		return now, false
 	}
-	return last, false
+	return mark.since, false
 }
 
 // AutostopAction is one machine an autostop pass stopped or suspended.
@@ -94,7 +97,7 @@ func (p *Proxy) RunAutostop() []AutostopAction {
 			if mode == autostopOff {
 				continue
 			}
-			since, busy := p.activity.idleSince(m.key(), now)
+			since, busy := p.activity.idleSince(m, now)
 			if busy || now.Sub(since) < p.opts.Autostop.IdleAfter || running <= minRunning {
 				continue
 			}

@@ -19,7 +19,8 @@ type machineSnap struct {
 	app, id, region, state, version string
 	seq                             uint64
 	cordoned                        bool
-	launching                       bool // created with a launch pending (not a skip_launch machine)
+	launching                       bool   // created with a launch pending (not a skip_launch machine)
+	lastEvent                       string // ID of the latest state change
 	services                        []serviceSpec
 }
 
@@ -48,7 +49,7 @@ func snapOf(m *machine) machineSnap {
 	return machineSnap{
 		app: m.app.name, id: m.id, region: m.region, state: m.state, version: m.current().id,
 		seq: m.seq, cordoned: m.cordoned, launching: m.state == stateCreated && m.pending(),
-		services: servicesOf(m.current().config),
+		lastEvent: m.latestEventID(), services: servicesOf(m.current().config),
 	}
 }
 
