@@ -113,7 +113,9 @@ type machineVersion struct {
 	secretsVersion uint64 // the app secrets version the version booted with
 	skipSecrets    bool
 	// secretValues are the app's secret values at secretsVersion (none with skipSecrets): what the
-	// simulated machine of this version sees, even after the app's secrets change.
+	// simulated machine of this version sees, even after the app's secrets change. Open in the sheet:
+	// when a machine picks up new secrets; here only with a new version (update), as min_secrets_version
+	// suggests.
 	secretValues map[string]string
 }
 

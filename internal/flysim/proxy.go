@@ -27,7 +27,7 @@ const (
 	// DefaultAutostopIdle is how long a machine must have served nothing before autostop acts.
 	DefaultAutostopIdle = 5 * time.Minute
 	// MaxReplayBody is the largest request body a replay can carry (§9: over 1 MB cannot be
-	// replayed); the simulator reads "1 MB" as 1 MiB.
+	// replayed). Open in the sheet: "1 MB" is read as 1 MiB.
 	MaxReplayBody = 1 << 20
 	// maxReplayHops bounds replays of one request (a target may answer with a replay again).
 	maxReplayHops = 10
@@ -77,7 +77,7 @@ func (o ProxyOptions) withDefaults() (ProxyOptions, error) {
 		return o, fmt.Errorf("%w: EntryApp is required", ErrProxyOptions)
 	}
 	if len(o.Listen) == 0 {
-		o.Listen = DefaultProxyListen
+		o.Listen = maps.Clone(DefaultProxyListen)
 	}
 	for port, addr := range o.Listen {
 		if port < 1 || port > 65535 || addr == "" {
@@ -127,6 +127,9 @@ func StartProxy(srv *Server, machines *UserMachines, opts ProxyOptions) (*Proxy,
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if srv == nil || machines == nil {
+		return nil, fmt.Errorf("%w: a Server and its UserMachines are required", ErrProxyOptions)
 	}
 	p := &Proxy{
 		srv: srv, machines: machines, opts: opts, log: opts.Logger,

@@ -77,7 +77,8 @@ type AutostopAction struct {
 // Fly Proxy removes one excess machine per pass; with no load every machine is excess, a lone one
 // included. Machines whose services have autostop off (or no services) are never touched, nor are
 // external machines (their process is not the emulator's to stop). min_machines_running keeps that
-// many of the app's machines started; the simulator has no primary region, so it counts all regions.
+// many of the app's machines started; Open in the sheet: Fly counts the primary region only, the
+// simulator has no primary region, so it counts all regions.
 func (p *Proxy) RunAutostop() []AutostopAction {
 	now := p.opts.Now()
 	var done []AutostopAction

@@ -31,8 +31,8 @@ var ErrReplayMalformed = errors.New("flysim: malformed fly-replay")
 
 // Replay is one parsed replay instruction.
 type Replay struct {
-	// Regions in preference order (region codes, or "any"). The simulator matches codes exactly and
-	// knows no other alias (us, eu, …): such an entry matches no machine.
+	// Regions in preference order (region codes, or "any"). Open in the sheet: the simulator matches
+	// codes exactly and knows no other alias (us, eu, …): such an entry matches no machine.
 	Regions        []string
 	Instance       string
 	PreferInstance string
@@ -49,7 +49,8 @@ type Replay struct {
 
 // ReplayTransform changes the request before the target sees it (JSON form only).
 type ReplayTransform struct {
-	// Path replaces the request target: path and query ("/new?x=y"; no `?` clears the query).
+	// Path replaces the request target: path and query ("/new?x=y"). Open in the sheet: whether a path
+	// without `?` keeps the query; here it clears it.
 	Path          string
 	DeleteHeaders []string
 	SetHeaders    []ReplayHeader
@@ -77,8 +78,9 @@ func malformed(format string, args ...any) error {
 // ParseReplayHeader reads the header form: `key=value` fields separated by `;`, values optionally in
 // double quotes (needed for a region list: `region="sjc,any"`). Keys are case-insensitive. Following
 // the reference sheet's lenient reading, a `,` outside quotes also separates fields when the text after
-// it holds a `=` (`app=a,state=s`); otherwise it belongs to the value (`region=sjc,any`). Unknown and
-// repeated keys are errors: a typo must not silently route elsewhere.
+// it holds a `=` (`app=a,state=s`); otherwise it belongs to the value (`region=sjc,any`) (Open in the
+// sheet: whether Fly reads `,` as a separator). Stricter: unknown and repeated keys are errors, so a
+// typo cannot silently route elsewhere.
 func ParseReplayHeader(value string) (Replay, error) {
 	fields, err := splitReplayFields(value)
 	if err != nil {
@@ -275,7 +277,8 @@ func (t *ReplayTransform) validate() error {
 }
 
 // replayJSON is the JSON form. cache and allow_bypass are accepted and ignored: the simulator has no
-// replay cache, so every request reaches the app that answers the replay.
+// replay cache, so every request reaches the app that answers the replay. Open in the sheet: whether
+// allow_bypass sits at the top level or in cache; the top level is accepted.
 type replayJSON struct {
 	Region         string           `json:"region,omitempty"`
 	Instance       string           `json:"instance,omitempty"`
@@ -299,7 +302,8 @@ type transformJSON struct {
 // maxReplayJSON bounds the JSON form's body.
 const maxReplayJSON = 64 << 10
 
-// ParseReplayJSON reads the JSON form. Unknown fields, wrong types and trailing data are errors.
+// ParseReplayJSON reads the JSON form. Stricter: unknown fields, wrong types and trailing data are
+// errors.
 func ParseReplayJSON(body []byte) (Replay, error) {
 	if len(body) > maxReplayJSON {
 		return Replay{}, malformed("JSON form larger than %d bytes", maxReplayJSON)

@@ -22,7 +22,7 @@ const (
 )
 
 // proxyError is a request the proxy could not deliver: the status and body line the client gets.
-// Statuses: 502 when the instruction cannot be followed (unknown app or instance, an instance of
+// Open in the sheet (Fly documents only "a generic 5xx"), the statuses are: 502 when the instruction cannot be followed (unknown app or instance, an instance of
 // another app, cross-org or cross-network refused, a machine that failed mid-request), 503 when the
 // target exists but nothing can serve the port (no such service, autostart off, not startable),
 // 504 when the replay timeout passed first.
@@ -30,9 +30,17 @@ type proxyError struct {
 	status int
 	reason string // "" when no fallback applies (the connection was made)
 	msg    string
+	cause  error // what went wrong underneath, if anything
 }
 
-func (e *proxyError) Error() string { return e.msg }
+func (e *proxyError) Error() string {
+	if e.cause != nil {
+		return e.msg + ": " + e.cause.Error()
+	}
+	return e.msg
+}
+
+func (e *proxyError) Unwrap() error { return e.cause }
 
 func unavailable(format string, args ...any) *proxyError {
 	return &proxyError{status: http.StatusServiceUnavailable, reason: reasonNoCandidate, msg: fmt.Sprintf(format, args...)}
@@ -62,7 +70,7 @@ func (p *Proxy) resolveReplay(ctx context.Context, issuer machineSnap, r Replay,
 	switch {
 	case !ok:
 		return target{}, badReplay("replay to app %q: no such app", name)
-	case to.org != from.org:
+	case to.org != from.org: // Stricter: the target org's replay allowlist is not modelled, so never allowed
 		return target{}, badReplay("replay from app %q to app %q of another organization refused: cross-org replays are not simulated", from.name, to.name)
 	case to.networkID != from.networkID && !from.crossReplay:
 		return target{}, badReplay("replay from app %q (network %q) to app %q (network %q) refused: it crosses private networks and "+
@@ -214,7 +222,9 @@ func (p *Proxy) reach(ctx context.Context, k machineKey, port int) (target, *pro
 			}
 			// A concurrent request may have started it first: the precondition error is harmless.
 			if err := p.srv.ProxyStart(k.app, k.id); err != nil && !errors.Is(err, ErrFailedPrecondition) {
-				return target{}, unavailable("starting machine %s of app %q: %v", k.id, k.app, err)
+				perr := unavailable("starting machine %s of app %q", k.id, k.app)
+				perr.cause = err
+				return target{}, perr
 			}
 			continue
 		case stateStarting, stateRestarting, stateReplacing, stateStopping, stateSuspending:
@@ -269,8 +279,8 @@ func (p *Proxy) connect(attempt, ctx context.Context, resolve func(context.Conte
 		}
 		p.activity.end(k, p.opts.Now())
 		if !isDialError(err) {
-			return nil, &proxyError{status: http.StatusBadGateway,
-				msg: fmt.Sprintf("request to machine %s of app %q failed: %v", k.id, k.app, err)}
+			return nil, &proxyError{status: http.StatusBadGateway, cause: err,
+				msg: fmt.Sprintf("request to machine %s of app %q failed", k.id, k.app)}
 		}
 		if attempt.Err() != nil {
 			break

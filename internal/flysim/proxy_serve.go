@@ -96,8 +96,8 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 		up.end()
 		switch {
 		case err != nil:
-			return p.fail(w, requestID, &proxyError{status: http.StatusBadGateway,
-				msg: fmt.Sprintf("machine %s of app %q answered with a replay the proxy cannot follow: %v", up.machine.id, up.machine.app, err)}), route
+			return p.fail(w, requestID, &proxyError{status: http.StatusBadGateway, cause: err,
+				msg: fmt.Sprintf("machine %s of app %q answered with a replay the proxy cannot follow", up.machine.id, up.machine.app)}), route
 		case in.rest != nil:
 			// Read what the client still sends, so it gets to read the answer on a clean connection.
 			_, _ = io.Copy(io.Discard, io.LimitReader(in.rest, maxBodyDrain))
@@ -179,6 +179,8 @@ func (p *Proxy) replayRequest(issuerReq hopRequest, issuer machineSnap, r Replay
 	out.header.Del(headerPreferredUnavailable)
 	src := fmt.Sprintf("instance=%s;region=%s;t=%d", issuer.id, issuer.region, p.opts.Now().UnixMicro())
 	if r.State != "" {
+		// Open in the sheet: how Fly writes a state holding separators; quoted here, which
+		// replayauth.StateFromHeader reads back (hangar's tokens never need it).
 		src += ";state=" + quoteIfNeeded(r.State, ";,\"\\ \t")
 	}
 	out.header.Set(headerReplaySrc, src)
@@ -274,7 +276,7 @@ func (p *Proxy) fail(w http.ResponseWriter, requestID string, e *proxyError) int
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.status)
-	_, _ = fmt.Fprintf(w, "flysim proxy: %s\n", e.msg)
+	_, _ = fmt.Fprintf(w, "flysim proxy: %s\n", e.Error())
 	return e.status
 }
 

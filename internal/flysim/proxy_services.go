@@ -21,7 +21,7 @@ type serviceSpec struct {
 	name         string // the blueprint's optional service name ("management", "public")
 	internalPort int
 	ports        []portSpec
-	autostart    bool   // absent means on, as for the Fly Proxy
+	autostart    bool   // Open in the sheet: absent means on (only autostart:false is documented to refuse)
 	autostop     string // autostopOff, autostopStop or autostopSuspend
 	minRunning   int
 }
