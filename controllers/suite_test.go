@@ -436,3 +436,16 @@ func newJSONRequest(method, url, body, token string) (*http.Request, error) {
 func findCondition(conds []metav1.Condition, condType string) *metav1.Condition {
 	return meta.FindStatusCondition(conds, condType)
 }
+
+// eventuallyWithin is eventually with its own timeout, for long convergences (benchmarks).
+func (h *harness) eventuallyWithin(what string, timeout time.Duration, check func() string) {
+	h.t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		last = check()
+		return last == "", nil
+	})
+	if err != nil {
+		h.t.Fatalf("%s: not reached: %s", what, last)
+	}
+}

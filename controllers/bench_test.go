@@ -1,0 +1,109 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/flyapi"
+)
+
+// TestBenchControllerConverge measures how fast 200 UserMachines in 50 UserApps converge against
+// the emulator with Fly's published rate limits on, against the least time those limits allow,
+// and what a converged fleet costs per drift interval. It prints BENCH lines for `make bench` and
+// asserts nothing about time.
+func TestBenchControllerConverge(t *testing.T) {
+	if os.Getenv("HANGAR_BENCH") == "" {
+		t.Skip("benchmark: run with HANGAR_BENCH=1 (make bench)")
+	}
+	const (
+		apps           = 50
+		machinesPerApp = 4
+		driftInterval  = 5 * time.Second
+	)
+	// Converge with the default drift interval, so the call count is what convergence costs.
+	h := newHarness(t, harnessOptions{withRateLimits: true, driftInterval: 5 * time.Minute})
+	start := time.Now()
+	var machines []*flyv1alpha1.UserMachine
+	for a := range apps {
+		user := fmt.Sprintf("u%02d", a)
+		app := newApp(user)
+		app.Spec.PrivateIP = true
+		h.create(app)
+		for m := range machinesPerApp {
+			um := newMachine(fmt.Sprintf("%s-%d", user, m), user)
+			h.create(um)
+			machines = append(machines, um)
+		}
+	}
+	h.eventuallyWithin("fleet converged", 10*time.Minute, func() string {
+		var list flyv1alpha1.UserMachineList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(h.ns)); err != nil {
+			return err.Error()
+		}
+		ready := 0
+		for _, um := range list.Items {
+			if meta.IsStatusConditionTrue(um.Status.Conditions, flyv1alpha1.ReadyCondition) && um.Status.MachineID != "" {
+				ready++
+			}
+		}
+		if ready < len(machines) {
+			return fmt.Sprintf("%d/%d ready", ready, len(machines))
+		}
+		return ""
+	})
+	wall := time.Since(start)
+	calls := h.sim.Calls()
+	limited := 0
+	for _, c := range calls {
+		if c.RateLimited {
+			limited++
+		}
+	}
+	minimum := minimumConvergeTime(apps, machinesPerApp)
+	bench("controller_converge_wall_ratio", wall.Seconds()/minimum.Seconds(), "x", "<=", "1.2")
+	bench("controller_converge_wall_seconds", wall.Seconds(), "s", ">=", fmt.Sprintf("%.1f", minimum.Seconds()))
+	bench("controller_fly_calls_per_machine", float64(len(calls))/float64(len(machines)), "calls", "<=", "5")
+	bench("controller_fly_429s", float64(limited), "responses", "==", "0")
+
+	// Steady state: several (shortened) drift intervals of a quiet, converged fleet, under a
+	// manager restarted with that interval.
+	h.stopManager()
+	h.opts.driftInterval = driftInterval
+	h.startManager()
+	time.Sleep(driftInterval + 2*time.Second) // let the restart's first passes and reads settle
+	h.sim.ResetCalls()
+	quiet := time.Now()
+	time.Sleep(3 * driftInterval)
+	intervals := time.Since(quiet).Seconds() / driftInterval.Seconds()
+	steady := h.sim.Calls()
+	reads := len(callsOf(steady, "get_machine"))
+	bench("controller_steady_writes_per_machine_interval", float64(writes(steady))/float64(len(machines))/intervals, "calls", "==", "0")
+	bench("controller_steady_reads_per_machine_interval", float64(reads)/float64(len(machines))/intervals, "calls", "<=", "1")
+}
+
+// minimumConvergeTime is the least time Fly's published buckets allow for the calls a fleet
+// needs, with unlimited parallelism and zero latency: app creates share one bucket per org, so the
+// last app is created (apps − burst) / rate seconds in; its machines' lists and creates share that
+// app's buckets, so its last machine is created (machinesPerApp − burst) / rate seconds later.
+func minimumConvergeTime(apps, machinesPerApp int) time.Duration {
+	limit := flyapi.PublishedLimits().Default
+	after := func(n int) time.Duration {
+		if n <= limit.Burst {
+			return 0
+		}
+		return time.Duration(float64(n-limit.Burst) / float64(limit.Rate) * float64(time.Second))
+	}
+	return after(apps) + after(machinesPerApp)
+}
+
+// bench prints one BENCH line: name, value, unit and the target it is judged against.
+func bench(name string, value float64, unit, op, target string) {
+	fmt.Printf("BENCH %s %.3f %s target %s %s\n", name, value, unit, op, target)
+}
