@@ -114,6 +114,7 @@ func withForm(f Form) routerOpt { return func(b *BuildConfig, _ *HandlerConfig) 
 func withTokens(v *TokenVerifier) routerOpt {
 	return func(_ *BuildConfig, h *HandlerConfig) { h.Tokens = v }
 }
+func withRealClock() routerOpt { return func(_ *BuildConfig, h *HandlerConfig) { h.Now = nil } }
 func withReplayOptions(timeout time.Duration, fallback string) routerOpt {
 	return func(b *BuildConfig, _ *HandlerConfig) { b.Replay.Timeout, b.Replay.Fallback = timeout, fallback }
 }
