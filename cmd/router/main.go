@@ -113,13 +113,18 @@ func main() {
 	os.Exit(code)
 }
 
+func flagSet(opts *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	opts.bindFlags(fs)
+	return fs
+}
+
 // run parses args, serves until ctx ends (SIGTERM) and returns the exit code: 0 after a clean
 // drain, 1 when the router could not start or failed, 2 for bad flags.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	var opts options
-	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	fs := flagSet(&opts)
 	fs.SetOutput(stderr)
-	opts.bindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

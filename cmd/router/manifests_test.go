@@ -1,0 +1,122 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hangar-dev/hangar/internal/keys"
+)
+
+func readManifest(t *testing.T, name string, into any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "router", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, into); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// TestRouterManifests keeps config/router to its promises: two replicas under a PDB, restricted pod
+// security, the root key mounted where the flag reads it, probes on the health listener, and RBAC
+// that can only read the two kinds.
+func TestRouterManifests(t *testing.T) {
+	var d appsv1.Deployment
+	readManifest(t, "deployment.yaml", &d)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
+	}
+	pod := d.Spec.Template.Spec
+	if psc := pod.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot ||
+		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext %+v is not restricted", psc)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil ||
+		!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("container securityContext %+v is not restricted", sc)
+	}
+	// The flags must parse and point at the mounted key.
+	var opts options
+	fs := flagSet(&opts)
+	if err := fs.Parse(c.Args); err != nil {
+		t.Fatalf("deployment args %v: %v", c.Args, err)
+	}
+	if err := opts.validate(); err != nil {
+		t.Fatalf("deployment args %v: %v", c.Args, err)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		if strings.HasPrefix(opts.rootKeyFile, m.MountPath+"/") && m.ReadOnly {
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name && v.Secret != nil && len(v.Secret.Items) == 1 && v.Secret.Items[0].Key == keys.RootKeySecretKey &&
+					m.MountPath+"/"+v.Secret.Items[0].Path == opts.rootKeyFile {
+					mounted = true
+				}
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("--root-key-file=%s is not the read-only mounted %s of a Secret", opts.rootKeyFile, keys.RootKeySecretKey)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" ||
+		c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Error("probes must use /readyz and /healthz")
+	}
+
+	var pdb policyv1.PodDisruptionBudget
+	readManifest(t, "pdb.yaml", &pdb)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 ||
+		pdb.Spec.Selector == nil || !mapsEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		t.Errorf("PDB %+v does not keep one router of the Deployment", pdb.Spec)
+	}
+
+	var role rbacv1.ClusterRole
+	readManifest(t, "role.yaml", &role)
+	for _, rule := range role.Rules {
+		for _, verb := range rule.Verbs {
+			if verb != "get" && verb != "list" && verb != "watch" {
+				t.Errorf("router RBAC grants %q", verb)
+			}
+		}
+		for _, res := range rule.Resources {
+			if !strings.HasPrefix(res, "userapps") && !strings.HasPrefix(res, "usermachines") {
+				t.Errorf("router RBAC reaches %q", res)
+			}
+		}
+	}
+	var binding rbacv1.ClusterRoleBinding
+	readManifest(t, "role_binding.yaml", &binding)
+	var sa corev1.ServiceAccount
+	readManifest(t, "service_account.yaml", &sa)
+	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != sa.Name ||
+		pod.ServiceAccountName != sa.Name {
+		t.Error("the role, binding, service account and Deployment do not line up")
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
