@@ -100,7 +100,6 @@ func TestBenchHeap(t *testing.T) {
 	r.publish()
 	after := heapInUse()
 	runtime.KeepAlive(raws)
-	raws = nil
 	perMachine := float64(int64(after)-int64(before)) / heapObjects
 	t.Logf("heap: before machines %d, after %d", before, after)
 

@@ -29,11 +29,11 @@ type BuildConfig struct {
 type ProblemKind string
 
 const (
-	// ProblemHostConflict: two objects claim one host; the message names the winner.
+	// ProblemHostConflict means two objects claim one host; the message names the winner.
 	ProblemHostConflict ProblemKind = "HostConflict"
-	// ProblemInvalidHost: a host (or subdomain + base domain) is not a DNS name.
+	// ProblemInvalidHost means a host (or subdomain + base domain) is not a DNS name.
 	ProblemInvalidHost ProblemKind = "InvalidHost"
-	// ProblemInvalidStatus: a Fly app name or machine ID in a status cannot go into a replay.
+	// ProblemInvalidStatus means a Fly app name or machine ID in a status cannot go into a replay.
 	ProblemInvalidStatus ProblemKind = "InvalidStatus"
 )
 

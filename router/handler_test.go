@@ -88,6 +88,7 @@ func checkAnswer(t *testing.T, r *testRouter, rec interface {
 }, want wantAnswer) {
 	t.Helper()
 	res := rec.Result()
+	defer func() { _ = res.Body.Close() }()
 	body, _ := io.ReadAll(res.Body)
 	if res.StatusCode != want.code {
 		t.Fatalf("status = %d (%q), want %d", res.StatusCode, body, want.code)

@@ -164,13 +164,12 @@ func (r *testRouter) publish() *testRouter {
 
 // request describes one test request.
 type request struct {
-	method  string
-	host    string
-	header  http.Header
-	body    io.Reader
-	length  int64 // Content-Length; -1 sends the body chunked
-	mgmt    bool
-	noIndex bool
+	method string
+	host   string
+	header http.Header
+	body   io.Reader
+	length int64 // Content-Length; -1 sends the body chunked
+	mgmt   bool
 }
 
 func (r *testRouter) do(req request) *httptest.ResponseRecorder {

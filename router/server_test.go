@@ -42,7 +42,7 @@ func TestServerAnswersMalformedRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 			if _, err := fmt.Fprint(conn, tt.raw); err != nil {
 				t.Fatal(err)
@@ -51,7 +51,7 @@ func TestServerAnswersMalformedRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer res.Body.Close()
+			defer func() { _ = res.Body.Close() }()
 			if res.StatusCode != tt.want {
 				t.Fatalf("status = %d, want %d", res.StatusCode, tt.want)
 			}

@@ -132,12 +132,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	if err := opts.validate(); err != nil {
-		fmt.Fprintln(stderr, "router:", err)
+		_, _ = fmt.Fprintln(stderr, "router:", err)
 		return 2
 	}
 	logger, flush, err := logging.New(opts.log)
 	if err != nil {
-		fmt.Fprintln(stderr, "router:", err)
+		_, _ = fmt.Fprintln(stderr, "router:", err)
 		return 2
 	}
 	defer flush()
