@@ -155,6 +155,7 @@ func (s *Source) Run(ctx context.Context) error {
 	if !timer.Stop() {
 		<-timer.C
 	}
+	var lastTook time.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -162,14 +163,18 @@ func (s *Source) Run(ctx context.Context) error {
 		case err := <-cacheDone:
 			return fmt.Errorf("router: cache stopped: %w", err)
 		case <-s.notify:
-			timer.Reset(s.cfg.RebuildDelay)
+			// Wait at least as long as the last rebuild took: under constant churn a big index is
+			// then rebuilt at most half the time, and every change still lands within two rebuilds.
+			timer.Reset(max(s.cfg.RebuildDelay, lastTook))
 			select {
 			case <-ctx.Done():
 				timer.Stop()
 				return <-cacheDone
 			case <-timer.C:
 			}
+			start := time.Now()
 			s.Rebuild()
+			lastTook = time.Since(start)
 		}
 	}
 }
