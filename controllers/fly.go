@@ -42,7 +42,7 @@ type FlyAPI interface {
 	GetMachine(ctx context.Context, app, id string) (FlyMachine, error)
 	// FindMachine lists the app's machines whose metadata has key=value (destroyed ones excluded).
 	FindMachine(ctx context.Context, app, key, value string) ([]FlyMachine, error)
-	// CreateMachine creates and (unless d.SkipLaunch) boots a machine. FlyNameTaken when a machine
+	// CreateMachine creates and boots a machine. FlyNameTaken when a machine
 	// of that name exists already (perhaps one a lagging list did not show).
 	CreateMachine(ctx context.Context, app string, d DesiredMachine) (FlyMachine, error)
 	// UpdateMachine replaces the parts of the machine's config hangar manages with d, keeping every
@@ -114,8 +114,6 @@ type DesiredMachine struct {
 	Metadata   map[string]string            `json:"metadata"`
 	// MinSecretsVersion makes Fly give the machine app secrets at least this new.
 	MinSecretsVersion int64 `json:"minSecretsVersion"`
-	// SkipLaunch creates the machine without booting it (powerState Stopped).
-	SkipLaunch bool `json:"-"`
 }
 
 // FlyErrorKind classifies a Fly failure by what the controller should do about it.

@@ -49,7 +49,6 @@ func desiredMachineFor(um *flyv1alpha1.UserMachine, app *flyv1alpha1.UserApp, de
 		StopConfig:        um.Spec.StopConfig,
 		Metadata:          metadata,
 		MinSecretsVersion: app.Status.SecretsVersion,
-		SkipLaunch:        um.Spec.PowerState == flyv1alpha1.PowerStateStopped,
 	}
 	d.Metadata[MetadataConfigHash] = configHash(d)
 	return d

@@ -27,7 +27,7 @@ func testMachine() (*flyv1alpha1.UserMachine, *flyv1alpha1.UserApp) {
 func TestDesiredMachineFor(t *testing.T) {
 	um, app := testMachine()
 	d := desiredMachineFor(um, app, "ord")
-	if d.Region != "ord" || d.Name != "ws" || d.MinSecretsVersion != 3 || len(d.Services) != 2 || d.Guest.MemoryMB != 256 || d.SkipLaunch {
+	if d.Region != "ord" || d.Name != "ws" || d.MinSecretsVersion != 3 || len(d.Services) != 2 || d.Guest.MemoryMB != 256 {
 		t.Fatalf("desired = %+v", d)
 	}
 	for k, v := range map[string]string{MetadataUID: "uid-1", MetadataNamespace: "team", MetadataName: "ws", "team": "blue"} {
@@ -37,10 +37,6 @@ func TestDesiredMachineFor(t *testing.T) {
 	}
 	if um.Spec.Metadata[MetadataUID] != "" {
 		t.Fatal("building the desired machine wrote into the spec's metadata map")
-	}
-	um.Spec.PowerState = flyv1alpha1.PowerStateStopped
-	if !desiredMachineFor(um, app, "ord").SkipLaunch {
-		t.Fatal("a Stopped machine must be created without launching")
 	}
 }
 

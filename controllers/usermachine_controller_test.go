@@ -266,10 +266,10 @@ func TestPowerStates(t *testing.T) {
 	um := newMachine("kate-ws", "kate")
 	um.Spec.PowerState = flyv1alpha1.PowerStateStopped
 	h.create(um)
-	// Stopped from the start: created without launching, counted as stopped.
-	h.settled(um, "created")
-	if n := len(h.sim.CallsFor("start_machine", um.Status.MachineID)); n != 0 {
-		t.Fatalf("a Stopped machine was started %d times", n)
+	// Stopped from the start: launched (so the proxy can wake it later), then stopped.
+	h.settled(um, "stopped")
+	if n := len(h.sim.CallsFor("stop_machine", um.Status.MachineID)); n != 1 {
+		t.Fatalf("a Stopped machine was stopped %d times, want once", n)
 	}
 
 	steps := []struct {

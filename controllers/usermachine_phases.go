@@ -105,7 +105,7 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	eventer{r.Events}.normal(s.um, EventCreated, "Create", "Created machine %s (%s) in %s", m.ID, m.Name, m.Region)
 	s.created = true
 	r.observe(s, m)
-	if m.State == MachineCreated && !s.desired.SkipLaunch {
+	if m.State == MachineCreated {
 		// Fly answers a create before the launch begins; the machine is on its way to started,
 		// and recording that makes the next pass look again instead of trusting "created".
 		st.State = MachineStarting

@@ -24,6 +24,7 @@ var subcommands = map[string]subcommand{
 	"flysim": {summary: "serve the Fly Machines API emulator", run: func(ctx context.Context, args []string, stderr io.Writer) error {
 		return runFlysim(ctx, args, stderr, nil)
 	}},
+	"dev": {summary: "run the local stack: apiserver, Fly emulator and proxy, manager, router", run: runDev},
 }
 
 func main() {

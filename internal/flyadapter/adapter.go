@@ -149,7 +149,10 @@ func (a *Adapter) FindMachine(ctx context.Context, app, key, value string) ([]co
 func (a *Adapter) CreateMachine(ctx context.Context, app string, d controllers.DesiredMachine) (controllers.FlyMachine, error) {
 	var cfg flyapi.MachineConfig
 	applyDesired(&cfg, d)
-	req := flyapi.CreateMachineRequest{Config: cfg, Name: d.Name, Region: d.Region, SkipLaunch: d.SkipLaunch}
+	// Every machine is launched, even one whose powerState is Stopped (the controller stops it once
+	// it has started): a machine created with skip_launch has never booted, and the Fly Proxy does
+	// not wake such a machine on a request.
+	req := flyapi.CreateMachineRequest{Config: cfg, Name: d.Name, Region: d.Region}
 	if d.MinSecretsVersion > 0 {
 		v := uint64(d.MinSecretsVersion)
 		req.MinSecretsVersion = &v

@@ -132,3 +132,13 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Kubeconfig returns a kubeconfig for a cluster administrator (group system:masters) of this
+// apiserver, for kubectl and for processes started next to the tests.
+func (e *Env) Kubeconfig() ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: "hangar-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding an admin user: %w", err)
+	}
+	return user.KubeConfig()
+}

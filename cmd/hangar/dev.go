@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/hangar-dev/hangar/internal/devstack"
+	"github.com/hangar-dev/hangar/internal/logging"
+)
+
+// devConfig is what the dev flags parse into.
+type devConfig struct {
+	stack      devstack.Config
+	samples    string
+	namespace  string
+	readyAfter time.Duration
+	log        logging.Options
+}
+
+func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
+	fs := flag.NewFlagSet("hangar dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg devConfig
+	var proxyHTTP, proxyManagement string
+	fs.StringVar(&cfg.stack.StateDir, "state-dir", ".hangar", "folder for the kubeconfig, the Fly token and the root key")
+	fs.StringVar(&cfg.stack.FlyAPIAddr, "fly-api", "127.0.0.1:4280", "address of the emulated Fly Machines API")
+	fs.StringVar(&proxyHTTP, "proxy-http", "127.0.0.1:8080", "address standing for Fly's public port 80")
+	fs.StringVar(&proxyManagement, "proxy-management", "127.0.0.1:9090", "address standing for Fly port 9090 (the private management service)")
+	fs.StringVar(&cfg.stack.BaseDomain, "base-domain", "localhost", "the router's base domain: <subdomain>.<base domain> reaches a UserApp")
+	fs.DurationVar(&cfg.stack.DriftInterval, "drift-interval", 30*time.Second, "the manager's drift interval")
+	fs.StringVar(&cfg.samples, "samples", "config/samples", "kustomization applied once the stack is up; empty applies nothing")
+	fs.StringVar(&cfg.namespace, "namespace", "default", "namespace the samples go to")
+	fs.DurationVar(&cfg.readyAfter, "ready-timeout", 2*time.Minute, "how long to wait for the samples to become Ready")
+	fs.StringVar(&cfg.log.Level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&cfg.log.Format, "log-format", "console", "log encoding: console or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	cfg.stack.ProxyListen = map[int]string{80: proxyHTTP, 9090: proxyManagement}
+	return cfg, nil
+}
+
+// runDev starts the local stack, applies the samples, prints what to try, and runs until ctx ends.
+func runDev(ctx context.Context, args []string, stderr io.Writer) error {
+	began := time.Now()
+	cfg, err := parseDevFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, flush, err := logging.New(cfg.log)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	defer flush()
+	cfg.stack.Logger = log
+	ctrl.SetLogger(log)
+	klog.SetLogger(log.WithName("client-go"))
+
+	stack, err := devstack.Start(ctx, cfg.stack)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		log.Info("Stopping the local stack")
+		if err := stack.Stop(); err != nil {
+			log.Error(err, "Stopping the local stack")
+		}
+	}()
+	if cfg.samples != "" {
+		if err := stack.ApplySamples(ctx, cfg.samples, cfg.namespace); err != nil {
+			return fmt.Errorf("applying %s: %w", cfg.samples, err)
+		}
+		if err := stack.WaitReady(ctx, cfg.namespace, cfg.readyAfter); err != nil {
+			return err
+		}
+	}
+	flush()
+	fmt.Fprint(os.Stdout, nextSteps(stack, cfg, time.Since(began)))
+	<-ctx.Done()
+	return nil
+}
+
+// nextSteps is the ready line and the commands to try, with this stack's paths and addresses.
+func nextSteps(s *devstack.Stack, cfg devConfig, took time.Duration) string {
+	kubectl := "kubectl"
+	if _, err := os.Stat(filepath.Join("bin", "kubectl")); err == nil {
+		kubectl = "./bin/kubectl"
+	}
+	kubeconfig := s.Kubeconfig
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, s.Kubeconfig); err == nil && !strings.HasPrefix(rel, "..") {
+			kubeconfig = rel
+		}
+	}
+	public, management := s.ProxyAddr(80), s.ProxyAddr(9090)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nhangar dev: ready in %.1fs\n\n", took.Seconds())
+	fmt.Fprintf(&b, "  Fly Machines API (emulated)  %s   token in %s\n", s.FlyURL, filepath.Join(cfg.stack.StateDir, "fly-token"))
+	fmt.Fprintf(&b, "  Fly Proxy (simulated)        port 80 -> %s, port 9090 -> %s\n\n", public, management)
+	fmt.Fprintf(&b, "Try:\n")
+	fmt.Fprintf(&b, "  export KUBECONFIG=%s\n", kubeconfig)
+	fmt.Fprintf(&b, "  %s get userapps,usermachines -n %s\n", kubectl, cfg.namespace)
+	fmt.Fprintf(&b, "  %s describe usermachine alice-workspace -n %s\n", kubectl, cfg.namespace)
+	fmt.Fprintf(&b, "  curl -s -H 'Host: alice.example.com' http://%s/hello\n", public)
+	fmt.Fprintf(&b, "  curl -s -H 'Host: bob.%s' http://%s/hello    # bob's machine is Stopped: the request wakes it\n", cfg.stack.BaseDomain, public)
+	fmt.Fprintf(&b, "  TOKEN=$(%s get secret alice-fly-connection -n %s -o jsonpath='{.data.managementToken}' | base64 -d)\n", kubectl, cfg.namespace)
+	fmt.Fprintf(&b, "  curl -s -H 'Hangar-Target: %s/alice-workspace' -H \"Authorization: Bearer $TOKEN\" http://%s/status\n\n", cfg.namespace, management)
+	fmt.Fprintf(&b, "Ctrl-C stops everything.\n")
+	return b.String()
+}

@@ -1,0 +1,145 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hangar-dev/hangar/internal/flyapi"
+	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/router"
+)
+
+// Internal ports of the router app's machine, behind its Fly services (80/443 → 8080, 9090 → 9090),
+// as in config/router.
+const (
+	routerPublicPort     = 8080
+	routerManagementPort = 9090
+)
+
+// routerProcess is the in-process router: its route index source and its two listeners.
+type routerProcess struct {
+	public, management string
+}
+
+// startRouter runs the router on loopback ports of its own and makes it the machine of the
+// emulator's router app, so the proxy sends every inbound request to it first.
+func (s *Stack) startRouter(ctx context.Context) error {
+	log := s.cfg.Logger.WithName("router")
+	builder, err := router.NewBuilder(router.BuildConfig{BaseDomain: s.cfg.BaseDomain, Root: s.Root})
+	if err != nil {
+		return err
+	}
+	table := &router.Table{}
+	metrics := router.NewMetrics(prometheus.NewRegistry())
+	sourceCtx, stopSource := context.WithCancel(context.Background())
+	source, err := router.NewSource(sourceCtx, router.SourceConfig{
+		RESTConfig: s.Env.Config, Builder: builder, Table: table, Metrics: metrics, Logger: log.WithName("index"),
+	})
+	if err != nil {
+		stopSource()
+		return err
+	}
+	sourceDone := make(chan struct{})
+	go func() {
+		defer close(sourceDone)
+		if err := source.Run(sourceCtx); err != nil {
+			log.Error(err, "Route index source stopped")
+		}
+	}()
+	s.stops = append(s.stops, func() error {
+		stopSource()
+		<-sourceDone
+		return nil
+	})
+
+	handlers := router.HandlerConfig{Table: table, Metrics: metrics}
+	s.router = &routerProcess{}
+	for _, l := range []struct {
+		listener router.Listener
+		addr     *string
+	}{
+		{router.ListenerPublic, &s.router.public},
+		{router.ListenerManagement, &s.router.management},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := router.NewServer(ln.Addr().String(), router.NewHandler(l.listener, handlers), router.DefaultServerSettings, nil)
+		go func() { _ = srv.Serve(ln) }()
+		*l.addr = ln.Addr().String()
+		s.stops = append(s.stops, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		})
+	}
+	select {
+	case <-source.Initialized():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	log.Info("Router serving", "public", s.router.public, "management", s.router.management)
+	return s.registerRouterApp(ctx)
+}
+
+// registerRouterApp creates the router app and its machine on the emulator, through the Machines
+// API as an operator would, and registers the in-process router as that machine.
+func (s *Stack) registerRouterApp(ctx context.Context) error {
+	fly, err := flyapi.New(flyapi.Options{BaseURL: s.FlyURL, Token: flyapi.StaticToken(s.FlyToken), UserAgent: "hangar-dev"})
+	if err != nil {
+		return err
+	}
+	if _, err := fly.CreateApp(ctx, Org, RouterApp, ""); err != nil {
+		return fmt.Errorf("creating the router app on the emulator: %w", err)
+	}
+	autostart := true
+	machine, err := fly.CreateMachine(ctx, RouterApp, flyapi.CreateMachineRequest{
+		Name:   "router-1",
+		Region: flysim.DefaultRegion,
+		Config: flyapi.MachineConfig{
+			Image: "ghcr.io/hangar-dev/hangar:dev",
+			Services: []flyapi.MachineService{
+				{Protocol: "tcp", InternalPort: routerPublicPort, Autostart: &autostart, Autostop: flyapi.AutostopOff, Ports: []flyapi.MachinePort{
+					{Port: 80, Handlers: []string{"http"}}, {Port: 443, Handlers: []string{"tls", "http"}},
+				}},
+				{Protocol: "tcp", InternalPort: routerManagementPort, Autostart: &autostart, Autostop: flyapi.AutostopOff, Ports: []flyapi.MachinePort{
+					{Port: 9090, Handlers: []string{"http"}},
+				}},
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the router machine on the emulator: %w", err)
+	}
+	if _, err := fly.WaitMachine(ctx, RouterApp, machine.ID, flyapi.WaitOptions{States: []string{flyapi.StateStarted}, Version: machine.Version, Timeout: 30 * time.Second}); err != nil {
+		return fmt.Errorf("waiting for the router machine: %w", err)
+	}
+	return s.Machines.RegisterExternal(RouterApp, machine.ID, map[int]string{
+		routerPublicPort: s.router.public, routerManagementPort: s.router.management,
+	})
+}
+
+// startProxy starts the Fly Proxy simulator on the configured public ports.
+func (s *Stack) startProxy(context.Context) error {
+	proxy, err := flysim.StartProxy(s.Fly, s.Machines, flysim.ProxyOptions{
+		Listen: s.cfg.ProxyListen, EntryApp: RouterApp, Autostop: s.cfg.Autostop, Logger: s.cfg.Logger.WithName("proxy"),
+	})
+	if err != nil {
+		return err
+	}
+	s.Proxy = proxy
+	s.stops = append(s.stops, func() error {
+		if err := proxy.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
