@@ -18,6 +18,7 @@ SETUP_ENVTEST ?= $(LOCALBIN)/setup-envtest-$(SETUP_ENVTEST_VERSION)
 KUBECTL ?= $(LOCALBIN)/kubectl
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
+DEV_FLAGS ?=
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -68,6 +69,11 @@ bench: ## Run the benchmarks and print the BENCH table (each figure against a ba
 	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" HANGAR_BENCH=1 go test -v -count=1 -timeout 60m -run '^TestBench' ./... > bench.out 2>&1 || { cat bench.out; exit 1; }; \
 	echo "BENCH <name> <value> <unit> target <op> <value>"; grep '^BENCH ' bench.out
+
+.PHONY: dev
+dev: $(KUBECTL) ## Run the local stack (apiserver, Fly emulator + proxy, manager, router) with config/samples; Ctrl-C stops it.
+	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh --kubectl)"; \
+	KUBEBUILDER_ASSETS="$$assets" go run ./cmd/hangar dev $(DEV_FLAGS)
 
 ##@ Build
 

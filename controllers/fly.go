@@ -120,23 +120,23 @@ type DesiredMachine struct {
 type FlyErrorKind int
 
 const (
-	// FlyUnavailable: a 5xx, a timeout or a dropped connection. Transient: retry with backoff.
+	// FlyUnavailable is a 5xx, a timeout or a dropped connection. Transient: retry with backoff.
 	FlyUnavailable FlyErrorKind = iota
-	// FlyNotFound: the app or machine does not exist.
+	// FlyNotFound is the app or machine does not exist.
 	FlyNotFound
-	// FlyNameTaken: the app or machine name is used already.
+	// FlyNameTaken is the app or machine name is used already.
 	FlyNameTaken
-	// FlyUnauthorized: Fly refused the token. Permanent until the token changes.
+	// FlyUnauthorized is Fly refused the token. Permanent until the token changes.
 	FlyUnauthorized
-	// FlyForbidden: the token cannot act on this resource (another org's app).
+	// FlyForbidden is the token cannot act on this resource (another org's app).
 	FlyForbidden
-	// FlyRejected: Fly refused the request as invalid (400/422). Permanent until the spec changes.
+	// FlyRejected is Fly refused the request as invalid (400/422). Permanent until the spec changes.
 	FlyRejected
-	// FlyThrottled: rate limited; retry after RetryAfter.
+	// FlyThrottled is rate limited; retry after RetryAfter.
 	FlyThrottled
-	// FlyConflict: a lease or version conflict; someone else changed the machine. Retry soon.
+	// FlyConflict is a lease or version conflict; someone else changed the machine. Retry soon.
 	FlyConflict
-	// FlyPrecondition: the machine's state does not allow the action yet. Retry soon.
+	// FlyPrecondition is the machine's state does not allow the action yet. Retry soon.
 	FlyPrecondition
 )
 

@@ -96,7 +96,8 @@ func (r *UserAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 	if err != nil {
 		return err
 	}
-	if fa.Org != s.org || !(s.derivedName || s.app.Annotations[flyv1alpha1.AdoptAnnotation] == "true") {
+	released := s.app.Annotations[flyv1alpha1.AdoptAnnotation] == "true"
+	if fa.Org != s.org || (!s.derivedName && !released) {
 		return r.nameTaken(s)
 	}
 	ctrl.LoggerFrom(ctx).Info("Adopting existing Fly app", "flyApp", fa.Name)

@@ -96,7 +96,7 @@ func TestRunFlysimServesUntilCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated || resp.Header.Get("fly-request-id") == "" {
 		t.Errorf("create app: %d, request id %q", resp.StatusCode, resp.Header.Get("fly-request-id"))
 	}
@@ -105,7 +105,7 @@ func TestRunFlysimServesUntilCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 404 || string(body) != "404 page not found\n" {
 		t.Errorf("unknown route: %d %q", resp.StatusCode, body)
 	}

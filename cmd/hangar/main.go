@@ -29,8 +29,9 @@ var subcommands = map[string]subcommand{
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // run dispatches to a subcommand and turns its outcome into an exit code: 0 success, 2 usage errors,

@@ -45,7 +45,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	logger := zap.NewNop()
 	if os.Getenv("HANGAR_E2E_LOGS") != "" {
 		logger, _ = zap.NewDevelopment()
@@ -130,7 +130,7 @@ func request(t *testing.T, port int, method, host, path string, body []byte, hea
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.Header.Get("Content-Type") != "application/json" {
 		return resp.StatusCode, string(raw), nil
