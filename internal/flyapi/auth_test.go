@@ -71,7 +71,7 @@ func (r *authRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.headers = append(r.headers, req.Header.Get("Authorization"))
 	r.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	w.Write([]byte(`{"id":"a1","name":"app"}`))
+	_, _ = w.Write([]byte(`{"id":"a1","name":"app"}`)) // a failed write fails the client's call
 }
 
 func (r *authRecorder) last() string {

@@ -3,6 +3,7 @@ package flyapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -52,7 +53,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header()[k] = v
 	}
 	w.WriteHeader(r.status)
-	io.WriteString(w, r.body)
+	_, _ = io.WriteString(w, r.body) // a failed write fails the client's call
 }
 
 func jsonEqual(t *testing.T, want, got string) bool {
@@ -471,7 +472,7 @@ func TestListMachinesPaging(t *testing.T) {
 		if page.next != "" {
 			w.Header().Set("fly-next-cursor", page.next)
 		}
-		io.WriteString(w, page.body)
+		_, _ = io.WriteString(w, page.body) // a failed write fails the client's call
 	})
 	c, _ := newTestClient(t, srv, func(o *Options) { o.Limiter = NewLimiter(NoLimits()) })
 	machines, err := c.ListMachines(context.Background(), "app", ListMachinesOptions{
@@ -515,10 +516,13 @@ func TestListAppsPaging(t *testing.T) {
 		if n < 2 {
 			next = strconv.Itoa(n + 1)
 		}
-		json.NewEncoder(w).Encode(map[string]any{
+		err := json.NewEncoder(w).Encode(map[string]any{
 			"total_apps": 3, "next_cursor": next,
 			"apps": []map[string]any{{"id": "id" + cursor, "name": "app" + cursor, "network": "default"}},
 		})
+		if err != nil {
+			t.Errorf("answering page %q: %v", cursor, err)
+		}
 	})
 	c, _ := newTestClient(t, srv, func(o *Options) { o.Limiter = NewLimiter(NoLimits()) })
 	apps, err := c.ListApps(context.Background(), "personal")
@@ -536,10 +540,10 @@ func TestListAppsPaging(t *testing.T) {
 func TestPagingStopsOnARepeatedCursor(t *testing.T) {
 	srv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("fly-next-cursor", "same")
-		io.WriteString(w, `[{"id":"m1"}]`)
+		_, _ = io.WriteString(w, `[{"id":"m1"}]`) // a failed write fails the client's call
 	})
 	c, _ := newTestClient(t, srv, func(o *Options) { o.Limiter = NewLimiter(NoLimits()) })
-	if _, err := c.ListMachines(context.Background(), "app", ListMachinesOptions{}); err != errCursorLoop {
+	if _, err := c.ListMachines(context.Background(), "app", ListMachinesOptions{}); !errors.Is(err, errCursorLoop) {
 		t.Fatalf("error = %v, want the cursor loop error", err)
 	}
 }

@@ -203,9 +203,14 @@ func contractUpdate(t *testing.T, tg *target) {
 		t.Errorf("after update: state %q, env %v", after.State, after.Config.Env)
 	}
 	if !tg.live {
-		raw, _ := json.Marshal(after.Config)
+		raw, err := json.Marshal(after.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var back map[string]any
-		json.Unmarshal(raw, &back)
+		if err := json.Unmarshal(raw, &back); err != nil {
+			t.Fatalf("decoding the re-encoded config: %v", err)
+		}
 		svc := back["services"].([]any)[0].(map[string]any)
 		if back["x_future"] == nil || svc["x_service_future"] == nil {
 			t.Errorf("unknown config keys lost by the read-modify-write: %s", raw)

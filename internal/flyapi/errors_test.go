@@ -258,7 +258,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"error":"token rejected: `+r.Header.Get("Authorization")+`"}`)
+		_, _ = io.WriteString(w, `{"error":"token rejected: `+r.Header.Get("Authorization")+`"}`) // a failed write fails the client's call
 	})
 	for _, token := range []string{"FlyV1 " + secret + ",fm2_second", userToken} {
 		reg := prometheus.NewRegistry()

@@ -108,5 +108,7 @@ func dropConnection(t *testing.T, w http.ResponseWriter) {
 		t.Errorf("hijack: %v", err)
 		return
 	}
-	conn.Close()
+	if err := conn.Close(); err != nil {
+		t.Errorf("dropping the connection: %v", err)
+	}
 }

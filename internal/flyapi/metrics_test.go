@@ -2,6 +2,8 @@ package flyapi
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -53,12 +55,23 @@ func TestMetrics(t *testing.T) {
 		o.Limiter = NewLimiter(PublishedLimits())
 	})
 	ctx := context.Background()
-	c.GetMachine(ctx, "app", "m1")                      // 200
-	c.GetMachine(ctx, "app", "m1")                      // 404
-	c.CreateMachine(ctx, "app", CreateMachineRequest{}) // 503, not retried
-	c.CreateMachine(ctx, "app", CreateMachineRequest{}) // dropped, not retried
-	for i := 0; i < 4; i++ {                            // the fourth create waits on the limiter
-		c.CreateMachine(ctx, "app2", CreateMachineRequest{})
+	if _, err := c.GetMachine(ctx, "app", "m1"); err != nil {
+		t.Fatalf("get answered 200: %v", err)
+	}
+	if _, err := c.GetMachine(ctx, "app", "m1"); !IsNotFound(err) {
+		t.Fatalf("get answered 404: error %v, want not found", err)
+	}
+	if _, err := c.CreateMachine(ctx, "app", CreateMachineRequest{}); !hasStatus(err, http.StatusServiceUnavailable) {
+		t.Fatalf("create answered 503 (not retried): error %v, want the 503", err)
+	}
+	var transportErr *TransportError
+	if _, err := c.CreateMachine(ctx, "app", CreateMachineRequest{}); !errors.As(err, &transportErr) {
+		t.Fatalf("create dropped (not retried): error %v, want a TransportError", err)
+	}
+	for i := 0; i < 4; i++ { // the fourth create waits on the limiter
+		if _, err := c.CreateMachine(ctx, "app2", CreateMachineRequest{}); err != nil {
+			t.Fatalf("create %d on app2: %v", i+1, err)
+		}
 	}
 
 	// A second client on the same registry shares the collectors instead of failing.

@@ -188,7 +188,7 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte, out any, sta
 		}
 		return nil, &TransportError{Action: cl.action, Err: err}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // what was needed is read; a close error changes nothing
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))

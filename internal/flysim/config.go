@@ -21,28 +21,24 @@ func configInvalid(field, format string, args ...any) *apiError {
 	return newAPIError(http.StatusUnprocessableEntity, "invalid_argument: config.%s: %s", field, fmt.Sprintf(format, args...))
 }
 
-// parseConfig decodes, validates and normalises a machine config, returning the object and its encoding.
-func parseConfig(raw json.RawMessage) (map[string]any, json.RawMessage, *apiError) {
+// parseConfig decodes, validates and normalises a machine config, returning its normalised encoding.
+func parseConfig(raw json.RawMessage) (json.RawMessage, *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil, newAPIError(http.StatusUnprocessableEntity, "invalid_argument: config is required")
+		return nil, newAPIError(http.StatusUnprocessableEntity, "invalid_argument: config is required")
 	}
 	var v any
 	if err := decodeJSON(raw, &v); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cfg, ok := v.(map[string]any)
 	if !ok {
-		return nil, nil, newAPIError(http.StatusBadRequest, "invalid_argument: config: expected object")
+		return nil, newAPIError(http.StatusBadRequest, "invalid_argument: config: expected object")
 	}
 	if err := validateConfig(cfg); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	normalizeConfig(cfg)
-	enc, err := encodeConfig(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cfg, enc, nil
+	return encodeConfig(cfg)
 }
 
 func encodeConfig(cfg map[string]any) (json.RawMessage, *apiError) {
@@ -219,7 +215,7 @@ func validateServices(cfg map[string]any) *apiError {
 		if port < 1 || port > 65535 {
 			return configInvalid(field+".internal_port", "%d is not a port number", port)
 		}
-		if _, _, err := optBool(svc, "autostart", field+".autostart"); err != nil {
+		if err := optBool(svc, "autostart", field+".autostart"); err != nil {
 			return err
 		}
 		if err := validateAutostop(svc, field+".autostop"); err != nil {
@@ -289,18 +285,19 @@ func validatePorts(svc map[string]any, field string) *apiError {
 		if err != nil {
 			return err
 		}
+		hasRange := hasStart && hasEnd
 		switch {
 		case hasPort && (port < 1 || port > 65535):
 			return configInvalid(pf+".port", "%d is not a port number", port)
-		case !hasPort && !(hasStart && hasEnd):
+		case !hasPort && !hasRange:
 			return configInvalid(pf, "needs port, or start_port and end_port")
-		case hasStart && hasEnd && (start < 1 || end > 65535 || start > end):
+		case hasRange && (start < 1 || end > 65535 || start > end):
 			return configInvalid(pf, "start_port %d to end_port %d is not a port range", start, end)
 		}
 		if err := stringList(p, "handlers", pf+".handlers"); err != nil {
 			return err
 		}
-		if _, _, err := optBool(p, "force_https", pf+".force_https"); err != nil {
+		if err := optBool(p, "force_https", pf+".force_https"); err != nil {
 			return err
 		}
 	}
@@ -421,7 +418,7 @@ func validateInit(cfg map[string]any) *apiError {
 			return err
 		}
 	}
-	if _, _, err := optBool(in, "tty", "init.tty"); err != nil {
+	if err := optBool(in, "tty", "init.tty"); err != nil {
 		return err
 	}
 	if n, has, err := optInt(in, "swap_size_mb", "init.swap_size_mb"); err != nil {
@@ -477,7 +474,7 @@ func validateFiles(cfg map[string]any) *apiError {
 }
 
 func validateScalars(cfg map[string]any) *apiError {
-	if _, _, err := optBool(cfg, "auto_destroy", "auto_destroy"); err != nil {
+	if err := optBool(cfg, "auto_destroy", "auto_destroy"); err != nil {
 		return err
 	}
 	schedule, has, err := optString(cfg, "schedule", "schedule")

@@ -20,14 +20,14 @@ func optString(obj map[string]any, key, field string) (string, bool, *apiError) 
 	}
 }
 
-func optBool(obj map[string]any, key, field string) (bool, bool, *apiError) {
-	switch v := obj[key].(type) {
-	case nil:
-		return false, false, nil
-	case bool:
-		return v, true, nil
+// optBool accepts an absent or boolean field. Like optDuration it only validates: where a value
+// matters (autostart), it is read from the stored config (proxy_services.go).
+func optBool(obj map[string]any, key, field string) *apiError {
+	switch obj[key].(type) {
+	case nil, bool:
+		return nil
 	default:
-		return false, false, configTypeError(field, "boolean")
+		return configTypeError(field, "boolean")
 	}
 }
 

@@ -103,7 +103,7 @@ func (h *harness) do(method, path string, body any, headers ...string) response 
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		h.t.Fatalf("reading %s %s: %v", method, path, err)

@@ -242,7 +242,7 @@ func (s *Server) UpdateOutOfBand(app, id string, mutate func(config map[string]a
 		if err != nil {
 			return err
 		}
-		_, stored, err := parseConfig(enc)
+		stored, err := parseConfig(enc)
 		if err != nil {
 			return err
 		}

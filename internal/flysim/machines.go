@@ -60,7 +60,7 @@ func (s *Server) createMachine(req *request) reply {
 	if err := req.decodeBody(&body, false); err != nil {
 		return errReply(err)
 	}
-	_, cfgJSON, err := parseConfig(body.Config)
+	cfgJSON, err := parseConfig(body.Config)
 	if err != nil {
 		return errReply(err)
 	}

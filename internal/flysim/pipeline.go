@@ -28,7 +28,7 @@ func (s *Server) handle(pattern, action string, scope limitScope, h func(*reques
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		req := &request{r: r, appName: r.PathValue("app"), machineID: r.PathValue("id")}
 		call := Call{Time: s.now(), Action: action, Method: r.Method, Path: r.URL.Path, App: req.appName, Machine: req.machineID}
-		rep, dropped := s.run(w, req, action, scope, h, &call)
+		rep, dropped := s.run(req, action, scope, h, &call)
 		if req.logApp != "" {
 			call.App = req.logApp
 		}
@@ -48,7 +48,7 @@ func (s *Server) handle(pattern, action string, scope limitScope, h func(*reques
 }
 
 // run decides the answer of one call; dropped means the connection must be closed without one.
-func (s *Server) run(w http.ResponseWriter, req *request, action string, scope limitScope, h func(*request) reply, call *Call) (rep reply, dropped bool) {
+func (s *Server) run(req *request, action string, scope limitScope, h func(*request) reply, call *Call) (rep reply, dropped bool) {
 	info, authErr := s.authenticate(req.r)
 	if authErr != nil {
 		return errReply(authErr), false

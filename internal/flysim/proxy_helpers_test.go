@@ -156,7 +156,7 @@ func (f *proxyFixture) send(port int, method, path string, body []byte, headers 
 	if err != nil {
 		f.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		f.t.Fatal(err)

@@ -245,7 +245,8 @@ func (p *Proxy) reach(ctx context.Context, k machineKey, port int) (target, *pro
 	}
 }
 
-// upstream is a machine's response; end must be called once the response is consumed.
+// upstream is a machine's response. end closes its body and ends the machine's activity; it must be
+// called once the response is consumed (closing a body relay already closed is harmless).
 type upstream struct {
 	resp    *http.Response
 	machine machineSnap
@@ -272,10 +273,15 @@ func (p *Proxy) connect(attempt, ctx context.Context, resolve func(context.Conte
 		last = t
 		k := t.machine.key()
 		p.activity.begin(k)
-		resp, err := p.send(ctx, t, req, in)
+		resp, err := p.send(ctx, t, req, in) //nolint:bodyclose // owned by the returned upstream, whose end closes it
 		if err == nil {
 			var once sync.Once
-			return &upstream{resp: resp, machine: t.machine, end: func() { once.Do(func() { p.activity.end(k, p.opts.Now()) }) }}, nil
+			return &upstream{resp: resp, machine: t.machine, end: func() {
+				once.Do(func() {
+					_ = resp.Body.Close()
+					p.activity.end(k, p.opts.Now())
+				})
+			}}, nil
 		}
 		p.activity.end(k, p.opts.Now())
 		if !isDialError(err) {

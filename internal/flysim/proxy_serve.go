@@ -92,7 +92,6 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 			defer up.end()
 			return p.relay(w, up.resp, requestID), route
 		}
-		_ = up.resp.Body.Close()
 		up.end()
 		switch {
 		case err != nil:
@@ -225,7 +224,6 @@ func (p *Proxy) fallback(ctx context.Context, w http.ResponseWriter, in *inbound
 	}
 	defer up.end()
 	if _, isReplay, _ := readReplay(up.resp); isReplay {
-		_ = up.resp.Body.Close()
 		return p.fail(w, in.requestID, &proxyError{status: http.StatusBadGateway,
 			msg: fmt.Sprintf("machine %s of app %q answered a fallback request with a replay: a fallback cannot be replayed", up.machine.id, up.machine.app)})
 	}
@@ -257,7 +255,7 @@ func readReplay(resp *http.Response) (Replay, bool, error) {
 
 // relay copies a machine's response to the client, streaming the body.
 func (p *Proxy) relay(w http.ResponseWriter, resp *http.Response, requestID string) int {
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a close error cannot change what the client got
 	h := w.Header()
 	for name, values := range resp.Header {
 		h[name] = values

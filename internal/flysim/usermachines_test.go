@@ -27,7 +27,7 @@ func getDirect(t *testing.T, addr string, headers ...string) (UserMachineAnswer,
 	if err != nil {
 		return UserMachineAnswer{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var a UserMachineAnswer
 	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
 		t.Fatalf("decoding the answer: %v", err)
@@ -80,7 +80,7 @@ func TestUserMachineListenersFollowTheMachineState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer func() { _ = held.Close() }()
 	f.do("POST", "/v1/apps/alice/machines/"+id+"/restart", nil).expect(t, http.StatusOK, nil)
 	f.waitSettled("alice", id, stateStarted)
 	if n, err := held.Read(make([]byte, 1)); err == nil {
