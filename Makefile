@@ -54,6 +54,13 @@ vet: ## Run go vet over the module.
 lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: verify
+verify: generate manifests $(KUSTOMIZE) ## Check that generated files are committed up to date and that every kustomization builds.
+	@git diff --exit-code -- api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml || { echo "generated files are stale: run 'make generate manifests' and commit the result"; exit 1; }
+	@for dir in config/default config/crd config/rbac config/manager config/router config/samples; do \
+		$(KUSTOMIZE) build $$dir >/dev/null || { echo "kustomize build $$dir failed"; exit 1; }; \
+	done
+
 .PHONY: envtest-assets
 envtest-assets: $(SETUP_ENVTEST) ## Provide kube-apiserver and etcd for tests (built from the module proxy when they cannot be downloaded).
 	@SETUP_ENVTEST=$(SETUP_ENVTEST) ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh >/dev/null
