@@ -82,6 +82,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch ix := h.table.Load(); {
 	case ix == nil:
 		o = h.fail(w, outcomeNotReady)
+	case len(r.Header[headerReplayFailed]) > 0:
+		// The Fly Proxy sends a replay that failed back here (fallback force_self/prefer_self)
+		// with fly-replay-failed, and will not follow a second replay: answer it instead. A
+		// client forging the header only gets this 503 for itself; nothing else reads it.
+		o = h.fail(w, outcomeReplayFailed)
 	case h.listener == ListenerManagement:
 		o = h.serveManagement(w, r, ix, start)
 	default:
@@ -211,6 +216,9 @@ func (h *handler) checkUnsizedBody(r *http.Request) outcome {
 	return outcomeReplayed
 }
 
+// headerReplayFailed is fly-replay-failed in canonical form.
+const headerReplayFailed = "Fly-Replay-Failed"
+
 // Shared header values; net/http only reads them.
 var (
 	replayJSONType = []string{ReplayJSONMediaType}
@@ -259,6 +267,7 @@ var answers = [outcomeCount]struct {
 	outcomeBadRequest:      {http.StatusBadRequest, "bad request\n"},
 	outcomeMisdirected:     {http.StatusMisdirectedRequest, "Hangar-Target and Host name different apps\n"},
 	outcomeAuthUnavailable: {http.StatusServiceUnavailable, "authentication unavailable, retry later\n"},
+	outcomeReplayFailed:    {http.StatusServiceUnavailable, "the target could not be reached, retry later\n"},
 }
 
 func (h *handler) fail(w http.ResponseWriter, o outcome) outcome {

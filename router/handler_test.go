@@ -179,6 +179,7 @@ func TestPublicAnswers(t *testing.T) {
 		{"token app, token for another app", request{host: "secure.example.com", header: hdr("Authorization", bearer(coordinatorToken(t, "alice-app")))}, wantAnswer{code: 403}},
 		{"token app, valid token", request{host: "secure.example.com", header: hdr("Authorization", bearer(coordinatorToken(t, "secure-app")))}, wantAnswer{code: 409, app: "secure-app", instance: secureID, deleteAuth: true}},
 		{"public app ignores Authorization", request{host: "alice.example.com", header: hdr("Authorization", bearer("whatever"))}, wantAnswer{code: 409, app: "alice-app"}},
+		{"a failed replay sent back (fallback) is not replayed again", request{host: "alice.example.com", header: hdr("Fly-Replay-Failed", "app=alice-app;reason=timeout;elapsed_ms=10000")}, wantAnswer{code: 503, retryAfter: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,6 +37,7 @@ const (
 	outcomeBadRequest
 	outcomeMisdirected
 	outcomeAuthUnavailable
+	outcomeReplayFailed
 	outcomeCount
 )
 
@@ -50,6 +51,7 @@ var outcomeNames = [outcomeCount]string{
 	outcomeBadRequest:      "bad_request",
 	outcomeMisdirected:     "misdirected",
 	outcomeAuthUnavailable: "auth_unavailable",
+	outcomeReplayFailed:    "replay_failed",
 }
 
 func (o outcome) String() string { return outcomeNames[o] }
