@@ -49,18 +49,14 @@ func metadataFor(current, desired map[string]string) map[string]string {
 	return out
 }
 
-// servicesFor builds the services, each starting from the current service on the same protocol
-// and internal port (so options set by other tools, such as http_options, survive).
+// servicesFor builds the services, each starting from the current service of the same name, else
+// on the same protocol and internal port (so options set by other tools, such as http_options,
+// survive).
 func servicesFor(current []flyapi.MachineService, desired []flyv1alpha1.MachineService) []flyapi.MachineService {
 	out := make([]flyapi.MachineService, 0, len(desired))
 	for _, want := range desired {
-		svc := flyapi.MachineService{}
-		for _, cur := range current {
-			if cur.InternalPort == int(want.InternalPort) && strings.EqualFold(cur.Protocol, string(protocolOf(want))) {
-				svc = cur
-				break
-			}
-		}
+		svc := matchingService(current, want)
+		svc.Name = want.Name
 		svc.Protocol = string(protocolOf(want))
 		svc.InternalPort = int(want.InternalPort)
 		svc.Ports = portsFor(svc.Ports, want.Ports)
@@ -71,6 +67,20 @@ func servicesFor(current []flyapi.MachineService, desired []flyv1alpha1.MachineS
 		out = append(out, svc)
 	}
 	return out
+}
+
+func matchingService(current []flyapi.MachineService, want flyv1alpha1.MachineService) flyapi.MachineService {
+	for _, cur := range current {
+		if cur.Name != "" && cur.Name == want.Name {
+			return cur
+		}
+	}
+	for _, cur := range current {
+		if cur.Name == "" && cur.InternalPort == int(want.InternalPort) && strings.EqualFold(cur.Protocol, string(protocolOf(want))) {
+			return cur
+		}
+	}
+	return flyapi.MachineService{}
 }
 
 func protocolOf(s flyv1alpha1.MachineService) flyv1alpha1.ServiceProtocol {

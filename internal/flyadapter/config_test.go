@@ -67,7 +67,7 @@ func TestApplyDesiredKeepsWhatHangarDoesNotManage(t *testing.T) {
 		"guest":    map[string]any{"cpu_kind": "performance", "cpus": 2.0, "memory_mb": 4096.0, "kernel_args": []any{"quiet"}},
 		"metadata": map[string]any{"fly_platform_version": "v2", "hangar.dev/uid": "u", "team": "blue"},
 		"services": []any{map[string]any{
-			"protocol": "tcp", "internal_port": 8080.0, "autostart": true, "autostop": "suspend", "future_service_field": 7.0,
+			"name": "public", "protocol": "tcp", "internal_port": 8080.0, "autostart": true, "autostop": "suspend", "future_service_field": 7.0,
 			"concurrency": map[string]any{"type": "requests", "soft_limit": 10.0, "hard_limit": 20.0},
 			"ports": []any{
 				map[string]any{"port": 80.0, "handlers": []any{"http"}, "http_options": map[string]any{"compress": true}},

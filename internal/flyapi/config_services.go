@@ -6,6 +6,9 @@ import "encoding/json"
 
 // MachineService exposes an internal port through the Fly Proxy.
 type MachineService struct {
+	// Name labels the service. Fly's "Connecting to User Machines" blueprint shows it in its
+	// service config; neither the OpenAPI spec nor fly-go models it (so Fly may not echo it).
+	Name                     string              `json:"name,omitempty"`
 	Protocol                 string              `json:"protocol,omitempty"` // tcp or udp
 	InternalPort             int                 `json:"internal_port,omitempty"`
 	Ports                    []MachinePort       `json:"ports,omitzero"`

@@ -181,7 +181,7 @@ func TestPublicRequestsReachTheUsersOwnMachine(t *testing.T) {
 			if answer.App != app.Status.AppName || answer.Machine != um.Status.MachineID || answer.Path != "/workspace" {
 				t.Fatalf("answered by %s/%s for %s, want %s/%s", answer.App, answer.Machine, answer.Path, app.Status.AppName, um.Status.MachineID)
 			}
-			if !answer.ReplayStateVerified || answer.Service.InternalPort != flyv1alpha1.PublicInternalPort {
+			if !answer.ReplayStateVerified || answer.Service.InternalPort != flyv1alpha1.PublicInternalPort || answer.Service.Name != flyv1alpha1.PublicServiceName {
 				t.Fatalf("replay state verified %v (%s), service %+v", answer.ReplayStateVerified, answer.ReplayStateError, answer.Service)
 			}
 		})
@@ -208,7 +208,7 @@ func TestManagementCallsNeedTheAppsToken(t *testing.T) {
 	withToken.Set("Authorization", "Bearer "+token)
 	code, body, answer := request(t, 9090, "POST", "mgmt.internal", "/exec", []byte(`{"cmd":"ls"}`), withToken)
 	if code != http.StatusOK || answer == nil || answer.Machine != um.Status.MachineID ||
-		answer.Service.InternalPort != flyv1alpha1.ManagementPort || !answer.ManagementTokenMatched || !answer.ReplayStateVerified {
+		answer.Service.Name != flyv1alpha1.ManagementServiceName || !answer.ManagementTokenMatched || !answer.ReplayStateVerified {
 		t.Fatalf("with the right token: %d %s", code, body)
 	}
 
