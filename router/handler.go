@@ -169,6 +169,13 @@ func (h *handler) serveManagement(w http.ResponseWriter, r *http.Request, ix *In
 // resolveHost finds the target of a Host header: 400 when it cannot be a host, 404 when no object
 // claims it. Canonical hosts (the common case) are looked up without allocating.
 func resolveHost(ix *Index, host string) (*target, outcome) {
+	// Every key of the index is canonical, so a hit on the host as sent (port and trailing dot
+	// cut) needs no validation; only a miss pays for checking and normalising.
+	if h, ok := stripPortAndDot(host); ok {
+		if t := ix.lookupHost(h); t != nil {
+			return t, outcomeReplayed
+		}
+	}
 	key, ok := canonicalHostKey(host)
 	if !ok {
 		var err error
