@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -58,4 +59,22 @@ func (o Options) driftIntervalFor(uid types.UID) time.Duration {
 	_, _ = h.Write([]byte(uid))
 	frac := float64(h.Sum32()%1000) / 1000
 	return time.Duration(float64(o.DriftInterval) * (0.9 + 0.2*frac))
+}
+
+// untilDriftCheck is how long until an object last read from Fly at last is due to be read again
+// (0 or less: now). The stored time is cut to whole seconds; counting from the end of that second
+// keeps reads at most one per interval.
+func (o Options) untilDriftCheck(last *metav1.Time, uid types.UID, now time.Time) time.Duration {
+	if last == nil {
+		return 0
+	}
+	return last.Add(time.Second + o.driftIntervalFor(uid)).Sub(now)
+}
+
+// nowFrom reads clock, or the real time when it is nil (the reconcilers' Now field).
+func nowFrom(clock func() time.Time) time.Time {
+	if clock != nil {
+		return clock()
+	}
+	return time.Now()
 }

@@ -1,13 +1,16 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 )
@@ -80,6 +83,27 @@ func markTrue(conds *[]metav1.Condition, generation int64, condType, reason, mes
 
 func markFalse(conds *[]metav1.Condition, generation int64, condType, reason, message string) {
 	setCondition(conds, generation, condType, metav1.ConditionFalse, reason, message)
+}
+
+// markKnown sets a condition True for something found again (an app or machine by its recorded
+// ID), keeping the reason and message of the pass that first created or adopted it.
+func markKnown(conds *[]metav1.Condition, generation int64, condType, message string) {
+	if !isTrue(*conds, condType) {
+		markTrue(conds, generation, condType, flyv1alpha1.ReadyReason, message)
+	}
+}
+
+// writeStatus patches obj's status from before: once per pass, only when changed, and without
+// failing for an object deleted in this pass.
+func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, changed bool) error {
+	if !changed {
+		return nil
+	}
+	err := c.Status().Patch(ctx, obj, client.MergeFrom(before))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // summarizeReady sets Ready from the named conditions: True when all are True, else False with the

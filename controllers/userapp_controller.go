@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -78,7 +77,8 @@ func (r *UserAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	ctx, throttled := WithThrottleNote(ctx)
 	before := app.DeepCopy()
 	defer func() {
-		retErr = kerrors.NewAggregate([]error{retErr, r.patchStatus(ctx, before, app)})
+		changed := !equality.Semantic.DeepEqual(before.Status, app.Status)
+		retErr = kerrors.NewAggregate([]error{retErr, writeStatus(ctx, r.Client, before, app, changed)})
 	}()
 	if !app.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, r.scopeFor(app))
@@ -125,7 +125,8 @@ func (r *UserAppReconciler) reconcileNormal(ctx context.Context, s *appScope, th
 	}
 	app.Status.ObservedGeneration = app.Generation
 	// Come back when the app is due for its drift check.
-	return shortest(s.result, ctrl.Result{RequeueAfter: r.untilDriftCheck(app)}), nil
+	untilDrift := r.Options.untilDriftCheck(app.Status.LastObservedTime, app.UID, r.now())
+	return shortest(s.result, ctrl.Result{RequeueAfter: untilDrift}), nil
 }
 
 func (r *UserAppReconciler) scopeFor(app *flyv1alpha1.UserApp) *appScope {
@@ -149,38 +150,11 @@ func (r *UserAppReconciler) scopeFor(app *flyv1alpha1.UserApp) *appScope {
 	return s
 }
 
-// patchStatus writes the status once per pass, and only when it changed.
-func (r *UserAppReconciler) patchStatus(ctx context.Context, before, app *flyv1alpha1.UserApp) error {
-	if equality.Semantic.DeepEqual(before.Status, app.Status) {
-		return nil
-	}
-	err := r.Client.Status().Patch(ctx, app, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return nil // deleted in this pass
-	}
-	return err
-}
-
-func (r *UserAppReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *UserAppReconciler) now() time.Time { return nowFrom(r.Now) }
 
 // driftDue reports whether the app should be read back from Fly now.
 func (r *UserAppReconciler) driftDue(app *flyv1alpha1.UserApp) bool {
-	return r.untilDriftCheck(app) <= 0
-}
-
-func (r *UserAppReconciler) untilDriftCheck(app *flyv1alpha1.UserApp) time.Duration {
-	last := app.Status.LastObservedTime
-	if last == nil {
-		return 0
-	}
-	// The stored time is cut to whole seconds; counting from the end of that second keeps reads
-	// at most one per interval.
-	return last.Add(time.Second + r.Options.driftIntervalFor(app.UID)).Sub(r.now())
+	return r.Options.untilDriftCheck(app.Status.LastObservedTime, app.UID, r.now()) <= 0
 }
 
 // Index names for the cache's field indexers.

@@ -59,14 +59,10 @@ func (r *UserAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 	return nil
 }
 
-// markAppKnown sets AppCreated True for an app found by its recorded ID, keeping the reason
-// (Created, Adopted) of the pass that first found it.
+// markAppKnown sets AppCreated True for the app found by its recorded ID.
 func (r *UserAppReconciler) markAppKnown(s *appScope) {
-	st := &s.app.Status
-	if !isTrue(st.Conditions, flyv1alpha1.AppCreatedCondition) {
-		markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition, flyv1alpha1.ReadyReason,
-			fmt.Sprintf("Fly app %s exists", st.AppName))
-	}
+	markKnown(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition,
+		fmt.Sprintf("Fly app %s exists", s.app.Status.AppName))
 }
 
 func (r *UserAppReconciler) createApp(ctx context.Context, s *appScope) error {

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -72,7 +71,8 @@ func (r *UserMachineReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	ctx, throttled := WithThrottleNote(ctx)
 	before := um.DeepCopy()
 	defer func() {
-		retErr = kerrors.NewAggregate([]error{retErr, r.patchStatus(ctx, before, um)})
+		changed := !equality.Semantic.DeepEqual(before.Status, um.Status)
+		retErr = kerrors.NewAggregate([]error{retErr, writeStatus(ctx, r.Client, before, um, changed)})
 	}()
 	s := &machineScope{um: um, recordedVersion: um.Status.Version}
 	if !um.DeletionTimestamp.IsZero() {
@@ -127,33 +127,10 @@ func (r *UserMachineReconciler) reconcileNormal(ctx context.Context, s *machineS
 	return ctrl.Result{RequeueAfter: max(next, time.Millisecond)}, nil
 }
 
-// patchStatus writes the status once per pass, and only when it changed.
-func (r *UserMachineReconciler) patchStatus(ctx context.Context, before, um *flyv1alpha1.UserMachine) error {
-	if equality.Semantic.DeepEqual(before.Status, um.Status) {
-		return nil
-	}
-	err := r.Client.Status().Patch(ctx, um, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
-}
-
-func (r *UserMachineReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *UserMachineReconciler) now() time.Time { return nowFrom(r.Now) }
 
 func (r *UserMachineReconciler) untilDriftCheck(um *flyv1alpha1.UserMachine) time.Duration {
-	last := um.Status.LastObservedTime
-	if last == nil {
-		return 0
-	}
-	// The stored time is cut to whole seconds; counting from the end of that second keeps reads
-	// at most one per interval.
-	return last.Add(time.Second + r.Options.driftIntervalFor(um.UID)).Sub(r.now())
+	return r.Options.untilDriftCheck(um.Status.LastObservedTime, um.UID, r.now())
 }
 
 // SetupWithManager registers the controller and its watches.

@@ -116,14 +116,10 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	return nil
 }
 
-// markMachineKnown sets MachineCreated True for a machine found by its recorded ID, keeping the
-// reason (Created, Adopted) of the pass that first found it.
+// markMachineKnown sets MachineCreated True for the machine found by its recorded ID.
 func (r *UserMachineReconciler) markMachineKnown(s *machineScope) {
-	st := &s.um.Status
-	if !isTrue(st.Conditions, flyv1alpha1.MachineCreatedCondition) {
-		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.ReadyReason,
-			fmt.Sprintf("machine %s exists", st.MachineID))
-	}
+	markKnown(&s.um.Status.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition,
+		fmt.Sprintf("machine %s exists", s.um.Status.MachineID))
 }
 
 // syncConfig updates the machine when the desired config (which covers the app's secrets version)
