@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,6 +44,7 @@ type options struct {
 	enableHTTP2   bool
 	log           logging.Options
 
+	kubeconfig    string
 	flyAPIURL     string
 	flyTokenFile  string
 	rootKeySecret string
@@ -57,6 +60,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server (off because of the HTTP/2 rapid reset CVEs)")
 	o.log.BindFlags(fs)
 
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
 	fs.StringVar(&o.flyAPIURL, "fly-api-url", flyapi.DefaultBaseURL, "Fly Machines API URL (http://_api.internal:4280 inside Fly's network; the emulator's URL locally)")
 	fs.StringVar(&o.flyTokenFile, "fly-token-file", "", "File holding the Fly API token, re-read when it changes (default: the FLY_API_TOKEN environment variable)")
 	fs.StringVar(&o.rootKeySecret, "root-key-secret", "hangar-system/hangar-root-key", "Secret (namespace/name) holding the root key per-app keys are derived from; created when missing")
@@ -97,16 +101,24 @@ func (o *options) tokenSource() flyapi.TokenSource {
 }
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run parses args and runs the manager until ctx ends (SIGTERM), then returns after a clean stop.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var opts options
-	opts.bindFlags(flag.CommandLine)
-	flag.Parse()
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts.bindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
 
 	if err := opts.validate(); err != nil {
 		return err
@@ -140,7 +152,7 @@ func run() error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	cfg, err := ctrl.GetConfig()
+	cfg, err := restConfig(opts.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
@@ -169,11 +181,18 @@ func run() error {
 	}
 
 	log.Info("Starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	log.Info("Manager stopped")
 	return nil
+}
+
+// restConfig loads --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
 
 // setupControllers loads (or creates) the root key and wires the controllers to Fly.

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/keys"
+	"github.com/hangar-dev/hangar/internal/testenv"
+)
+
+func TestValidate(t *testing.T) {
+	valid := func() options {
+		o := options{flyTokenFile: "/tmp/token", rootKeySecret: "hangar-system/hangar-root-key"}
+		o.controllers.AppNamePrefix = "hangar-"
+		o.controllers.DriftInterval = time.Minute
+		return o
+	}
+	cases := []struct {
+		name    string
+		mutate  func(*options)
+		wantErr string
+	}{
+		{name: "valid", mutate: func(*options) {}},
+		{name: "no token", mutate: func(o *options) { o.flyTokenFile = "" }, wantErr: "no Fly API token"},
+		{name: "root key secret without namespace", mutate: func(o *options) { o.rootKeySecret = "key" }, wantErr: "--root-key-secret"},
+		{name: "prefix upper case", mutate: func(o *options) { o.controllers.AppNamePrefix = "Hangar-" }, wantErr: "--app-name-prefix"},
+		{name: "prefix too long", mutate: func(o *options) { o.controllers.AppNamePrefix = strings.Repeat("a", 21) }, wantErr: "--app-name-prefix"},
+		{name: "no prefix", mutate: func(o *options) { o.controllers.AppNamePrefix = "" }},
+		{name: "drift interval too short", mutate: func(o *options) { o.controllers.DriftInterval = time.Millisecond }, wantErr: "--drift-interval"},
+	}
+	t.Setenv("FLY_API_TOKEN", "")
+	for _, tc := range cases {
+		o := valid()
+		tc.mutate(&o)
+		err := o.validate()
+		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: validate() = %v, want %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestManagerRunsAndStopsCleanly runs the real main path against a real apiserver and the Fly
+// emulator: it creates the root key Secret, reconciles a UserApp to Ready, and returns without error
+// once its context ends (what SIGTERM does).
+func TestManagerRunsAndStopsCleanly(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	sim := flysim.New(flysim.Options{Orgs: []flysim.OrgToken{{Token: "fo1_manager-test", Org: "personal"}}})
+	fly := httptest.NewServer(sim)
+	t.Cleanup(func() { fly.Close(); sim.Close() })
+
+	dir := t.TempDir()
+	kubeconfig, err := env.Kubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	args := []string{
+		"--kubeconfig", write("kubeconfig", string(kubeconfig)),
+		"--fly-api-url", fly.URL,
+		"--fly-token-file", write("token", "fo1_manager-test\n"),
+		"--root-key-secret", "default/hangar-root-key",
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", "127.0.0.1:0",
+		"--log-level", "error",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, io.Discard) }()
+
+	app := &flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "default"}}
+	if err := env.Client.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
+			return false, err
+		}
+		return meta.IsStatusConditionTrue(app.Status.Conditions, flyv1alpha1.ReadyCondition), nil
+	})
+	if err != nil {
+		t.Fatalf("UserApp not Ready: %v (conditions %v)", err, app.Status.Conditions)
+	}
+	var rootKey corev1.Secret
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "hangar-root-key"}, &rootKey); err != nil {
+		t.Fatalf("root key Secret not created: %v", err)
+	}
+	if len(rootKey.Data[keys.RootKeySecretKey]) != keys.RootKeySize {
+		t.Fatalf("root key has %d bytes", len(rootKey.Data[keys.RootKeySecretKey]))
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("manager stopped with %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("manager did not stop after its context ended")
+	}
+}
