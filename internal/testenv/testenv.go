@@ -155,3 +155,19 @@ func (e *Env) Kubeconfig() ([]byte, error) {
 	}
 	return user.KubeConfig()
 }
+
+// RunTests is the body of a package's TestMain when its tests share one apiserver: it starts the
+// apiserver into *env, runs the tests, stops it, and returns the exit code for os.Exit.
+func RunTests(m interface{ Run() int }, env **Env) int {
+	started, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*env = started
+	code := m.Run()
+	if err := started.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+	}
+	return code
+}
