@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -101,36 +102,45 @@ func (o *options) tokenSource() flyapi.TokenSource {
 }
 
 func main() {
-	if err := run(ctrl.SetupSignalHandler(), os.Args[1:], os.Stderr); err != nil {
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(2)
+	}
+	log, flush, err := logging.New(opts.log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(2)
+	}
+	// The process-wide loggers are set here, not in run: client-go and controller-runtime read
+	// them from every goroutine.
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+	err = run(ctrl.SetupSignalHandler(), opts, log)
+	flush()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-// run parses args and runs the manager until ctx ends (SIGTERM), then returns after a clean stop.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+// parseFlags reads and checks the command line.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var opts options
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	opts.bindFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return opts, err
 	}
+	return opts, opts.validate()
+}
 
-	if err := opts.validate(); err != nil {
-		return err
-	}
-	log, flush, err := logging.New(opts.log)
-	if err != nil {
-		return err
-	}
-	defer flush()
-	ctrl.SetLogger(log)
-	klog.SetLogger(log)
-
+// run runs the manager until ctx ends (SIGTERM), then returns after a clean stop.
+func run(ctx context.Context, opts options, log logr.Logger) error {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -158,6 +168,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Logger:                  log,
 		Client:                  controllers.ClientOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  opts.probeAddr,

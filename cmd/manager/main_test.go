@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -85,12 +86,15 @@ func TestManagerRunsAndStopsCleanly(t *testing.T) {
 		"--root-key-secret", "default/hangar-root-key",
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "127.0.0.1:0",
-		"--log-level", "error",
+	}
+	opts, err := parseFlags(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, io.Discard) }()
+	go func() { done <- run(ctx, opts, logr.Discard()) }()
 
 	app := &flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "default"}}
 	if err := env.Client.Create(ctx, app); err != nil {
