@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,40 +41,17 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hangar-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	logger := zap.NewNop()
-	if os.Getenv("HANGAR_E2E_LOGS") != "" {
-		logger, _ = zap.NewDevelopment()
-	}
 	ctx := context.Background()
-	stack, err = devstack.Start(ctx, devstack.Config{
-		StateDir:      dir,
-		FlyAPIAddr:    "127.0.0.1:0",
-		ProxyListen:   map[int]string{80: "127.0.0.1:0", 9090: "127.0.0.1:0"},
-		DriftInterval: 5 * time.Second,
-		Autostop:      flysim.AutostopOptions{Disabled: true},
-		Logger:        zapr.NewLogger(logger),
-	})
+	var err error
+	var stop func()
+	stack, stop, err = startStack(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local stack:", err)
 		return 1
 	}
-	defer func() {
-		if err := stack.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the local stack:", err)
-		}
-	}()
-	if err := stack.Env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer stop()
 	for _, u := range []user{{name: "alice", power: flyv1alpha1.PowerStateAuto}, {name: "bob", power: flyv1alpha1.PowerStateAuto}} {
-		if err := u.create(ctx); err != nil {
+		if err := u.create(ctx, stack); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -85,6 +63,42 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// startStack starts a local stack on free ports with the e2e namespace created. stop stops it and
+// removes its state folder.
+func startStack(ctx context.Context) (*devstack.Stack, func(), error) {
+	dir, err := os.MkdirTemp("", "hangar-e2e-")
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := zap.NewNop()
+	if os.Getenv("HANGAR_E2E_LOGS") != "" {
+		logger, _ = zap.NewDevelopment()
+	}
+	s, err := devstack.Start(ctx, devstack.Config{
+		StateDir:      dir,
+		FlyAPIAddr:    "127.0.0.1:0",
+		ProxyListen:   map[int]string{80: "127.0.0.1:0", 9090: "127.0.0.1:0"},
+		DriftInterval: 5 * time.Second,
+		Autostop:      flysim.AutostopOptions{Disabled: true},
+		Logger:        zapr.NewLogger(logger),
+	})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	stop := func() {
+		if err := s.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the local stack:", err)
+		}
+		_ = os.RemoveAll(dir)
+	}
+	if err := s.Env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
+}
+
 // user is one end user: a Secret, a UserApp routed at <name>.example.com and one UserMachine.
 type user struct {
 	name  string
@@ -94,8 +108,8 @@ type user struct {
 func (u user) host() string    { return u.name + ".example.com" }
 func (u user) machine() string { return u.name + "-ws" }
 
-func (u user) create(ctx context.Context) error {
-	c := stack.Env.Client
+func (u user) create(ctx context.Context, s *devstack.Stack) error {
+	c := s.Env.Client
 	objs := []client.Object{
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: u.name + "-creds", Namespace: ns}, StringData: map[string]string{"key": "v1"}},
 		&flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Name: u.name, Namespace: ns}, Spec: flyv1alpha1.UserAppSpec{
@@ -118,7 +132,13 @@ func (u user) create(ctx context.Context) error {
 // (9090) and returns the status, the body and, when a user machine answered, its answer.
 func request(t *testing.T, port int, method, host, path string, body []byte, header http.Header) (int, string, *flysim.UserMachineAnswer) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+stack.ProxyAddr(port)+path, bytes.NewReader(body))
+	return requestTo(t, stack, port, method, host, path, body, header)
+}
+
+// requestTo is request on a given stack.
+func requestTo(t *testing.T, s *devstack.Stack, port int, method, host, path string, body []byte, header http.Header) (int, string, *flysim.UserMachineAnswer) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.ProxyAddr(port)+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,18 +255,18 @@ func TestManagementCallsNeedTheAppsToken(t *testing.T) {
 }
 
 func TestStoppedMachineIsWokenByARequest(t *testing.T) {
-	carol := user{name: "carol", power: flyv1alpha1.PowerStateStopped}
-	if err := carol.create(context.Background()); err != nil {
+	carol := user{name: uniqueName("carol"), power: flyv1alpha1.PowerStateStopped}
+	if err := carol.create(context.Background(), stack); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "carol's machine stopped and Ready", time.Minute, func() string {
-		_, um := status(t, "carol")
+		_, um := status(t, carol.name)
 		if um.Status.State != "stopped" || !isReady(um.Status.Conditions) {
 			return "state " + um.Status.State
 		}
 		return ""
 	})
-	_, um := status(t, "carol")
+	_, um := status(t, carol.name)
 	code, body, answer := request(t, 80, "GET", carol.host(), "/", nil, nil)
 	if code != http.StatusOK || answer == nil || answer.Machine != um.Status.MachineID {
 		t.Fatalf("%d %s", code, body)
@@ -268,14 +288,15 @@ func TestRotatedSecretReachesTheMachine(t *testing.T) {
 	if err := stack.Env.Client.Get(context.Background(), key, &secret); err != nil {
 		t.Fatal(err)
 	}
-	secret.Data["key"] = []byte("v2")
+	rotated := uniqueName("rotated")
+	secret.Data["key"] = []byte(rotated)
 	if err := stack.Env.Client.Update(context.Background(), &secret); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "bob's machine serving with the new secrets version", time.Minute, func() string {
 		app, _ := status(t, "bob")
 		values, flyVersion := stack.Fly.Secrets(app.Status.AppName)
-		if app.Status.SecretsVersion <= before || values["UPSTREAM_KEY"] != "v2" {
+		if app.Status.SecretsVersion <= before || values["UPSTREAM_KEY"] != rotated {
 			return fmt.Sprintf("secrets version %d (was %d)", app.Status.SecretsVersion, before)
 		}
 		code, _, answer := request(t, 80, "GET", "bob.example.com", "/", nil, nil)
@@ -287,8 +308,8 @@ func TestRotatedSecretReachesTheMachine(t *testing.T) {
 }
 
 func TestDeletedUserAppIsGoneEverywhere(t *testing.T) {
-	dave := user{name: "dave", power: flyv1alpha1.PowerStateAuto}
-	if err := dave.create(context.Background()); err != nil {
+	dave := user{name: uniqueName("dave"), power: flyv1alpha1.PowerStateAuto}
+	if err := dave.create(context.Background(), stack); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "dave Ready and routed", time.Minute, func() string {
@@ -298,7 +319,7 @@ func TestDeletedUserAppIsGoneEverywhere(t *testing.T) {
 		}
 		return ""
 	})
-	app, um := status(t, "dave")
+	app, um := status(t, dave.name)
 	for _, obj := range []client.Object{um, app} {
 		if err := stack.Env.Client.Delete(context.Background(), obj); err != nil {
 			t.Fatal(err)
@@ -319,16 +340,33 @@ func TestDeletedUserAppIsGoneEverywhere(t *testing.T) {
 	})
 }
 
-// TestZRouterKeepsAnsweringWhileTheAPIServerIsDown runs last (Z): it stops the apiserver.
-func TestZRouterKeepsAnsweringWhileTheAPIServerIsDown(t *testing.T) {
-	_, um := status(t, "alice")
-	if err := stack.Env.StopAPIServer(); err != nil {
+// TestRouterKeepsAnsweringWhileTheAPIServerIsDown stops the kube-apiserver for 10 s, on a stack of
+// its own (the outage cannot be undone for the other tests' clients).
+func TestRouterKeepsAnsweringWhileTheAPIServerIsDown(t *testing.T) {
+	ctx := context.Background()
+	s, stop, err := startStack(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	erin := user{name: uniqueName("erin"), power: flyv1alpha1.PowerStateAuto}
+	if err := erin.create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitReady(ctx, ns, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	um := &flyv1alpha1.UserMachine{}
+	if err := s.Env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: erin.machine()}, um); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Env.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	requests := 0
 	for time.Now().Before(deadline) {
-		code, body, answer := request(t, 80, "GET", "alice.example.com", "/", nil, nil)
+		code, body, answer := requestTo(t, s, 80, "GET", erin.host(), "/", nil, nil)
 		if code != http.StatusOK || answer == nil || answer.Machine != um.Status.MachineID {
 			t.Fatalf("with the apiserver down, request %d got %d %s", requests, code, body)
 		}
@@ -339,6 +377,11 @@ func TestZRouterKeepsAnsweringWhileTheAPIServerIsDown(t *testing.T) {
 		t.Fatalf("only %d requests in the 10 s outage", requests)
 	}
 }
+
+var nameCounter atomic.Int64
+
+// uniqueName makes test objects distinct across repeated runs (go test -count).
+func uniqueName(base string) string { return fmt.Sprintf("%s-%d", base, nameCounter.Add(1)) }
 
 func isReady(conds []metav1.Condition) bool {
 	for _, c := range conds {
