@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,49 +16,18 @@ import (
 	"github.com/hangar-dev/hangar/internal/flysim"
 )
 
-// manualClock is a clock whose Sleep advances time at once. Shared by the emulator (rate limits)
-// and the client (limiter, Retry-After), it lets 429s be waited out without real waiting.
-type manualClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.sleeps = append(c.sleeps, d)
-	return nil
-}
-
-func (c *manualClock) Sleeps() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.sleeps...)
-}
-
 // faultEnv is an emulator, a client on a shared manual clock, and one app.
 type faultEnv struct {
 	sim    *flysim.Server
 	client *flyapi.Client
-	clock  *manualClock
+	clock  *flyapi.ManualClock
 	app    string
 	tg     *target
 }
 
 func newFaultEnv(t *testing.T, rateLimits bool, edit func(*flyapi.Options)) *faultEnv {
 	t.Helper()
-	clock := &manualClock{now: time.Now()}
+	clock := flyapi.NewManualClock(time.Now())
 	sim := flysim.New(flysim.Options{
 		Orgs:              []flysim.OrgToken{{Token: simToken, Org: simOrg}},
 		Seed:              7,

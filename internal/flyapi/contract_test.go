@@ -71,7 +71,7 @@ func randomPrefix(t *testing.T) string {
 // emulator then sees each request at the instant the client's limiter let it go, so "the client
 // never provokes a 429" is checked exactly, without depending on real time or machine load.
 func simTarget(t *testing.T) *target {
-	clock := &manualClock{now: time.Now()}
+	clock := flyapi.NewManualClock(time.Now())
 	sim := flysim.New(flysim.Options{
 		Orgs: []flysim.OrgToken{{Token: simToken, Org: simOrg}, {Token: simOtherToken, Org: simOtherOrg}},
 		Seed: 42,
