@@ -62,6 +62,34 @@ func checkAdmission(t *testing.T, err error, wantErr string) {
 	}
 }
 
+// updateCase creates an object (after initial, when set), applies update, and expects the
+// apiserver's answer to the update: accepted when wantErr is empty, else refused with wantErr.
+type updateCase[T client.Object] struct {
+	name    string
+	initial func(T)
+	update  func(T)
+	wantErr string
+}
+
+// runUpdateCases runs each case on a fresh valid object from newObject.
+func runUpdateCases[T client.Object](t *testing.T, newObject func() T, cases []updateCase[T]) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			obj := newObject()
+			if tc.initial != nil {
+				tc.initial(obj)
+			}
+			if err := env.Client.Create(ctx, obj); err != nil {
+				t.Fatalf("creating the initial object: %v", err)
+			}
+			tc.update(obj)
+			checkAdmission(t, env.Client.Update(ctx, obj), tc.wantErr)
+		})
+	}
+}
+
 func validUserApp(ns string) *v1.UserApp {
 	return &v1.UserApp{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%d", counter.Add(1)), Namespace: ns},
@@ -145,12 +173,7 @@ func TestUserAppDefaults(t *testing.T) {
 
 func TestUserAppAdmissionOnUpdate(t *testing.T) {
 	ns := testNamespace(t)
-	cases := []struct {
-		name    string
-		initial func(*v1.UserApp)
-		update  func(*v1.UserApp)
-		wantErr string
-	}{
+	cases := []updateCase[*v1.UserApp]{
 		{name: "routing and secrets may change", update: func(a *v1.UserApp) {
 			a.Spec.Routing.Hosts = []string{"new.example.com"}
 			a.Spec.Secrets = nil
@@ -173,20 +196,7 @@ func TestUserAppAdmissionOnUpdate(t *testing.T) {
 		{name: "org added later", update: func(a *v1.UserApp) { a.Spec.Org = "acme" },
 			wantErr: "spec.org can only be chosen when the UserApp is created"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			app := validUserApp(ns)
-			if tc.initial != nil {
-				tc.initial(app)
-			}
-			if err := env.Client.Create(ctx, app); err != nil {
-				t.Fatalf("creating the initial object: %v", err)
-			}
-			tc.update(app)
-			checkAdmission(t, env.Client.Update(ctx, app), tc.wantErr)
-		})
-	}
+	runUpdateCases(t, func() *v1.UserApp { return validUserApp(ns) }, cases)
 }
 
 func TestUserMachineAdmissionOnCreate(t *testing.T) {
@@ -294,12 +304,7 @@ func TestUserMachineDefaults(t *testing.T) {
 
 func TestUserMachineAdmissionOnUpdate(t *testing.T) {
 	ns := testNamespace(t)
-	cases := []struct {
-		name    string
-		initial func(*v1.UserMachine)
-		update  func(*v1.UserMachine)
-		wantErr string
-	}{
+	cases := []updateCase[*v1.UserMachine]{
 		{name: "image, env and power state may change", update: func(m *v1.UserMachine) {
 			m.Spec.Image = "registry.fly.io/workspace:v2"
 			m.Spec.Env["NEW"] = "1"
@@ -312,18 +317,5 @@ func TestUserMachineAdmissionOnUpdate(t *testing.T) {
 		{name: "region removed", update: func(m *v1.UserMachine) { m.Spec.Region = "" },
 			wantErr: "spec.region can only be chosen when the UserMachine is created"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			m := validUserMachine(ns)
-			if tc.initial != nil {
-				tc.initial(m)
-			}
-			if err := env.Client.Create(ctx, m); err != nil {
-				t.Fatalf("creating the initial object: %v", err)
-			}
-			tc.update(m)
-			checkAdmission(t, env.Client.Update(ctx, m), tc.wantErr)
-		})
-	}
+	runUpdateCases(t, func() *v1.UserMachine { return validUserMachine(ns) }, cases)
 }
