@@ -166,18 +166,10 @@ func (e *FlyError) Error() string {
 
 func (e *FlyError) Unwrap() error { return e.Err }
 
-// flyErrorKind returns the kind of a Fly error, or false for any other error.
-func flyErrorKind(err error) (FlyErrorKind, bool) {
-	var fe *FlyError
-	if errors.As(err, &fe) {
-		return fe.Kind, true
-	}
-	return 0, false
-}
-
+// isFlyKind reports whether err is (or wraps) a FlyError of that kind.
 func isFlyKind(err error, kind FlyErrorKind) bool {
-	k, ok := flyErrorKind(err)
-	return ok && k == kind
+	var fe *FlyError
+	return errors.As(err, &fe) && fe.Kind == kind
 }
 
 // throttleNote records that a Fly call in this pass was slowed by rate limits.

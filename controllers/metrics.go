@@ -13,7 +13,7 @@ var (
 	reconcileOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "hangar",
 		Name:      "reconcile_outcomes_total",
-		Help:      "Reconcile passes by kind and outcome (ready, progressing, waiting, throttled, unauthorized, rejected, error).",
+		Help:      "Reconcile passes by kind and outcome (ready, waiting, throttled, unauthorized, rejected, error).",
 	}, []string{"kind", "outcome"})
 
 	timeToReady = prometheus.NewHistogramVec(prometheus.HistogramOpts{

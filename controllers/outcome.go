@@ -135,15 +135,3 @@ func readyReason(conds []metav1.Condition) string {
 func isTrue(conds []metav1.Condition, condType string) bool {
 	return meta.IsStatusConditionTrue(conds, condType)
 }
-
-// shortest merges two results, keeping the sooner non-zero RequeueAfter.
-func shortest(a, b ctrl.Result) ctrl.Result {
-	switch {
-	case a.RequeueAfter == 0:
-		return b
-	case b.RequeueAfter == 0 || a.RequeueAfter < b.RequeueAfter:
-		return a
-	default:
-		return b
-	}
-}

@@ -51,7 +51,6 @@ type appScope struct {
 	// derivedName is true when flyName is the name hangar derives itself: an app of that name in
 	// the same org is provably one hangar created.
 	derivedName bool
-	result      ctrl.Result
 }
 
 // appPhase is one step of a pass, owning one condition. A phase sets its condition True when done;
@@ -126,7 +125,7 @@ func (r *UserAppReconciler) reconcileNormal(ctx context.Context, s *appScope, th
 	app.Status.ObservedGeneration = app.Generation
 	// Come back when the app is due for its drift check.
 	untilDrift := r.Options.untilDriftCheck(app.Status.LastObservedTime, app.UID, r.now())
-	return shortest(s.result, ctrl.Result{RequeueAfter: untilDrift}), nil
+	return ctrl.Result{RequeueAfter: max(untilDrift, time.Millisecond)}, nil
 }
 
 func (r *UserAppReconciler) scopeFor(app *flyv1alpha1.UserApp) *appScope {
