@@ -28,6 +28,8 @@ import (
 
 	"github.com/hangar-dev/hangar/controllers"
 	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flysim/proxy"
+	"github.com/hangar-dev/hangar/internal/flysim/usermachine"
 	"github.com/hangar-dev/hangar/internal/keys"
 	"github.com/hangar-dev/hangar/internal/testenv"
 )
@@ -55,7 +57,7 @@ type Config struct {
 	// DriftInterval of the manager (default 30 s, short so out-of-band changes show quickly).
 	DriftInterval time.Duration
 	// Autostop configures the proxy's autostop loop (default: every 30 s, after 2 min idle).
-	Autostop flysim.AutostopOptions
+	Autostop proxy.AutostopOptions
 	// Logger receives every component's logs, each under its own name.
 	Logger logr.Logger
 }
@@ -98,8 +100,8 @@ type Stack struct {
 	FlyURL   string
 	FlyToken string
 	// Machines runs the simulated user machines; Proxy the Fly Proxy simulator.
-	Machines *flysim.UserMachines
-	Proxy    *flysim.Proxy
+	Machines *usermachine.Machines
+	Proxy    *proxy.Proxy
 	// Root is the installation's root key (in the cluster's root key Secret and in StateDir).
 	Root keys.Root
 	// Kubeconfig is the path of an administrator kubeconfig for this apiserver.
@@ -200,7 +202,7 @@ func (s *Stack) startFly() error {
 		s.Fly.Close()
 		return srv.Close()
 	})
-	s.Machines = flysim.StartUserMachines(s.Fly, flysim.UserMachinesOptions{Logger: s.cfg.Logger.WithName("machines")})
+	s.Machines = usermachine.Start(s.Fly, usermachine.Options{Logger: s.cfg.Logger.WithName("machines")})
 	s.stops = append(s.stops, s.Machines.Close)
 	return os.WriteFile(filepath.Join(s.cfg.StateDir, "fly-token"), []byte(s.FlyToken+"\n"), 0o600)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flysim/proxy"
 	"github.com/hangar-dev/hangar/router"
 )
 
@@ -128,15 +129,15 @@ func (s *Stack) registerRouterApp(ctx context.Context) error {
 
 // startProxy starts the Fly Proxy simulator on the configured public ports.
 func (s *Stack) startProxy(context.Context) error {
-	proxy, err := flysim.StartProxy(s.Fly, s.Machines, flysim.ProxyOptions{
+	p, err := proxy.Start(s.Fly, s.Machines, proxy.Options{
 		Listen: s.cfg.ProxyListen, EntryApp: RouterApp, Autostop: s.cfg.Autostop, Logger: s.cfg.Logger.WithName("proxy"),
 	})
 	if err != nil {
 		return err
 	}
-	s.Proxy = proxy
+	s.Proxy = p
 	s.stops = append(s.stops, func() error {
-		if err := proxy.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := p.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

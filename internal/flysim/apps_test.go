@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 var (
@@ -16,14 +19,14 @@ var (
 )
 
 func TestCreateApp(t *testing.T) {
-	clock := newFakeClock()
+	clock := flysimtest.NewClock()
 	h := newHarness(t, func(o *Options) { o.Now = clock.Now })
 
 	var created struct {
 		ID        string `json:"id"`
 		CreatedAt int64  `json:"created_at"`
 	}
-	h.do("POST", "/v1/apps", map[string]any{"app_name": "alpha", "org_slug": orgA}).expect(t, http.StatusCreated, &created)
+	h.Do("POST", "/v1/apps", map[string]any{"app_name": "alpha", "org_slug": orgA}).Expect(t, http.StatusCreated, &created)
 	if !appIDRE.MatchString(created.ID) {
 		t.Errorf("app id %q is not 16 lowercase alphanumerics", created.ID)
 	}
@@ -31,8 +34,8 @@ func TestCreateApp(t *testing.T) {
 		t.Errorf("created_at %d, want epoch ms %d", created.CreatedAt, clock.Now().UnixMilli())
 	}
 	// The spec's `name` works too, and both agreeing is fine.
-	h.do("POST", "/v1/apps", map[string]any{"name": "beta", "org_slug": orgA}).expect(t, http.StatusCreated, nil)
-	h.do("POST", "/v1/apps", map[string]any{"name": "gamma", "app_name": "gamma", "org_slug": orgA}).expect(t, http.StatusCreated, nil)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "beta", "org_slug": orgA}).Expect(t, http.StatusCreated, nil)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "gamma", "app_name": "gamma", "org_slug": orgA}).Expect(t, http.StatusCreated, nil)
 	info, ok := h.srv.App("beta")
 	if !ok || info.Org != orgA || info.Network != "default" {
 		t.Errorf("App(beta) = %+v, %v", info, ok)
@@ -41,7 +44,7 @@ func TestCreateApp(t *testing.T) {
 
 func TestCreateAppErrors(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("taken")
+	h.CreateApp("taken")
 	const badName = "Validation failed: Name under 63 chars using numbers, lowercase letters and dashes"
 	tests := []struct {
 		name   string
@@ -68,14 +71,15 @@ func TestCreateAppErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := h.as(tt.token).do("POST", "/v1/apps", tt.body).expectError(t, tt.status, tt.msg)
+			e := h.As(tt.token).Do("POST", "/v1/apps", tt.body).ExpectError(t, tt.status, tt.msg)
 			if e.Status != tt.code {
 				t.Errorf("status field %q, want %q", e.Status, tt.code)
 			}
 		})
 	}
-	if strings.Count(strings.Join(appNames(h.srv.Apps(orgA)), ","), "x") != 0 {
-		t.Errorf("a failed create left an app behind: %v", appNames(h.srv.Apps(orgA)))
+	// Every failed create, whatever its name: only the fixture's app exists.
+	if a, b := appNames(h.srv.Apps(orgA)), appNames(h.srv.Apps(orgB)); !slices.Equal(a, []string{"taken"}) || len(b) != 0 {
+		t.Errorf("a failed create left an app behind: %v in %s, %v in %s", a, orgA, b, orgB)
 	}
 }
 
@@ -90,21 +94,21 @@ func appNames(infos []AppInfo) []string {
 func TestCreateAppIdempotencyKey(t *testing.T) {
 	h := newHarness(t)
 	var first, again struct{ ID string }
-	h.do("POST", "/v1/apps", map[string]any{"name": "idem", "org_slug": orgA, "idempotency_key": "k1"}).expect(t, 201, &first)
-	h.do("POST", "/v1/apps", map[string]any{"name": "idem", "org_slug": orgA, "idempotency_key": "k1"}).expect(t, 201, &again)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "idem", "org_slug": orgA, "idempotency_key": "k1"}).Expect(t, 201, &first)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "idem", "org_slug": orgA, "idempotency_key": "k1"}).Expect(t, 201, &again)
 	if first.ID != again.ID {
 		t.Errorf("retry with the same key made app %s, first was %s", again.ID, first.ID)
 	}
-	h.do("POST", "/v1/apps", map[string]any{"org_slug": orgA, "idempotency_key": "k1"}).expect(t, 201, &again)
+	h.Do("POST", "/v1/apps", map[string]any{"org_slug": orgA, "idempotency_key": "k1"}).Expect(t, 201, &again)
 	if first.ID != again.ID {
 		t.Errorf("retry without a name made app %s, first was %s", again.ID, first.ID)
 	}
-	h.do("POST", "/v1/apps", map[string]any{"name": "other", "org_slug": orgA, "idempotency_key": "k1"}).expectError(t, 422, "")
+	h.Do("POST", "/v1/apps", map[string]any{"name": "other", "org_slug": orgA, "idempotency_key": "k1"}).ExpectError(t, 422, "")
 }
 
 func TestGetApp(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("viewme")
+	h.CreateApp("viewme")
 	var got struct {
 		ID           string `json:"id"`
 		Name         string `json:"name"`
@@ -117,28 +121,28 @@ func TestGetApp(t *testing.T) {
 		MachineCount int    `json:"machine_count"`
 		VolumeCount  int    `json:"volume_count"`
 	}
-	h.do("GET", "/v1/apps/viewme", nil).expect(t, http.StatusOK, &got)
+	h.Do("GET", "/v1/apps/viewme", nil).Expect(t, http.StatusOK, &got)
 	info, _ := h.srv.App("viewme")
 	if got.ID != info.ID || got.Name != "viewme" || got.Organization.Slug != orgA || got.Network != "default" || got.Status != "pending" {
 		t.Errorf("get app = %+v", got)
 	}
-	h.createMachine("viewme", nil)
-	h.do("GET", "/v1/apps/viewme", nil).expect(t, http.StatusOK, &got)
+	h.CreateMachine("viewme", nil)
+	h.Do("GET", "/v1/apps/viewme", nil).Expect(t, http.StatusOK, &got)
 	if got.MachineCount != 1 || got.Status != "deployed" {
 		t.Errorf("after a machine: machine_count %d status %q", got.MachineCount, got.Status)
 	}
 
-	h.do("GET", "/v1/apps/nope", nil).expectError(t, http.StatusNotFound, "app not found")
-	h.as(tokenB).do("GET", "/v1/apps/viewme", nil).expectError(t, http.StatusForbidden, "")
+	h.Do("GET", "/v1/apps/nope", nil).ExpectError(t, http.StatusNotFound, "app not found")
+	h.As(tokenB).Do("GET", "/v1/apps/viewme", nil).ExpectError(t, http.StatusForbidden, "")
 }
 
 func TestListAppsPaging(t *testing.T) {
 	h := newHarness(t)
 	for i := range 5 {
-		h.createApp(fmt.Sprintf("app-%d", i))
+		h.CreateApp(fmt.Sprintf("app-%d", i))
 	}
-	h.do("POST", "/v1/apps", map[string]any{"name": "app-net", "org_slug": orgA, "network": "tenant-1"}).expect(t, 201, nil)
-	h.as(tokenB).createApp("b-app") // another org: never listed for org-a
+	h.Do("POST", "/v1/apps", map[string]any{"name": "app-net", "org_slug": orgA, "network": "tenant-1"}).Expect(t, 201, nil)
+	h.As(tokenB).CreateApp("b-app") // another org: never listed for org-a
 
 	type page struct {
 		TotalApps int `json:"total_apps"`
@@ -158,7 +162,7 @@ func TestListAppsPaging(t *testing.T) {
 			t.Fatal("paging does not end")
 		}
 		var p page
-		h.do("GET", "/v1/apps?org_slug="+orgA+"&limit=2&cursor="+cursor, nil).expect(t, 200, &p)
+		h.Do("GET", "/v1/apps?org_slug="+orgA+"&limit=2&cursor="+cursor, nil).Expect(t, 200, &p)
 		if p.TotalApps != 6 {
 			t.Errorf("total_apps %d, want 6", p.TotalApps)
 		}
@@ -179,63 +183,63 @@ func TestListAppsPaging(t *testing.T) {
 		t.Errorf("networks %v", networks)
 	}
 	var all page
-	h.do("GET", "/v1/apps?org_slug="+orgA, nil).expect(t, 200, &all)
+	h.Do("GET", "/v1/apps?org_slug="+orgA, nil).Expect(t, 200, &all)
 	if len(all.Apps) != 6 || all.NextCursor != "" {
 		t.Errorf("unpaged list: %d apps, cursor %q", len(all.Apps), all.NextCursor)
 	}
 
-	h.do("GET", "/v1/apps", nil).expectError(t, 400, "org_slug is required")
-	h.do("GET", "/v1/apps?org_slug="+orgB, nil).expectError(t, 403, "")
-	h.do("GET", "/v1/apps?org_slug="+orgA+"&limit=x", nil).expectError(t, 400, "")
-	h.do("GET", "/v1/apps?org_slug="+orgA+"&cursor=!!!", nil).expectError(t, 400, "")
+	h.Do("GET", "/v1/apps", nil).ExpectError(t, 400, "org_slug is required")
+	h.Do("GET", "/v1/apps?org_slug="+orgB, nil).ExpectError(t, 403, "")
+	h.Do("GET", "/v1/apps?org_slug="+orgA+"&limit=x", nil).ExpectError(t, 400, "")
+	h.Do("GET", "/v1/apps?org_slug="+orgA+"&cursor=!!!", nil).ExpectError(t, 400, "")
 }
 
 func TestDeleteApp(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("doomed")
-	m := h.startedMachine("doomed")
+	h.CreateApp("doomed")
+	m := h.StartedMachine("doomed")
 
 	// Stricter than the docs: running machines block a delete without force.
-	e := h.do("DELETE", "/v1/apps/doomed", nil).expectError(t, http.StatusPreconditionFailed, "")
+	e := h.Do("DELETE", "/v1/apps/doomed", nil).ExpectError(t, http.StatusPreconditionFailed, "")
 	if !strings.HasPrefix(e.Error, "failed_precondition:") {
 		t.Errorf("error %q lacks the failed_precondition prefix", e.Error)
 	}
-	h.as(tokenB).do("DELETE", "/v1/apps/doomed", nil).expectError(t, http.StatusForbidden, "")
+	h.As(tokenB).Do("DELETE", "/v1/apps/doomed", nil).ExpectError(t, http.StatusForbidden, "")
 
 	var events []MachineEvent
 	done := make(chan struct{})
 	cancel := h.srv.Subscribe(func(e MachineEvent) {
 		events = append(events, e)
-		if e.NewState == stateDestroyed {
+		if e.NewState == StateDestroyed {
 			close(done)
 		}
 	})
 	defer cancel()
-	r := h.do("DELETE", "/v1/apps/doomed?force=true", nil).expect(t, http.StatusAccepted, nil)
-	if len(r.body) != 0 {
-		t.Errorf("202 with body %s", r.body)
+	r := h.Do("DELETE", "/v1/apps/doomed?force=true", nil).Expect(t, http.StatusAccepted, nil)
+	if len(r.Body) != 0 {
+		t.Errorf("202 with body %s", r.Body)
 	}
 	<-done
-	if len(events) != 2 || events[0].NewState != stateStopped || events[1].NewState != stateDestroyed {
+	if len(events) != 2 || events[0].NewState != StateStopped || events[1].NewState != StateDestroyed {
 		t.Errorf("cascade events %+v, want stop then destroy", events)
 	}
-	h.do("GET", "/v1/apps/doomed", nil).expectError(t, 404, "app not found")
-	h.do("GET", "/v1/apps/doomed/machines/"+m.ID, nil).expectError(t, 404, "app not found")
+	h.Do("GET", "/v1/apps/doomed", nil).ExpectError(t, 404, "app not found")
+	h.Do("GET", "/v1/apps/doomed/machines/"+m.ID, nil).ExpectError(t, 404, "app not found")
 	if info, ok := h.srv.App("doomed"); !ok || !info.Deleted {
 		t.Errorf("App(doomed) after delete = %+v, %v", info, ok)
 	}
 	// The name is free again.
-	h.createApp("doomed")
-	h.do("DELETE", "/v1/apps/doomed", nil).expect(t, http.StatusAccepted, nil)
-	h.do("DELETE", "/v1/apps/doomed", nil).expectError(t, 404, "app not found")
-	h.do("DELETE", "/v1/apps/doomed?force=maybe", nil).expectError(t, 400, "")
+	h.CreateApp("doomed")
+	h.Do("DELETE", "/v1/apps/doomed", nil).Expect(t, http.StatusAccepted, nil)
+	h.Do("DELETE", "/v1/apps/doomed", nil).ExpectError(t, 404, "app not found")
+	h.Do("DELETE", "/v1/apps/doomed?force=maybe", nil).ExpectError(t, 400, "")
 }
 
 func TestDeleteAppWithStoppedMachinesNeedsNoForce(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("quiet")
-	m := h.createMachine("quiet", map[string]any{"skip_launch": true})
-	h.do("DELETE", "/v1/apps/quiet", nil).expect(t, http.StatusAccepted, nil)
+	h.CreateApp("quiet")
+	m := h.CreateMachine("quiet", map[string]any{"skip_launch": true})
+	h.Do("DELETE", "/v1/apps/quiet", nil).Expect(t, http.StatusAccepted, nil)
 	if _, ok := h.srv.Machine("quiet", m.ID); ok {
 		t.Error("machine of a deleted app still reachable")
 	}
@@ -243,13 +247,13 @@ func TestDeleteAppWithStoppedMachinesNeedsNoForce(t *testing.T) {
 
 func TestNetworks(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("on-default")
+	h.CreateApp("on-default")
 	for _, name := range []string{"iso-1", "iso-2"} {
-		h.do("POST", "/v1/apps", map[string]any{"name": name, "org_slug": orgA, "network": "tenant-x"}).expect(t, 201, nil)
+		h.Do("POST", "/v1/apps", map[string]any{"name": name, "org_slug": orgA, "network": "tenant-x"}).Expect(t, 201, nil)
 	}
-	h.do("POST", "/v1/apps", map[string]any{"name": "iso-3", "org_slug": orgA, "network": "tenant-y"}).expect(t, 201, nil)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "iso-3", "org_slug": orgA, "network": "tenant-y"}).Expect(t, 201, nil)
 	// The same network name in another org is another network.
-	h.as(tokenB).do("POST", "/v1/apps", map[string]any{"name": "iso-b", "org_slug": orgB, "network": "tenant-x"}).expect(t, 201, nil)
+	h.As(tokenB).Do("POST", "/v1/apps", map[string]any{"name": "iso-b", "org_slug": orgB, "network": "tenant-x"}).Expect(t, 201, nil)
 
 	prefix := func(app string) string {
 		info, _ := h.srv.App(app)
@@ -260,7 +264,7 @@ func TestNetworks(t *testing.T) {
 		t.Errorf("network prefixes: %s %s %s %s %s", prefix("iso-1"), prefix("iso-2"), prefix("iso-3"), prefix("on-default"), prefix("iso-b"))
 	}
 	for _, app := range []string{"on-default", "iso-1", "iso-3"} {
-		m := h.createMachine(app, map[string]any{"skip_launch": true})
+		m := h.CreateMachine(app, map[string]any{"skip_launch": true})
 		if !strings.HasPrefix(m.PrivateIP, prefix(app)) {
 			t.Errorf("%s machine private_ip %s not in network %s", app, m.PrivateIP, prefix(app))
 		}

@@ -4,22 +4,24 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 func TestEveryResponseHasAUniqueRequestID(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("rid")
+	h.CreateApp("rid")
 	seen := map[string]bool{}
-	for _, r := range []response{
-		h.do("GET", "/v1/apps/rid", nil),
-		h.do("GET", "/v1/apps/rid", nil),
-		h.do("GET", "/v1/apps/none", nil),
-		h.as("").do("GET", "/v1/apps/rid", nil),
-		h.do("GET", "/v1/nowhere", nil),
+	for _, r := range []flysimtest.Response{
+		h.Do("GET", "/v1/apps/rid", nil),
+		h.Do("GET", "/v1/apps/rid", nil),
+		h.Do("GET", "/v1/apps/none", nil),
+		h.As("").Do("GET", "/v1/apps/rid", nil),
+		h.Do("GET", "/v1/nowhere", nil),
 	} {
-		id := r.header.Get("fly-request-id")
+		id := r.Header.Get("fly-request-id")
 		if id == "" || seen[id] {
-			t.Errorf("status %d: fly-request-id %q (seen %v)", r.status, id, seen)
+			t.Errorf("status %d: fly-request-id %q (seen %v)", r.Status, id, seen)
 		}
 		seen[id] = true
 	}
@@ -27,7 +29,7 @@ func TestEveryResponseHasAUniqueRequestID(t *testing.T) {
 
 func TestUnknownRoutesArePlainText404(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("route")
+	h.CreateApp("route")
 	for _, p := range []struct{ method, path string }{
 		{"GET", "/v1/nowhere"},
 		{"GET", "/v2/apps/route"},
@@ -35,16 +37,16 @@ func TestUnknownRoutesArePlainText404(t *testing.T) {
 		{"GET", "/v1/apps/route/volumes"},
 		{"PUT", "/v1/apps/route"},
 	} {
-		r := h.do(p.method, p.path, nil)
-		if r.status != 404 || string(r.body) != "404 page not found\n" || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
-			t.Errorf("%s %s: %d %q %q", p.method, p.path, r.status, r.body, r.header.Get("Content-Type"))
+		r := h.Do(p.method, p.path, nil)
+		if r.Status != 404 || string(r.Body) != "404 page not found\n" || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+			t.Errorf("%s %s: %d %q %q", p.method, p.path, r.Status, r.Body, r.Header.Get("Content-Type"))
 		}
 	}
 }
 
 func TestAuth(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("auth")
+	h.CreateApp("auth")
 	for _, header := range []string{
 		"Bearer " + tokenA,
 		"FlyV1 " + tokenA,
@@ -53,29 +55,29 @@ func TestAuth(t *testing.T) {
 		"FlyV1 fm2_unknown," + tokenA,
 		"FlyV1 fm2_unknown, FlyV1 " + tokenA,
 	} {
-		if r := h.as("").do("GET", "/v1/apps/auth", nil, "Authorization", header); r.status != 200 {
-			t.Errorf("Authorization %q: %d %s", strings.ReplaceAll(header, tokenA, "<token>"), r.status, r.body)
+		if r := h.As("").Do("GET", "/v1/apps/auth", nil, "Authorization", header); r.Status != 200 {
+			t.Errorf("Authorization %q: %d %s", strings.ReplaceAll(header, tokenA, "<token>"), r.Status, r.Body)
 		}
 	}
 	for _, header := range []string{"", "Bearer", "Bearer nope", "Basic " + tokenA + "x", tokenB + "x"} {
-		r := h.as("").do("GET", "/v1/apps/auth", nil, "Authorization", header)
-		r.expectError(t, http.StatusUnauthorized, "")
-		if strings.Contains(string(r.body), "nope") || strings.Contains(string(r.body), tokenA) {
-			t.Errorf("401 body repeats the token: %s", r.body)
+		r := h.As("").Do("GET", "/v1/apps/auth", nil, "Authorization", header)
+		r.ExpectError(t, http.StatusUnauthorized, "")
+		if strings.Contains(string(r.Body), "nope") || strings.Contains(string(r.Body), tokenA) {
+			t.Errorf("401 body repeats the token: %s", r.Body)
 		}
 	}
 	// A token for org B reads as another org: 403 on the app, 401 never.
-	h.as(tokenB).do("GET", "/v1/apps/auth", nil).expectError(t, http.StatusForbidden, "")
+	h.As(tokenB).Do("GET", "/v1/apps/auth", nil).ExpectError(t, http.StatusForbidden, "")
 }
 
 func TestCallLog(t *testing.T) {
-	clock := newFakeClock()
+	clock := flysimtest.NewClock()
 	h := newHarness(t, func(o *Options) { o.Now = clock.Now })
-	h.createApp("logged")
-	m := h.createMachine("logged", map[string]any{"skip_launch": true})
-	h.do("POST", "/v1/apps/logged/machines/"+m.ID+"/start", nil).expect(t, 200, nil)
-	h.do("GET", "/v1/apps/logged/machines/"+m.ID, nil).expect(t, 200, nil)
-	h.as("").do("GET", "/v1/apps/logged", nil).expect(t, 401, nil)
+	h.CreateApp("logged")
+	m := h.CreateMachine("logged", map[string]any{"skip_launch": true})
+	h.Do("POST", "/v1/apps/logged/machines/"+m.ID+"/start", nil).Expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/logged/machines/"+m.ID, nil).Expect(t, 200, nil)
+	h.As("").Do("GET", "/v1/apps/logged", nil).Expect(t, 401, nil)
 
 	calls := h.srv.Calls()
 	want := []Call{

@@ -6,13 +6,15 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 // TestConcurrentCreates: many clients create machines with overlapping names in one app; each name
 // ends up held by exactly one machine and every other attempt is a 422 name_taken.
 func TestConcurrentCreates(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("busy")
+	h.CreateApp("busy")
 	const workers, perWorker, names = 12, 6, 18
 	var mu sync.Mutex
 	created := map[string][]string{} // name → machine IDs
@@ -22,18 +24,18 @@ func TestConcurrentCreates(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWorker {
 				name := fmt.Sprintf("m-%d", (w*perWorker+i)%names)
-				body := map[string]any{"name": name, "config": baseConfig(), "skip_launch": true}
-				r := h.do("POST", "/v1/apps/busy/machines", body)
+				body := map[string]any{"name": name, "config": flysimtest.BaseConfig(), "skip_launch": true}
+				r := h.Do("POST", "/v1/apps/busy/machines", body)
 				mu.Lock()
-				switch r.status {
+				switch r.Status {
 				case http.StatusOK:
-					var m wireMachine
-					_ = json.Unmarshal(r.body, &m)
+					var m flysimtest.Machine
+					_ = json.Unmarshal(r.Body, &m)
 					created[name] = append(created[name], m.ID)
 				case http.StatusUnprocessableEntity:
 					taken++
 				default:
-					t.Errorf("create %s: %d %s", name, r.status, r.body)
+					t.Errorf("create %s: %d %s", name, r.Status, r.Body)
 				}
 				mu.Unlock()
 			}
@@ -57,8 +59,8 @@ func TestConcurrentCreates(t *testing.T) {
 // is lost: every success was based on a distinct version, the others got 409, versions are unique.
 func TestConcurrentUpdates(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("race")
-	m := h.createMachine("race", map[string]any{"skip_launch": true})
+	h.CreateApp("race")
+	m := h.CreateMachine("race", map[string]any{"skip_launch": true})
 	const workers, attempts = 8, 6
 	var mu sync.Mutex
 	basedOn := map[string]int{} // version an update was based on → successes
@@ -68,19 +70,19 @@ func TestConcurrentUpdates(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range attempts {
-				var cur wireMachine
-				if r := h.do("GET", "/v1/apps/race/machines/"+m.ID, nil); r.status != 200 || json.Unmarshal(r.body, &cur) != nil {
-					t.Errorf("get: %d %s", r.status, r.body)
+				var cur flysimtest.Machine
+				if r := h.Do("GET", "/v1/apps/race/machines/"+m.ID, nil); r.Status != 200 || json.Unmarshal(r.Body, &cur) != nil {
+					t.Errorf("get: %d %s", r.Status, r.Body)
 					return
 				}
-				cfg := baseConfig()
+				cfg := flysimtest.BaseConfig()
 				cfg["env"] = map[string]any{"WRITER": fmt.Sprintf("%d-%d", w, i)}
-				r := h.do("POST", "/v1/apps/race/machines/"+m.ID, map[string]any{"config": cfg, "current_version": cur.Version, "skip_launch": true})
+				r := h.Do("POST", "/v1/apps/race/machines/"+m.ID, map[string]any{"config": cfg, "current_version": cur.Version, "skip_launch": true})
 				mu.Lock()
-				switch r.status {
+				switch r.Status {
 				case http.StatusOK:
-					var up wireMachine
-					_ = json.Unmarshal(r.body, &up)
+					var up flysimtest.Machine
+					_ = json.Unmarshal(r.Body, &up)
 					basedOn[cur.Version]++
 					if results[up.Version] {
 						t.Errorf("version %s handed out twice", up.Version)
@@ -89,7 +91,7 @@ func TestConcurrentUpdates(t *testing.T) {
 				case http.StatusConflict:
 					conflicts++
 				default:
-					t.Errorf("update: %d %s", r.status, r.body)
+					t.Errorf("update: %d %s", r.Status, r.Body)
 				}
 				mu.Unlock()
 			}

@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// The fault knobs: how the emulator is made less kind than a fast, healthy Fly on demand. Options
+// (options.go) hold the knobs fixed at construction (transition delays, rate limits, clock, seed); these
+// change at run time. Profiles of where real Fly is less kind (§11) compose both and belong beside them.
+
 // Fault makes matching API calls misbehave, to test clients against an unreliable Fly.
 type Fault struct {
 	// ErrorRate is the fraction (0..1) of matching calls that fail, decided by the seeded RNG. Zero (or

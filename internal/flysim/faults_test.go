@@ -7,31 +7,18 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// try sends a request and returns the transport error instead of failing the test.
-func (h *harness) try(ctx context.Context, method, path, body string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, method, h.http.URL+path, strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	resp, err := h.http.Client().Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_ = resp.Body.Close() // only the status is wanted
-	return resp.StatusCode, nil
-}
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
+)
 
 // faultPattern runs 40 sequential calls under a 50% fault with seed and writes x for each failure.
 func faultPattern(t *testing.T, seed int64) string {
 	var out strings.Builder
 	h := newHarness(t, func(o *Options) { o.Seed = seed })
-	h.createApp("dice")
+	h.CreateApp("dice")
 	h.srv.SetFault(actGetApp, Fault{ErrorRate: 0.5, Status: http.StatusServiceUnavailable})
 	for range 40 {
-		if h.do("GET", "/v1/apps/dice", nil).status == http.StatusServiceUnavailable {
+		if h.Do("GET", "/v1/apps/dice", nil).Status == http.StatusServiceUnavailable {
 			out.WriteByte('x')
 		} else {
 			out.WriteByte('.')
@@ -55,24 +42,24 @@ func TestFaultErrorRateIsDeterministic(t *testing.T) {
 
 func TestFaultCountAndScope(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("cnt")
+	h.CreateApp("cnt")
 	h.srv.SetFault(actGetApp, Fault{Status: http.StatusInternalServerError, Count: 2})
 	for i, want := range []int{500, 500, 200, 200} {
-		if got := h.do("GET", "/v1/apps/cnt", nil).status; got != want {
+		if got := h.Do("GET", "/v1/apps/cnt", nil).Status; got != want {
 			t.Errorf("call %d: %d, want %d", i, got, want)
 		}
 	}
 	// "*" matches every action; an action's own fault wins over it.
 	h.srv.SetFault("", Fault{Status: http.StatusBadGateway})
 	h.srv.SetFault(actListApps, Fault{Latency: time.Microsecond})
-	h.do("GET", "/v1/apps/cnt/secrets", nil).expectError(t, http.StatusBadGateway, "")
-	h.do("GET", "/v1/apps?org_slug="+orgA, nil).expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/cnt/secrets", nil).ExpectError(t, http.StatusBadGateway, "")
+	h.Do("GET", "/v1/apps?org_slug="+orgA, nil).Expect(t, 200, nil)
 	h.srv.SetFault(actGetApp, Fault{Status: http.StatusTooManyRequests})
-	if r := h.do("GET", "/v1/apps/cnt", nil); r.status != 429 || r.header.Get("Retry-After") != "1" {
-		t.Errorf("429 fault: %d Retry-After %q", r.status, r.header.Get("Retry-After"))
+	if r := h.Do("GET", "/v1/apps/cnt", nil); r.Status != 429 || r.Header.Get("Retry-After") != "1" {
+		t.Errorf("429 fault: %d Retry-After %q", r.Status, r.Header.Get("Retry-After"))
 	}
 	h.srv.ClearFaults()
-	h.do("GET", "/v1/apps/cnt/secrets", nil).expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/cnt/secrets", nil).Expect(t, 200, nil)
 
 	calls := h.srv.CallsFor(actGetApp, "cnt")
 	if len(calls) != 5 || !calls[0].Faulted || calls[2].Faulted || calls[0].Status != 500 || !calls[4].Faulted {
@@ -82,16 +69,16 @@ func TestFaultCountAndScope(t *testing.T) {
 
 func TestCommitThenFailCommits(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("ctf")
+	h.CreateApp("ctf")
 	h.srv.SetFault(actCreateMachine, Fault{CommitThenFail: true, Status: http.StatusServiceUnavailable, Count: 1})
-	body := map[string]any{"name": "once", "config": baseConfig(), "skip_launch": true}
-	h.do("POST", "/v1/apps/ctf/machines", body).expectError(t, http.StatusServiceUnavailable, "")
+	body := map[string]any{"name": "once", "config": flysimtest.BaseConfig(), "skip_launch": true}
+	h.Do("POST", "/v1/apps/ctf/machines", body).ExpectError(t, http.StatusServiceUnavailable, "")
 	ms := h.srv.Machines("ctf")
 	if len(ms) != 1 || ms[0].Name != "once" {
 		t.Fatalf("commit-then-fail did not commit: %+v", ms)
 	}
 	// A blind replay now meets the committed machine.
-	e := h.do("POST", "/v1/apps/ctf/machines", body).expectError(t, http.StatusUnprocessableEntity, "")
+	e := h.Do("POST", "/v1/apps/ctf/machines", body).ExpectError(t, http.StatusUnprocessableEntity, "")
 	if e.Status != "name_taken" {
 		t.Errorf("replay status %q", e.Status)
 	}
@@ -103,13 +90,13 @@ func TestCommitThenFailCommits(t *testing.T) {
 
 func TestDropConnection(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("drop")
+	h.CreateApp("drop")
 	ctx := context.Background()
 	body := `{"config":{"image":"nginx"},"skip_launch":true}`
 
 	// Dropped before the work: nothing happens.
 	h.srv.SetFault(actCreateMachine, Fault{DropConnection: true, Count: 1})
-	if status, err := h.try(ctx, "POST", "/v1/apps/drop/machines", body); err == nil {
+	if status, err := h.Try(ctx, "POST", "/v1/apps/drop/machines", body); err == nil {
 		t.Fatalf("dropped connection answered %d", status)
 	}
 	if n := len(h.srv.Machines("drop")); n != 0 {
@@ -118,7 +105,7 @@ func TestDropConnection(t *testing.T) {
 
 	// Commit, then drop: the client sees a network error, the machine exists.
 	h.srv.SetFault(actCreateMachine, Fault{DropConnection: true, CommitThenFail: true, Count: 1})
-	if status, err := h.try(ctx, "POST", "/v1/apps/drop/machines", body); err == nil {
+	if status, err := h.Try(ctx, "POST", "/v1/apps/drop/machines", body); err == nil {
 		t.Fatalf("dropped connection answered %d", status)
 	}
 	if n := len(h.srv.Machines("drop")); n != 1 {
@@ -129,40 +116,40 @@ func TestDropConnection(t *testing.T) {
 		t.Errorf("call log %+v", calls)
 	}
 	// Then the fault is spent.
-	if status, err := h.try(ctx, "POST", "/v1/apps/drop/machines", body); err != nil || status != 200 {
+	if status, err := h.Try(ctx, "POST", "/v1/apps/drop/machines", body); err != nil || status != 200 {
 		t.Errorf("after the fault: %d %v", status, err)
 	}
 }
 
 func TestLatencyFaultRespectsClientDeadline(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("slowpoke")
+	h.CreateApp("slowpoke")
 	h.srv.SetFault(actGetApp, Fault{Latency: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := h.try(ctx, "GET", "/v1/apps/slowpoke", ""); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := h.Try(ctx, "GET", "/v1/apps/slowpoke", ""); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want the client deadline", err)
 	}
-	eventually(t, "the abandoned call to be logged", func() bool { return len(h.srv.CallsFor(actGetApp, "")) == 1 })
+	flysimtest.Eventually(t, "the abandoned call to be logged", func() bool { return len(h.srv.CallsFor(actGetApp, "")) == 1 })
 	if c := h.srv.CallsFor(actGetApp, "")[0]; c.Status != 499 {
 		t.Errorf("abandoned call logged %+v", c)
 	}
 }
 
 func TestListLag(t *testing.T) {
-	clock := newFakeClock()
+	clock := flysimtest.NewClock()
 	h := newHarness(t, func(o *Options) { o.Now = clock.Now })
-	h.createApp("lag")
+	h.CreateApp("lag")
 	h.srv.SetListLag(time.Minute)
-	m := h.createMachine("lag", map[string]any{"skip_launch": true})
-	var list []wireMachine
-	h.do("GET", "/v1/apps/lag/machines", nil).expect(t, 200, &list)
+	m := h.CreateMachine("lag", map[string]any{"skip_launch": true})
+	var list []flysimtest.Machine
+	h.Do("GET", "/v1/apps/lag/machines", nil).Expect(t, 200, &list)
 	if len(list) != 0 {
 		t.Errorf("new machine listed despite lag")
 	}
-	h.getMachine("lag", m.ID) // a direct get sees it
+	h.GetMachine("lag", m.ID) // a direct get sees it
 	clock.Advance(61 * time.Second)
-	h.do("GET", "/v1/apps/lag/machines", nil).expect(t, 200, &list)
+	h.Do("GET", "/v1/apps/lag/machines", nil).Expect(t, 200, &list)
 	if len(list) != 1 {
 		t.Errorf("machine still missing after the lag")
 	}
@@ -171,14 +158,14 @@ func TestListLag(t *testing.T) {
 
 func TestRevokedToken(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("rev")
+	h.CreateApp("rev")
 	h.srv.RevokeToken(tokenA)
-	r := h.do("GET", "/v1/apps/rev", nil)
-	r.expectError(t, http.StatusUnauthorized, "")
-	if strings.Contains(string(r.body), tokenA) {
+	r := h.Do("GET", "/v1/apps/rev", nil)
+	r.ExpectError(t, http.StatusUnauthorized, "")
+	if strings.Contains(string(r.Body), tokenA) {
 		t.Error("401 body repeats the token")
 	}
-	h.as(tokenB).do("GET", "/v1/apps?org_slug="+orgB, nil).expect(t, 200, nil)
+	h.As(tokenB).Do("GET", "/v1/apps?org_slug="+orgB, nil).Expect(t, 200, nil)
 	h.srv.RestoreToken(tokenA)
-	h.do("GET", "/v1/apps/rev", nil).expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/rev", nil).Expect(t, 200, nil)
 }

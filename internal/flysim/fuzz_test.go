@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 // fuzzServer is an in-process emulator with one app and one machine, driven without a network.
@@ -16,7 +18,7 @@ func fuzzServer(f *testing.F) (*Server, string) {
 	f.Cleanup(srv.Close)
 	send(srv, "POST", "/v1/apps", []byte(`{"app_name":"fuzz","org_slug":"org-a"}`))
 	rec := send(srv, "POST", "/v1/apps/fuzz/machines", []byte(`{"config":{"image":"nginx"},"skip_launch":true}`))
-	var m wireMachine
+	var m flysimtest.Machine
 	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || m.ID == "" {
 		f.Fatalf("fixture machine: %s", rec.Body)
 	}

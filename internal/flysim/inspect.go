@@ -138,7 +138,7 @@ func (s *Server) Machines(app string) []MachineInfo {
 	slices.SortFunc(ms, func(x, y *machine) int { return cmp.Compare(x.seq, y.seq) })
 	var out []MachineInfo
 	for _, m := range ms {
-		if m.state != stateDestroyed {
+		if m.state != StateDestroyed {
 			out = append(out, s.machineInfo(m))
 		}
 	}
@@ -171,6 +171,20 @@ func (s *Server) Secrets(app string) (values map[string]string, version uint64) 
 	return values, a.secretsVer
 }
 
+// MachineSecrets returns the secret values a machine's current version booted with (none when it was
+// created or updated with skip_secrets) and that app secrets version. App secrets written later reach
+// the machine only through a new version (an update), as on Fly.
+func (s *Server) MachineSecrets(app, id string) (values map[string]string, version uint64, ok bool) {
+	boot, ok := s.MachineBoot(app, id)
+	if !ok {
+		return nil, 0, false
+	}
+	if boot.Secrets == nil {
+		boot.Secrets = map[string]string{}
+	}
+	return boot.Secrets, boot.SecretsVersion, true
+}
+
 func (s *Server) lookupMachine(app, id string) (*machine, error) {
 	a := s.apps[app]
 	if a == nil {
@@ -201,7 +215,7 @@ func (s *Server) outOfBand(app, id string, fn func(m *machine) *apiError) error 
 // ErrMachineNotFound or ErrFailedPrecondition.
 func (s *Server) ProxyStop(app, id string) error {
 	return s.outOfBand(app, id, func(m *machine) *apiError {
-		if m.state != stateStarted {
+		if m.state != StateStarted {
 			return stateError("stop", m.state)
 		}
 		return s.doStop(m, sourceProxy)
@@ -216,7 +230,7 @@ func (s *Server) ProxySuspend(app, id string) error {
 // ProxyStart starts a stopped or suspended machine as the Fly Proxy's autostart does.
 func (s *Server) ProxyStart(app, id string) error {
 	return s.outOfBand(app, id, func(m *machine) *apiError {
-		if m.state != stateStopped && m.state != stateSuspended {
+		if m.state != StateStopped && m.state != StateSuspended {
 			return stateError("start", m.state)
 		}
 		_, err := s.doStart(m, sourceProxy)
@@ -258,7 +272,7 @@ func (s *Server) FailOutOfBand(app, id string) error {
 			return err
 		}
 		s.cancelPending(m)
-		s.setState(m, stateFailed, "exit", sourceFlyd)
+		s.setState(m, StateFailed, "exit", sourceFlyd)
 		return nil
 	})
 }

@@ -5,11 +5,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 func TestSubscribeSeesEveryTransitionInOrder(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("subs")
+	h.CreateApp("subs")
 	var mu sync.Mutex
 	var got []string
 	cancel := h.srv.Subscribe(func(e MachineEvent) {
@@ -17,18 +20,32 @@ func TestSubscribeSeesEveryTransitionInOrder(t *testing.T) {
 		defer mu.Unlock()
 		got = append(got, e.OldState+">"+e.NewState)
 	})
-	m := h.createMachine("subs", nil)
-	h.waitFor("subs", m.ID, stateStarted)
+	m := h.CreateMachine("subs", nil)
+	h.WaitFor("subs", m.ID, StateStarted)
 	stopMachine(h, "subs", m.ID)
 	want := ">created created>starting starting>started started>stopping stopping>stopped"
-	eventually(t, "events", func() bool {
+	flysimtest.Eventually(t, "events", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return strings.Join(got, " ") == want
 	})
 	cancel()
-	h.do("POST", "/v1/apps/subs/machines/"+m.ID+"/start", nil).expect(t, 200, nil)
-	h.waitFor("subs", m.ID, stateStarted)
+	// Delivery is asynchronous: a second subscriber tells when the later events have been delivered,
+	// so the check below cannot pass merely because they have not arrived yet.
+	delivered := make(chan struct{})
+	var once sync.Once
+	defer h.srv.Subscribe(func(e MachineEvent) {
+		if e.NewState == StateStarted {
+			once.Do(func() { close(delivered) })
+		}
+	})()
+	h.Do("POST", "/v1/apps/subs/machines/"+m.ID+"/start", nil).Expect(t, 200, nil)
+	h.WaitFor("subs", m.ID, StateStarted)
+	select {
+	case <-delivered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the start was never delivered to the second subscriber")
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Join(got, " ") != want {
@@ -38,8 +55,8 @@ func TestSubscribeSeesEveryTransitionInOrder(t *testing.T) {
 
 func TestProxyActions(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("px")
-	m := h.startedMachine("px")
+	h.CreateApp("px")
+	m := h.StartedMachine("px")
 	before := len(h.srv.Calls())
 
 	if err := h.srv.ProxyStart("px", m.ID); !errors.Is(err, ErrFailedPrecondition) {
@@ -48,23 +65,23 @@ func TestProxyActions(t *testing.T) {
 	if err := h.srv.ProxyStop("px", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSettled("px", m.ID, stateStopped)
+	h.WaitSettled("px", m.ID, StateStopped)
 	if err := h.srv.ProxyStop("px", m.ID); !errors.Is(err, ErrFailedPrecondition) {
 		t.Errorf("ProxyStop on stopped: %v", err)
 	}
 	if err := h.srv.ProxyStart("px", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSettled("px", m.ID, stateStarted)
+	h.WaitSettled("px", m.ID, StateStarted)
 	if err := h.srv.ProxySuspend("px", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSettled("px", m.ID, stateSuspended)
+	h.WaitSettled("px", m.ID, StateSuspended)
 	if err := h.srv.ProxyStart("px", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSettled("px", m.ID, stateStarted)
-	got := h.getMachine("px", m.ID)
+	h.WaitSettled("px", m.ID, StateStarted)
+	got := h.GetMachine("px", m.ID)
 	if got.Events[1].Source != sourceProxy {
 		t.Errorf("proxy start recorded as %+v", got.Events[1])
 	}
@@ -81,19 +98,19 @@ func TestProxyActions(t *testing.T) {
 
 func TestOutOfBandChanges(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("oob")
-	m := h.startedMachine("oob")
+	h.CreateApp("oob")
+	m := h.StartedMachine("oob")
 
 	if err := h.srv.UpdateOutOfBand("oob", m.ID, func(c map[string]any) { c["env"] = map[string]any{"BY": "flyctl"} }); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSettled("oob", m.ID, stateStarted)
+	h.WaitSettled("oob", m.ID, StateStarted)
 	info, _ := h.srv.Machine("oob", m.ID)
 	if info.Version == m.Version || !strings.Contains(string(info.Config), `"BY":"flyctl"`) {
 		t.Errorf("out-of-band update: %s %s", info.Version, info.Config)
 	}
 	// The client's current_version is now stale.
-	h.do("POST", "/v1/apps/oob/machines/"+m.ID, map[string]any{"config": baseConfig(), "current_version": m.Version}).expectError(t, 409, "")
+	h.Do("POST", "/v1/apps/oob/machines/"+m.ID, map[string]any{"config": flysimtest.BaseConfig(), "current_version": m.Version}).ExpectError(t, 409, "")
 	if err := h.srv.UpdateOutOfBand("oob", m.ID, func(c map[string]any) { delete(c, "image") }); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("invalid out-of-band update: %v", err)
 	}
@@ -101,13 +118,13 @@ func TestOutOfBandChanges(t *testing.T) {
 	if err := h.srv.FailOutOfBand("oob", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := h.srv.Machine("oob", m.ID); info.State != stateFailed {
+	if info, _ := h.srv.Machine("oob", m.ID); info.State != StateFailed {
 		t.Errorf("after FailOutOfBand: %s", info.State)
 	}
 	if err := h.srv.DestroyOutOfBand("oob", m.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.waitSettled("oob", m.ID, stateDestroyed)
+	h.WaitSettled("oob", m.ID, StateDestroyed)
 	if ms := h.srv.Machines("oob"); len(ms) != 0 {
 		t.Errorf("Machines lists destroyed: %+v", ms)
 	}
@@ -129,8 +146,8 @@ func TestCrossNetworkReplaysSetting(t *testing.T) {
 
 func TestAppInspection(t *testing.T) {
 	h := newHarness(t)
-	h.do("POST", "/v1/apps", map[string]any{"name": "seen", "org_slug": orgA, "network": "n1"}).expect(t, 201, nil)
-	h.do("POST", "/v1/apps/seen/ip_assignments", map[string]any{"type": "private_v6", "network": "n1"}).expect(t, 200, nil)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "seen", "org_slug": orgA, "network": "n1"}).Expect(t, 201, nil)
+	h.Do("POST", "/v1/apps/seen/ip_assignments", map[string]any{"type": "private_v6", "network": "n1"}).Expect(t, 200, nil)
 	info, ok := h.srv.App("seen")
 	if !ok || info.Network != "n1" || info.NetworkID == 0 || len(info.IPs) != 1 || info.FlycastNets[0] != "n1" || info.Deleted {
 		t.Errorf("App(seen) = %+v", info)

@@ -25,7 +25,7 @@ type wireIP struct {
 
 func TestIPAssignments(t *testing.T) {
 	h := newHarness(t)
-	h.do("POST", "/v1/apps", map[string]any{"name": "ipapp", "org_slug": orgA, "network": "tenant-z"}).expect(t, 201, nil)
+	h.Do("POST", "/v1/apps", map[string]any{"name": "ipapp", "org_slug": orgA, "network": "tenant-z"}).Expect(t, 201, nil)
 	info, _ := h.srv.App("ipapp")
 	appPrefix := fmt.Sprintf("fdaa:%x:%x:", info.NetworkID>>16, info.NetworkID&0xffff)
 	defID, _ := h.srv.NetworkID(orgA, "")
@@ -34,7 +34,7 @@ func TestIPAssignments(t *testing.T) {
 	assign := func(body map[string]any) wireIP {
 		t.Helper()
 		var ip wireIP
-		h.do("POST", "/v1/apps/ipapp/ip_assignments", body).expect(t, http.StatusOK, &ip)
+		h.Do("POST", "/v1/apps/ipapp/ip_assignments", body).Expect(t, http.StatusOK, &ip)
 		return ip
 	}
 
@@ -71,21 +71,21 @@ func TestIPAssignments(t *testing.T) {
 	var list struct {
 		IPs []wireIP `json:"ips"`
 	}
-	h.do("GET", "/v1/apps/ipapp/ip_assignments", nil).expect(t, 200, &list)
+	h.Do("GET", "/v1/apps/ipapp/ip_assignments", nil).Expect(t, 200, &list)
 	if len(list.IPs) != 5 {
 		t.Fatalf("listed %d addresses, want 5", len(list.IPs))
 	}
 
-	h.do("DELETE", "/v1/apps/ipapp/ip_assignments/"+*flycast.IP, nil).expect(t, http.StatusNoContent, nil)
-	h.do("DELETE", "/v1/apps/ipapp/ip_assignments/"+*flycast.IP, nil).expectError(t, http.StatusNotFound, "")
-	h.do("GET", "/v1/apps/ipapp/ip_assignments", nil).expect(t, 200, &list)
+	h.Do("DELETE", "/v1/apps/ipapp/ip_assignments/"+*flycast.IP, nil).Expect(t, http.StatusNoContent, nil)
+	h.Do("DELETE", "/v1/apps/ipapp/ip_assignments/"+*flycast.IP, nil).ExpectError(t, http.StatusNotFound, "")
+	h.Do("GET", "/v1/apps/ipapp/ip_assignments", nil).Expect(t, 200, &list)
 	if len(list.IPs) != 4 {
 		t.Errorf("after delete %d addresses, want 4", len(list.IPs))
 	}
 
-	h.do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "network": "nowhere"}).expectError(t, 400, "network not found")
-	h.do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "v5"}).expectError(t, 400, "")
-	h.do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "org_slug": orgB}).expectError(t, 403, "")
-	h.do("GET", "/v1/apps/missing/ip_assignments", nil).expectError(t, 404, "app not found")
-	h.as(tokenB).do("GET", "/v1/apps/ipapp/ip_assignments", nil).expectError(t, 403, "")
+	h.Do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "network": "nowhere"}).ExpectError(t, 400, "network not found")
+	h.Do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "v5"}).ExpectError(t, 400, "")
+	h.Do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "org_slug": orgB}).ExpectError(t, 403, "")
+	h.Do("GET", "/v1/apps/missing/ip_assignments", nil).ExpectError(t, 404, "app not found")
+	h.As(tokenB).Do("GET", "/v1/apps/ipapp/ip_assignments", nil).ExpectError(t, 403, "")
 }

@@ -18,10 +18,10 @@ func stateError(action, state string) *apiError {
 // (a skip_launch machine). Stricter: start on a started machine is refused (the sheet leaves it open).
 func (s *Server) doStart(m *machine, source string) (previous string, err *apiError) {
 	switch {
-	case m.state == stateReplacing:
+	case m.state == StateReplacing:
 		return "", newAPIError(http.StatusPreconditionFailed, "failed_precondition: machine getting replaced, refusing to start")
-	case m.state == stateStopped, m.state == stateSuspended, m.state == stateFailed,
-		m.state == stateCreated && !m.pending():
+	case m.state == StateStopped, m.state == StateSuspended, m.state == StateFailed,
+		m.state == StateCreated && !m.pending():
 	default:
 		return "", stateError("start", m.state)
 	}
@@ -34,7 +34,7 @@ func (s *Server) doStart(m *machine, source string) (previous string, err *apiEr
 // Stricter: stop on an already stopped machine is a 412, not a no-op (the sheet leaves it open).
 func (s *Server) doStop(m *machine, source string) *apiError {
 	switch m.state {
-	case stateStarted, stateSuspended, stateCreated, stateFailed:
+	case StateStarted, StateSuspended, StateCreated, StateFailed:
 		s.halt(m, source)
 		return nil
 	}
@@ -44,7 +44,7 @@ func (s *Server) doStop(m *machine, source string) *apiError {
 // doSuspend suspends m. Stricter: only a started machine can be suspended (the sheet leaves other states
 // open), and only when it meets Fly's suspend requirements: no swap and no schedule.
 func (s *Server) doSuspend(m *machine, source string) *apiError {
-	if m.state != stateStarted {
+	if m.state != StateStarted {
 		return stateError("suspend", m.state)
 	}
 	var cfg struct {
@@ -66,7 +66,7 @@ func (s *Server) doSuspend(m *machine, source string) *apiError {
 
 // doRestart restarts m. Stricter: only a started machine can be restarted (the sheet leaves others open).
 func (s *Server) doRestart(m *machine) *apiError {
-	if m.state != stateStarted {
+	if m.state != StateStarted {
 		return stateError("restart", m.state)
 	}
 	s.reboot(m)
@@ -76,7 +76,7 @@ func (s *Server) doRestart(m *machine) *apiError {
 // doSignal checks that m can receive a signal. Stricter: the sheet says nothing; a signal needs a running
 // process, so only started machines take one. The simulated process ignores signals: no state changes.
 func doSignal(m *machine) *apiError {
-	if m.state != stateStarted {
+	if m.state != StateStarted {
 		return stateError("signal", m.state)
 	}
 	return nil
@@ -85,7 +85,7 @@ func doSignal(m *machine) *apiError {
 // doCordon sets m's cordon flag. Cordoning only changes proxy routing, so it is legal in any state but
 // destroying and destroyed.
 func doCordon(m *machine, action string, cordoned bool) *apiError {
-	if m.state == stateDestroying || m.state == stateDestroyed {
+	if m.state == StateDestroying || m.state == StateDestroyed {
 		return stateError(action, m.state)
 	}
 	m.cordoned = cordoned
@@ -96,18 +96,18 @@ func doCordon(m *machine, action string, cordoned bool) *apiError {
 // state but destroyed (forcing an already destroying machine is a no-op).
 func (s *Server) doDestroy(m *machine, force bool, source string) *apiError {
 	switch {
-	case m.state == stateDestroyed:
+	case m.state == StateDestroyed:
 		if force {
 			return stateError("destroy", m.state)
 		}
-	case force && m.state == stateDestroying:
+	case force && m.state == StateDestroying:
 		return nil
 	case force:
 		s.teardown(m, source)
 		return nil
 	}
 	switch m.state {
-	case stateStopped, stateSuspended, stateFailed, stateCreated:
+	case StateStopped, StateSuspended, StateFailed, StateCreated:
 		s.teardown(m, source)
 		return nil
 	}
@@ -117,7 +117,7 @@ func (s *Server) doDestroy(m *machine, force bool, source string) *apiError {
 
 // notDestroyed refuses actions that need an existing machine (update, leases, metadata writes).
 func notDestroyed(m *machine, action string) *apiError {
-	if m.state == stateDestroying || m.state == stateDestroyed {
+	if m.state == StateDestroying || m.state == StateDestroyed {
 		return stateError(action, m.state)
 	}
 	return nil

@@ -17,9 +17,9 @@ func TestLoggerGetsOneLinePerCallAndNoTokens(t *testing.T) {
 		lines = append(lines, args)
 	}, funcr.Options{Verbosity: 1})
 	h := newHarness(t, func(o *Options) { o.Logger = logger })
-	h.createApp("logme")
-	h.do("POST", "/v1/apps/logme/secrets", map[string]any{"values": map[string]any{"K": "secret-value"}}).expect(t, 200, nil)
-	h.as("").do("GET", "/v1/apps/logme", nil, "Authorization", "Bearer wrong-token").expect(t, 401, nil)
+	h.CreateApp("logme")
+	h.Do("POST", "/v1/apps/logme/secrets", map[string]any{"values": map[string]any{"K": "secret-value"}}).Expect(t, 200, nil)
+	h.As("").Do("GET", "/v1/apps/logme", nil, "Authorization", "Bearer wrong-token").Expect(t, 401, nil)
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -118,7 +118,7 @@ func (s *Server) createMachine(req *request) reply {
 	a.machines[m.id] = m
 	req.logMachine = m.id
 	// Creation is a state change from nothing to created, with its `launch` event.
-	s.setState(m, stateCreated, "launch", sourceUser)
+	s.setState(m, StateCreated, "launch", sourceUser)
 	if !body.SkipLaunch {
 		s.launch(m)
 	}
@@ -186,7 +186,7 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 func (s *Server) viewMachine(m *machine, v *machineVersion, opts viewOptions) machineView {
 	state := m.state
 	if v != m.current() {
-		state = stateReplaced
+		state = StateReplaced
 	}
 	view := machineView{
 		ID: m.id, Name: m.name, State: state, Region: m.region,
@@ -222,7 +222,7 @@ func checkViews(cfg json.RawMessage, state string, since time.Time) []checkView 
 		return nil
 	}
 	status := "critical"
-	if state == stateStarted {
+	if state == StateStarted {
 		status = "passing"
 	}
 	names := make([]string, 0, len(c.Checks))
@@ -326,7 +326,7 @@ func (s *Server) listMachines(req *request) reply {
 	for _, m := range ordered {
 		switch {
 		case m.seq <= afterSeq,
-			m.state == stateDestroyed && !includeDeleted,
+			m.state == StateDestroyed && !includeDeleted,
 			len(states) > 0 && !states[m.state],
 			region != "" && m.region != region,
 			s.listLag > 0 && now.Sub(m.createdAt) < s.listLag,

@@ -9,19 +9,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 func TestCreateMachine(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("mach")
+	h.CreateApp("mach")
 	info, _ := h.srv.App("mach")
-	m := h.createMachine("mach", map[string]any{"name": "web-1"})
+	m := h.CreateMachine("mach", map[string]any{"name": "web-1"})
 	switch {
 	case !machineIDRE.MatchString(m.ID):
 		t.Errorf("machine id %q is not 14 lowercase hex", m.ID)
 	case !ulidRE.MatchString(m.Version) || m.InstanceID != m.Version:
 		t.Errorf("version %q / instance_id %q", m.Version, m.InstanceID)
-	case m.State != stateCreated:
+	case m.State != StateCreated:
 		t.Errorf("create answered state %q, want created", m.State)
 	case m.Name != "web-1" || m.Region != DefaultRegion:
 		t.Errorf("name %q region %q", m.Name, m.Region)
@@ -43,8 +45,8 @@ func TestCreateMachine(t *testing.T) {
 	}
 
 	// It boots asynchronously: created → starting → started, events newest first.
-	h.waitFor("mach", m.ID, stateStarted)
-	got := h.getMachine("mach", m.ID)
+	h.WaitFor("mach", m.ID, StateStarted)
+	got := h.GetMachine("mach", m.ID)
 	var statuses []string
 	for _, e := range got.Events {
 		statuses = append(statuses, e.Status)
@@ -56,25 +58,25 @@ func TestCreateMachine(t *testing.T) {
 
 func TestCreateMachineOptions(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("opts")
+	h.CreateApp("opts")
 
-	skip := h.createMachine("opts", map[string]any{"skip_launch": true, "region": "ams"})
+	skip := h.CreateMachine("opts", map[string]any{"skip_launch": true, "region": "ams"})
 	if skip.Region != "ams" {
 		t.Errorf("region %q", skip.Region)
 	}
-	h.waitSettled("opts", skip.ID, stateCreated)
+	h.WaitSettled("opts", skip.ID, StateCreated)
 
 	// Generated names are unique and Fly-shaped.
 	names := map[string]bool{}
 	for range 5 {
-		m := h.createMachine("opts", map[string]any{"skip_launch": true})
+		m := h.CreateMachine("opts", map[string]any{"skip_launch": true})
 		if names[m.Name] || len(strings.Split(m.Name, "-")) != 3 {
 			t.Errorf("generated name %q (seen %v)", m.Name, names)
 		}
 		names[m.Name] = true
 	}
 
-	leased := h.createMachine("opts", map[string]any{"lease_ttl": 60, "skip_launch": true})
+	leased := h.CreateMachine("opts", map[string]any{"lease_ttl": 60, "skip_launch": true})
 	if !nonceRE.MatchString(leased.Nonce) {
 		t.Errorf("lease_ttl create nonce %q", leased.Nonce)
 	}
@@ -82,35 +84,35 @@ func TestCreateMachineOptions(t *testing.T) {
 		t.Errorf("lease not held: %+v", mi)
 	}
 
-	cordoned := h.createMachine("opts", map[string]any{"skip_service_registration": true, "skip_launch": true})
+	cordoned := h.CreateMachine("opts", map[string]any{"skip_service_registration": true, "skip_launch": true})
 	if !cordoned.Cordoned {
 		t.Error("skip_service_registration did not cordon")
 	}
 
-	h.createMachine("opts", map[string]any{"name": "dup", "skip_launch": true})
-	e := h.do("POST", "/v1/apps/opts/machines", map[string]any{"name": "dup", "config": baseConfig()}).expectError(t, 422, "")
+	h.CreateMachine("opts", map[string]any{"name": "dup", "skip_launch": true})
+	e := h.Do("POST", "/v1/apps/opts/machines", map[string]any{"name": "dup", "config": flysimtest.BaseConfig()}).ExpectError(t, 422, "")
 	if e.Status != "name_taken" {
 		t.Errorf("duplicate name status %q", e.Status)
 	}
 
-	h.do("POST", "/v1/apps/opts/secrets", map[string]any{"values": map[string]any{"K": "v"}}).expect(t, 200, nil)
-	h.createMachine("opts", map[string]any{"min_secrets_version": 1, "skip_launch": true})
-	h.do("POST", "/v1/apps/opts/machines", map[string]any{"min_secrets_version": 2, "config": baseConfig()}).expectError(t, http.StatusPreconditionFailed, "")
-	withSecrets := h.createMachine("opts", map[string]any{"skip_launch": true})
+	h.Do("POST", "/v1/apps/opts/secrets", map[string]any{"values": map[string]any{"K": "v"}}).Expect(t, 200, nil)
+	h.CreateMachine("opts", map[string]any{"min_secrets_version": 1, "skip_launch": true})
+	h.Do("POST", "/v1/apps/opts/machines", map[string]any{"min_secrets_version": 2, "config": flysimtest.BaseConfig()}).ExpectError(t, http.StatusPreconditionFailed, "")
+	withSecrets := h.CreateMachine("opts", map[string]any{"skip_launch": true})
 	if mi, _ := h.srv.Machine("opts", withSecrets.ID); mi.SecretsVersion != 1 {
 		t.Errorf("machine booted with secrets version %d, want 1", mi.SecretsVersion)
 	}
 
-	h.do("POST", "/v1/apps/nope/machines", map[string]any{"config": baseConfig()}).expectError(t, 404, "app not found")
-	h.as(tokenB).do("POST", "/v1/apps/opts/machines", map[string]any{"config": baseConfig()}).expectError(t, 403, "")
+	h.Do("POST", "/v1/apps/nope/machines", map[string]any{"config": flysimtest.BaseConfig()}).ExpectError(t, 404, "app not found")
+	h.As(tokenB).Do("POST", "/v1/apps/opts/machines", map[string]any{"config": flysimtest.BaseConfig()}).ExpectError(t, 403, "")
 }
 
 // TestMachineConfigValidation covers the §6 rules: 422 for unacceptable values, 400 for wrong JSON types.
 func TestMachineConfigValidation(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("val")
+	h.CreateApp("val")
 	with := func(mut func(c map[string]any)) map[string]any {
-		c := baseConfig()
+		c := flysimtest.BaseConfig()
 		mut(c)
 		return c
 	}
@@ -133,7 +135,7 @@ func TestMachineConfigValidation(t *testing.T) {
 		config any
 		status int
 	}{
-		{"valid", baseConfig(), 200},
+		{"valid", flysimtest.BaseConfig(), 200},
 		{"no config", nil, 422},
 		{"config not an object", "image", 400},
 		{"no image", with(func(c map[string]any) { delete(c, "image") }), 422},
@@ -185,27 +187,27 @@ func TestMachineConfigValidation(t *testing.T) {
 			if tt.config != nil {
 				body["config"] = tt.config
 			}
-			r := h.do("POST", "/v1/apps/val/machines", body)
+			r := h.Do("POST", "/v1/apps/val/machines", body)
 			if tt.status == 200 {
-				r.expect(t, 200, nil)
+				r.Expect(t, 200, nil)
 				return
 			}
-			e := r.expectError(t, tt.status, "")
+			e := r.ExpectError(t, tt.status, "")
 			if !strings.HasPrefix(e.Error, "invalid_argument: ") {
 				t.Errorf("message %q lacks the invalid_argument prefix", e.Error)
 			}
 		})
 	}
 	for _, body := range []string{`{"config":`, `{"config":{"image":"nginx"}} trailing`, `[]`, `{"skip_launch":"yes","config":{"image":"nginx"}}`, `{"lease_ttl":-1,"config":{"image":"nginx"}}`} {
-		h.do("POST", "/v1/apps/val/machines", body).expectError(t, 400, "")
+		h.Do("POST", "/v1/apps/val/machines", body).ExpectError(t, 400, "")
 	}
-	h.do("POST", "/v1/apps/val/machines", map[string]any{"config": baseConfig(), "region": "Chicago"}).expectError(t, 422, "")
+	h.Do("POST", "/v1/apps/val/machines", map[string]any{"config": flysimtest.BaseConfig(), "region": "Chicago"}).ExpectError(t, 422, "")
 }
 
 func TestConfigKeptAsSentAndAutostopNormalised(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("keep")
-	cfg := baseConfig()
+	h.CreateApp("keep")
+	cfg := flysimtest.BaseConfig()
 	cfg["x_future_field"] = map[string]any{"nested": []any{1.5, "two", nil}}
 	cfg["env"] = map[string]any{"HTML": "<b>&</b>"}
 	cfg["services"] = []any{
@@ -213,7 +215,7 @@ func TestConfigKeptAsSentAndAutostopNormalised(t *testing.T) {
 		map[string]any{"protocol": "tcp", "internal_port": 81, "autostop": "stop"},
 		map[string]any{"protocol": "tcp", "internal_port": 82, "autostop": "suspend"},
 	}
-	m := h.createMachine("keep", map[string]any{"config": cfg, "skip_launch": true})
+	m := h.CreateMachine("keep", map[string]any{"config": cfg, "skip_launch": true})
 	var got map[string]any
 	if err := json.Unmarshal(m.Config, &got); err != nil {
 		t.Fatal(err)
@@ -240,62 +242,62 @@ func TestConfigKeptAsSentAndAutostopNormalised(t *testing.T) {
 
 func TestGetMachine(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("getm")
-	cfg := baseConfig()
+	h.CreateApp("getm")
+	cfg := flysimtest.BaseConfig()
 	cfg["checks"] = map[string]any{"alive": map[string]any{"type": "tcp", "port": 8080}}
-	m := h.createMachine("getm", map[string]any{"config": cfg})
-	h.waitFor("getm", m.ID, stateStarted)
-	got := h.getMachine("getm", m.ID)
-	if got.State != stateStarted || len(got.Checks) != 1 || got.Checks[0]["status"] != "passing" {
+	m := h.CreateMachine("getm", map[string]any{"config": cfg})
+	h.WaitFor("getm", m.ID, StateStarted)
+	got := h.GetMachine("getm", m.ID)
+	if got.State != StateStarted || len(got.Checks) != 1 || got.Checks[0]["status"] != "passing" {
 		t.Errorf("started machine: state %q checks %v", got.State, got.Checks)
 	}
 	if got.Lease != nil {
 		t.Error("lease shown without include_leases")
 	}
-	h.do("GET", "/v1/apps/getm/machines/00000000000000", nil).expectError(t, 404, "machine not found")
-	h.do("GET", "/v1/apps/getm/machines/"+m.ID+"?version=01ARZ3NDEKTSV4RRFFQ69G5FAV", nil).expectError(t, 404, "")
-	h.do("GET", "/v1/apps/getm/machines/"+m.ID+"?include_leases=perhaps", nil).expectError(t, 400, "")
-	h.as(tokenB).do("GET", "/v1/apps/getm/machines/"+m.ID, nil).expectError(t, 403, "")
+	h.Do("GET", "/v1/apps/getm/machines/00000000000000", nil).ExpectError(t, 404, "machine not found")
+	h.Do("GET", "/v1/apps/getm/machines/"+m.ID+"?version=01ARZ3NDEKTSV4RRFFQ69G5FAV", nil).ExpectError(t, 404, "")
+	h.Do("GET", "/v1/apps/getm/machines/"+m.ID+"?include_leases=perhaps", nil).ExpectError(t, 400, "")
+	h.As(tokenB).Do("GET", "/v1/apps/getm/machines/"+m.ID, nil).ExpectError(t, 403, "")
 
 	var lease struct{ Data struct{ Nonce string } }
-	h.do("POST", "/v1/apps/getm/machines/"+m.ID+"/lease", map[string]any{"ttl": 30, "description": "deploy"}).expect(t, 201, &lease)
-	var withLease wireMachine
-	h.do("GET", "/v1/apps/getm/machines/"+m.ID+"?include_leases=true", nil).expect(t, 200, &withLease)
+	h.Do("POST", "/v1/apps/getm/machines/"+m.ID+"/lease", map[string]any{"ttl": 30, "description": "deploy"}).Expect(t, 201, &lease)
+	var withLease flysimtest.Machine
+	h.Do("GET", "/v1/apps/getm/machines/"+m.ID+"?include_leases=true", nil).Expect(t, 200, &withLease)
 	if withLease.Lease == nil || withLease.Lease.Description != "deploy" || withLease.Lease.Owner == "" {
 		t.Errorf("include_leases: %+v", withLease.Lease)
 	}
-	if strings.Contains(string(h.do("GET", "/v1/apps/getm/machines/"+m.ID+"?include_leases=true", nil).body), lease.Data.Nonce) {
+	if strings.Contains(string(h.Do("GET", "/v1/apps/getm/machines/"+m.ID+"?include_leases=true", nil).Body), lease.Data.Nonce) {
 		t.Error("include_leases exposes the nonce")
 	}
 }
 
 func TestListMachines(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("lst")
-	mk := func(region string, md map[string]any, launch bool) wireMachine {
-		cfg := baseConfig()
+	h.CreateApp("lst")
+	mk := func(region string, md map[string]any, launch bool) flysimtest.Machine {
+		cfg := flysimtest.BaseConfig()
 		cfg["metadata"] = md
-		return h.createMachine("lst", map[string]any{"config": cfg, "region": region, "skip_launch": !launch})
+		return h.CreateMachine("lst", map[string]any{"config": cfg, "region": region, "skip_launch": !launch})
 	}
 	a := mk("ord", map[string]any{"team": "x", "tier": "web"}, true)
 	b := mk("ams", map[string]any{"team": "x", "tier": "db"}, false)
 	c := mk("ord", map[string]any{"team": "y", "tier": "web"}, false)
 	d := mk("ord", map[string]any{"team": "x", "tier": "web"}, false)
-	h.waitFor("lst", a.ID, stateStarted)
-	h.do("DELETE", "/v1/apps/lst/machines/"+d.ID, nil).expect(t, 200, nil)
-	h.waitFor("lst", d.ID, stateDestroyed)
+	h.WaitFor("lst", a.ID, StateStarted)
+	h.Do("DELETE", "/v1/apps/lst/machines/"+d.ID, nil).Expect(t, 200, nil)
+	h.WaitFor("lst", d.ID, StateDestroyed)
 
 	ids := func(query string) string {
 		t.Helper()
-		var ms []wireMachine
-		h.do("GET", "/v1/apps/lst/machines"+query, nil).expect(t, 200, &ms)
+		var ms []flysimtest.Machine
+		h.Do("GET", "/v1/apps/lst/machines"+query, nil).Expect(t, 200, &ms)
 		var out []string
 		for _, m := range ms {
 			out = append(out, m.ID)
 		}
 		return strings.Join(out, ",")
 	}
-	join := func(ms ...wireMachine) string {
+	join := func(ms ...flysimtest.Machine) string {
 		var out []string
 		for _, m := range ms {
 			out = append(out, m.ID)
@@ -320,13 +322,13 @@ func TestListMachines(t *testing.T) {
 	}
 
 	var summary []map[string]any
-	h.do("GET", "/v1/apps/lst/machines?summary=true", nil).expect(t, 200, &summary)
+	h.Do("GET", "/v1/apps/lst/machines?summary=true", nil).Expect(t, 200, &summary)
 	for _, key := range []string{"config", "checks", "events", "host_status", "nonce"} {
 		if _, ok := summary[0][key]; ok {
 			t.Errorf("summary keeps %q", key)
 		}
 	}
-	if summary[0]["id"] != a.ID || summary[0]["state"] != stateStarted {
+	if summary[0]["id"] != a.ID || summary[0]["state"] != StateStarted {
 		t.Errorf("summary item %v", summary[0])
 	}
 
@@ -334,11 +336,11 @@ func TestListMachines(t *testing.T) {
 	var pages []string
 	cursor := ""
 	for range 5 {
-		r := h.do("GET", "/v1/apps/lst/machines?limit=2&cursor="+cursor, nil).expect(t, 200, nil)
-		var ms []wireMachine
-		_ = json.Unmarshal(r.body, &ms)
+		r := h.Do("GET", "/v1/apps/lst/machines?limit=2&cursor="+cursor, nil).Expect(t, 200, nil)
+		var ms []flysimtest.Machine
+		_ = json.Unmarshal(r.Body, &ms)
 		pages = append(pages, join(ms...))
-		cursor = r.header.Get("fly-next-cursor")
+		cursor = r.Header.Get("fly-next-cursor")
 		if cursor == "" {
 			break
 		}
@@ -348,61 +350,61 @@ func TestListMachines(t *testing.T) {
 	}
 
 	for _, q := range []string{"?state=bogus", "?limit=0", "?limit=x", "?cursor=!!", "?summary=maybe", "?include_deleted=2"} {
-		h.do("GET", "/v1/apps/lst/machines"+q, nil).expectError(t, 400, "")
+		h.Do("GET", "/v1/apps/lst/machines"+q, nil).ExpectError(t, 400, "")
 	}
-	h.do("GET", "/v1/apps/none/machines", nil).expectError(t, 404, "app not found")
+	h.Do("GET", "/v1/apps/none/machines", nil).ExpectError(t, 404, "app not found")
 }
 
 func TestUpdateMachine(t *testing.T) {
 	h := newHarness(t)
-	h.createApp("upd")
-	m := h.startedMachine("upd")
+	h.CreateApp("upd")
+	m := h.StartedMachine("upd")
 	v1 := m.Version
 
-	cfg := baseConfig()
+	cfg := flysimtest.BaseConfig()
 	cfg["image"] = "registry.fly.io/demo:v2"
 	cfg["env"] = map[string]any{"NEW": "1"}
-	var up wireMachine
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "current_version": v1}).expect(t, 200, &up)
-	if up.Version == v1 || !ulidRE.MatchString(up.Version) || up.State != stateReplacing {
+	var up flysimtest.Machine
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "current_version": v1}).Expect(t, 200, &up)
+	if up.Version == v1 || !ulidRE.MatchString(up.Version) || up.State != StateReplacing {
 		t.Errorf("update answered version %q state %q", up.Version, up.State)
 	}
 	if strings.Contains(string(up.Config), "memory_mb\":256") == false || !strings.Contains(string(up.Config), `"NEW":"1"`) {
 		t.Errorf("config not replaced: %s", up.Config)
 	}
 	// A started machine ends started on the new version.
-	h.waitFor("upd", m.ID, stateStarted)
-	if got := h.getMachine("upd", m.ID); got.Version != up.Version || got.State != stateStarted {
+	h.WaitFor("upd", m.ID, StateStarted)
+	if got := h.GetMachine("upd", m.ID); got.Version != up.Version || got.State != StateStarted {
 		t.Errorf("after update: %s %s", got.Version, got.State)
 	}
 	// The old version reads replaced, with its own config.
-	var old wireMachine
-	h.do("GET", "/v1/apps/upd/machines/"+m.ID+"?version="+v1, nil).expect(t, 200, &old)
-	if old.State != stateReplaced || old.Version != v1 || strings.Contains(string(old.Config), "v2") {
+	var old flysimtest.Machine
+	h.Do("GET", "/v1/apps/upd/machines/"+m.ID+"?version="+v1, nil).Expect(t, 200, &old)
+	if old.State != StateReplaced || old.Version != v1 || strings.Contains(string(old.Config), "v2") {
 		t.Errorf("old version: state %q version %q config %s", old.State, old.Version, old.Config)
 	}
 
 	// Full replacement: omitted fields are gone.
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": map[string]any{"image": "nginx"}}).expect(t, 200, &up)
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": map[string]any{"image": "nginx"}}).Expect(t, 200, &up)
 	if strings.Contains(string(up.Config), "env") || strings.Contains(string(up.Config), "guest") {
 		t.Errorf("update merged instead of replacing: %s", up.Config)
 	}
 
 	// A stale current_version conflicts and changes nothing.
-	before := h.getMachine("upd", m.ID).Version
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "current_version": v1}).expectError(t, http.StatusConflict, "")
-	if after := h.getMachine("upd", m.ID).Version; after != before {
+	before := h.GetMachine("upd", m.ID).Version
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "current_version": v1}).ExpectError(t, http.StatusConflict, "")
+	if after := h.GetMachine("upd", m.ID).Version; after != before {
 		t.Errorf("conflicting update changed the version %s → %s", before, after)
 	}
 
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "name": "renamed"}).expectError(t, 422, "")
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "region": "syd"}).expectError(t, 422, "")
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": map[string]any{"image": ""}}).expectError(t, 422, "")
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "min_secrets_version": 9}).expectError(t, http.StatusPreconditionFailed, "")
-	withMount := baseConfig()
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "name": "renamed"}).ExpectError(t, 422, "")
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "region": "syd"}).ExpectError(t, 422, "")
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": map[string]any{"image": ""}}).ExpectError(t, 422, "")
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": cfg, "min_secrets_version": 9}).ExpectError(t, http.StatusPreconditionFailed, "")
+	withMount := flysimtest.BaseConfig()
 	withMount["mounts"] = []any{map[string]any{"volume": "vol_abc", "path": "/data"}}
-	h.do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": withMount}).expectError(t, 422, "")
-	h.do("POST", "/v1/apps/upd/machines/ffffffffffffff", map[string]any{"config": cfg}).expectError(t, 404, "machine not found")
+	h.Do("POST", "/v1/apps/upd/machines/"+m.ID, map[string]any{"config": withMount}).ExpectError(t, 422, "")
+	h.Do("POST", "/v1/apps/upd/machines/ffffffffffffff", map[string]any{"config": cfg}).ExpectError(t, 404, "machine not found")
 
 	mi, _ := h.srv.Machine("upd", m.ID)
 	if len(mi.Versions) != 3 || mi.Versions[0] != v1 {
@@ -417,20 +419,20 @@ func TestUpdateKeepsStoppedMachinesStopped(t *testing.T) {
 		skipLaunch bool
 		want       string
 	}{
-		{"stopped stays stopped", func(h *harness, id string) { stopMachine(h, "keep", id) }, false, stateStopped},
+		{"stopped stays stopped", func(h *harness, id string) { stopMachine(h, "keep", id) }, false, StateStopped},
 		{"suspended becomes stopped", func(h *harness, id string) {
-			h.do("POST", "/v1/apps/keep/machines/"+id+"/suspend", nil).expect(h.t, 200, nil)
-			h.waitFor("keep", id, stateSuspended)
-		}, false, stateStopped},
-		{"started with skip_launch becomes created", func(*harness, string) {}, true, stateCreated},
+			h.Do("POST", "/v1/apps/keep/machines/"+id+"/suspend", nil).Expect(h.t, 200, nil)
+			h.WaitFor("keep", id, StateSuspended)
+		}, false, StateStopped},
+		{"started with skip_launch becomes created", func(*harness, string) {}, true, StateCreated},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.createApp("keep")
-			m := h.startedMachine("keep")
+			h.CreateApp("keep")
+			m := h.StartedMachine("keep")
 			tt.prepare(h, m.ID)
-			h.do("POST", "/v1/apps/keep/machines/"+m.ID, map[string]any{"config": baseConfig(), "skip_launch": tt.skipLaunch}).expect(t, 200, nil)
-			h.waitSettled("keep", m.ID, tt.want)
+			h.Do("POST", "/v1/apps/keep/machines/"+m.ID, map[string]any{"config": flysimtest.BaseConfig(), "skip_launch": tt.skipLaunch}).Expect(t, 200, nil)
+			h.WaitSettled("keep", m.ID, tt.want)
 		})
 	}
 }
@@ -442,18 +444,18 @@ func isIPv6(s string) bool {
 
 func TestSecondUpdateDuringSwapKeepsMachineRunning(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.Delays.Update = 250 * time.Millisecond })
-	h.createApp("twice")
-	m := h.startedMachine("twice")
-	h.do("POST", "/v1/apps/twice/machines/"+m.ID, map[string]any{"config": baseConfig()}).expect(t, 200, nil)
-	if mi, _ := h.srv.Machine("twice", m.ID); mi.State != stateReplacing {
+	h.CreateApp("twice")
+	m := h.StartedMachine("twice")
+	h.Do("POST", "/v1/apps/twice/machines/"+m.ID, map[string]any{"config": flysimtest.BaseConfig()}).Expect(t, 200, nil)
+	if mi, _ := h.srv.Machine("twice", m.ID); mi.State != StateReplacing {
 		t.Fatalf("the first swap ended before the second update: %s", mi.State)
 	}
-	h.do("POST", "/v1/apps/twice/machines/"+m.ID, map[string]any{"config": baseConfig()}).expect(t, 200, nil)
-	h.waitSettled("twice", m.ID, stateStarted)
+	h.Do("POST", "/v1/apps/twice/machines/"+m.ID, map[string]any{"config": flysimtest.BaseConfig()}).Expect(t, 200, nil)
+	h.WaitSettled("twice", m.ID, StateStarted)
 }
 
 func stopMachine(h *harness, app, id string) {
 	h.t.Helper()
-	h.do("POST", "/v1/apps/"+app+"/machines/"+id+"/stop", nil).expect(h.t, 200, nil)
-	h.waitFor(app, id, stateStopped)
+	h.Do("POST", "/v1/apps/"+app+"/machines/"+id+"/stop", nil).Expect(h.t, 200, nil)
+	h.WaitFor(app, id, StateStopped)
 }

@@ -58,7 +58,7 @@ type app struct {
 func (a *app) liveMachineCount() int {
 	n := 0
 	for _, m := range a.machines {
-		if m.state != stateDestroyed {
+		if m.state != StateDestroyed {
 			n++
 		}
 	}
@@ -68,7 +68,7 @@ func (a *app) liveMachineCount() int {
 // machineNamed returns the machine holding name, ignoring destroyed machines (their names are free).
 func (a *app) machineNamed(name string) *machine {
 	for _, m := range a.machines {
-		if m.name == name && m.state != stateDestroyed {
+		if m.name == name && m.state != StateDestroyed {
 			return m
 		}
 	}

@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
-func limitedHarness(t *testing.T) (*harness, *fakeClock) {
-	clock := newFakeClock()
+func limitedHarness(t *testing.T) (*harness, *flysimtest.Clock) {
+	clock := flysimtest.NewClock()
 	h := newHarness(t, func(o *Options) {
 		o.Now = clock.Now
 		o.DisableRateLimits = false
@@ -21,30 +23,30 @@ func limitedHarness(t *testing.T) (*harness, *fakeClock) {
 func statuses(h *harness, n int, method, path string, body any) []int {
 	out := make([]int, n)
 	for i := range out {
-		out[i] = h.do(method, path, body).status
+		out[i] = h.Do(method, path, body).Status
 	}
 	return out
 }
 
 func TestRateLimitPerActionAndApp(t *testing.T) {
 	h, clock := limitedHarness(t)
-	h.createApp("rl-1")
+	h.CreateApp("rl-1")
 	clock.Advance(time.Second)
-	h.createApp("rl-2")
+	h.CreateApp("rl-2")
 
-	body := map[string]any{"config": baseConfig(), "skip_launch": true}
+	body := map[string]any{"config": flysimtest.BaseConfig(), "skip_launch": true}
 	got := statuses(h, 4, "POST", "/v1/apps/rl-1/machines", body)
 	if fmt.Sprint(got) != "[200 200 200 429]" {
 		t.Fatalf("creates in one app: %v, want a burst of 3 then 429", got)
 	}
-	r := h.do("POST", "/v1/apps/rl-1/machines", body)
-	r.expectError(t, http.StatusTooManyRequests, "rate limited")
-	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra != 1 {
-		t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
+	r := h.Do("POST", "/v1/apps/rl-1/machines", body)
+	r.ExpectError(t, http.StatusTooManyRequests, "rate limited")
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra != 1 {
+		t.Errorf("Retry-After %q, want 1", r.Header.Get("Retry-After"))
 	}
 	// Other apps and other actions have their own buckets.
-	h.do("POST", "/v1/apps/rl-2/machines", body).expect(t, 200, nil)
-	h.do("GET", "/v1/apps/rl-1/machines", nil).expect(t, 200, nil)
+	h.Do("POST", "/v1/apps/rl-2/machines", body).Expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/rl-1/machines", nil).Expect(t, 200, nil)
 	// One token per second.
 	clock.Advance(time.Second)
 	if got := statuses(h, 2, "POST", "/v1/apps/rl-1/machines", body); fmt.Sprint(got) != "[200 429]" {
@@ -70,31 +72,31 @@ func TestRateLimitPerActionAndApp(t *testing.T) {
 
 func TestRateLimitGetMachineAndPerMachine(t *testing.T) {
 	h, clock := limitedHarness(t)
-	h.createApp("rlm")
-	a := h.createMachine("rlm", map[string]any{"skip_launch": true})
-	b := h.createMachine("rlm", map[string]any{"skip_launch": true})
+	h.CreateApp("rlm")
+	a := h.CreateMachine("rlm", map[string]any{"skip_launch": true})
+	b := h.CreateMachine("rlm", map[string]any{"skip_launch": true})
 	got := statuses(h, 11, "GET", "/v1/apps/rlm/machines/"+a.ID, nil)
 	if got[9] != 200 || got[10] != 429 {
 		t.Errorf("get machine: %v, want a burst of 10", got)
 	}
-	h.do("GET", "/v1/apps/rlm/machines/"+b.ID, nil).expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/rlm/machines/"+b.ID, nil).Expect(t, 200, nil)
 	clock.Advance(200 * time.Millisecond) // 5/s: one token
-	h.do("GET", "/v1/apps/rlm/machines/"+a.ID, nil).expect(t, 200, nil)
+	h.Do("GET", "/v1/apps/rlm/machines/"+a.ID, nil).Expect(t, 200, nil)
 
 	// Machine-scoped actions count per machine: cordon a three times, then b still can.
 	if got := statuses(h, 4, "POST", "/v1/apps/rlm/machines/"+a.ID+"/cordon", nil); fmt.Sprint(got) != "[200 200 200 429]" {
 		t.Errorf("cordon a: %v", got)
 	}
-	h.do("POST", "/v1/apps/rlm/machines/"+b.ID+"/cordon", nil).expect(t, 200, nil)
+	h.Do("POST", "/v1/apps/rlm/machines/"+b.ID+"/cordon", nil).Expect(t, 200, nil)
 }
 
 func TestRateLimitPerOrg(t *testing.T) {
 	h, clock := limitedHarness(t)
 	for i := range 3 {
-		h.createApp(fmt.Sprintf("org-app-%d", i))
+		h.CreateApp(fmt.Sprintf("org-app-%d", i))
 	}
-	h.do("POST", "/v1/apps", map[string]any{"name": "org-app-3", "org_slug": orgA}).expectError(t, 429, "rate limited")
-	h.as(tokenB).createApp("other-org-app")
+	h.Do("POST", "/v1/apps", map[string]any{"name": "org-app-3", "org_slug": orgA}).ExpectError(t, 429, "rate limited")
+	h.As(tokenB).CreateApp("other-org-app")
 	if got := statuses(h, 4, "GET", "/v1/apps?org_slug="+orgA, nil); fmt.Sprint(got) != "[200 200 200 429]" {
 		t.Errorf("list apps: %v", got)
 	}
@@ -102,24 +104,24 @@ func TestRateLimitPerOrg(t *testing.T) {
 	// App deletions: 100 per minute per org.
 	for i := range 101 {
 		clock.Advance(time.Second)
-		h.createApp(fmt.Sprintf("del-%d", i))
+		h.CreateApp(fmt.Sprintf("del-%d", i))
 	}
 	for i := range 100 {
-		h.do("DELETE", fmt.Sprintf("/v1/apps/del-%d", i), nil).expect(t, http.StatusAccepted, nil)
+		h.Do("DELETE", fmt.Sprintf("/v1/apps/del-%d", i), nil).Expect(t, http.StatusAccepted, nil)
 	}
-	r := h.do("DELETE", "/v1/apps/del-100", nil)
-	r.expectError(t, 429, "rate limited")
-	ra, _ := strconv.Atoi(r.header.Get("Retry-After"))
+	r := h.Do("DELETE", "/v1/apps/del-100", nil)
+	r.ExpectError(t, 429, "rate limited")
+	ra, _ := strconv.Atoi(r.Header.Get("Retry-After"))
 	if ra < 1 {
-		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
 	}
 	clock.Advance(time.Duration(ra) * time.Second)
-	h.do("DELETE", "/v1/apps/del-100", nil).expect(t, http.StatusAccepted, nil)
+	h.Do("DELETE", "/v1/apps/del-100", nil).Expect(t, http.StatusAccepted, nil)
 }
 
 func TestRateLimitsCanBeDisabled(t *testing.T) {
 	h := newHarness(t) // DisableRateLimits is the test default
-	h.createApp("free")
+	h.CreateApp("free")
 	for _, s := range statuses(h, 20, "GET", "/v1/apps/free", nil) {
 		if s != 200 {
 			t.Fatalf("limited although disabled: %d", s)

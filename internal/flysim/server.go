@@ -1,7 +1,6 @@
 package flysim
 
 import (
-	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -85,11 +84,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// newRequestID makes a ULID-like request ID, unique through a counter, with a region suffix like Fly's.
-func (s *Server) newRequestID() string {
-	n := s.requestSeq.Add(1)
-	return fmt.Sprintf("%s-%s", encodeULID(uint64(s.now().UnixMilli()), 0, n), DefaultRegion)
-}
+// newRequestID makes the request ID of an API answer (see NewRequestID).
+func (s *Server) newRequestID() string { return s.NewRequestID(s.now(), DefaultRegion) }
 
 // Close stops pending transitions and event delivery and wakes blocked /wait calls. The Server must
 // not be used afterwards.

@@ -4,29 +4,30 @@ import (
 	"time"
 )
 
-// Machine states (§5). replacing is the whole-machine state while an update swaps versions; replaced
-// is only ever reported for an old version.
+// Machine states (§5), as MachineInfo, MachineEvent and the seam's snapshots report them. Replacing is
+// the whole-machine state while an update swaps versions; replaced is only ever reported for an old
+// version.
 const (
-	stateCreated    = "created"
-	stateStarting   = "starting"
-	stateStarted    = "started"
-	stateStopping   = "stopping"
-	stateStopped    = "stopped"
-	stateSuspending = "suspending"
-	stateSuspended  = "suspended"
-	stateRestarting = "restarting"
-	stateReplacing  = "replacing"
-	stateDestroying = "destroying"
-	stateDestroyed  = "destroyed"
-	stateFailed     = "failed"
-	stateReplaced   = "replaced"
+	StateCreated    = "created"
+	StateStarting   = "starting"
+	StateStarted    = "started"
+	StateStopping   = "stopping"
+	StateStopped    = "stopped"
+	StateSuspending = "suspending"
+	StateSuspended  = "suspended"
+	StateRestarting = "restarting"
+	StateReplacing  = "replacing"
+	StateDestroying = "destroying"
+	StateDestroyed  = "destroyed"
+	StateFailed     = "failed"
+	StateReplaced   = "replaced"
 )
 
 // knownStates are the states a machine can be in (list filters accept these).
 var knownStates = map[string]bool{
-	stateCreated: true, stateStarting: true, stateStarted: true, stateStopping: true, stateStopped: true,
-	stateSuspending: true, stateSuspended: true, stateRestarting: true, stateReplacing: true,
-	stateDestroying: true, stateDestroyed: true, stateFailed: true,
+	StateCreated: true, StateStarting: true, StateStarted: true, StateStopping: true, StateStopped: true,
+	StateSuspending: true, StateSuspended: true, StateRestarting: true, StateReplacing: true,
+	StateDestroying: true, StateDestroyed: true, StateFailed: true,
 }
 
 // Event sources of the §4.1 events list.
@@ -40,7 +41,7 @@ const (
 // `settled`).
 func settled(m *machine) bool {
 	switch m.state {
-	case stateCreated, stateStarted, stateStopped, stateSuspended, stateFailed, stateDestroyed:
+	case StateCreated, StateStarted, StateStopped, StateSuspended, StateFailed, StateDestroyed:
 		return !m.pending()
 	}
 	return false
@@ -50,9 +51,9 @@ func settled(m *machine) bool {
 // refuses such machines.
 func running(m *machine) bool {
 	switch m.state {
-	case stateStarting, stateStarted, stateRestarting, stateStopping, stateSuspending, stateReplacing:
+	case StateStarting, StateStarted, StateRestarting, StateStopping, StateSuspending, StateReplacing:
 		return true
-	case stateCreated:
+	case StateCreated:
 		return m.pending() // launching
 	}
 	return false
@@ -100,8 +101,8 @@ func (s *Server) cancelPending(m *machine) {
 
 // boot moves m through starting to started.
 func (s *Server) boot(m *machine, eventType, source string) {
-	s.setState(m, stateStarting, eventType, source)
-	s.schedule(m, s.opts.Delays.Start, func() { s.setState(m, stateStarted, "start", sourceFlyd) })
+	s.setState(m, StateStarting, eventType, source)
+	s.schedule(m, s.opts.Delays.Start, func() { s.setState(m, StateStarted, "start", sourceFlyd) })
 }
 
 // launch is the boot after create: created, then starting and started.
@@ -111,27 +112,27 @@ func (s *Server) launch(m *machine) {
 
 // halt moves m through stopping to stopped.
 func (s *Server) halt(m *machine, source string) {
-	s.setState(m, stateStopping, "stop", source)
-	s.schedule(m, s.opts.Delays.Stop, func() { s.setState(m, stateStopped, "exit", sourceFlyd) })
+	s.setState(m, StateStopping, "stop", source)
+	s.schedule(m, s.opts.Delays.Stop, func() { s.setState(m, StateStopped, "exit", sourceFlyd) })
 }
 
 // pause moves m through suspending to suspended.
 func (s *Server) pause(m *machine, source string) {
-	s.setState(m, stateSuspending, "suspend", source)
-	s.schedule(m, s.opts.Delays.Suspend, func() { s.setState(m, stateSuspended, "suspend", sourceFlyd) })
+	s.setState(m, StateSuspending, "suspend", source)
+	s.schedule(m, s.opts.Delays.Suspend, func() { s.setState(m, StateSuspended, "suspend", sourceFlyd) })
 }
 
 // reboot moves m through restarting, starting and started.
 func (s *Server) reboot(m *machine) {
-	s.setState(m, stateRestarting, "restart", sourceUser)
+	s.setState(m, StateRestarting, "restart", sourceUser)
 	s.schedule(m, s.opts.Delays.Restart, func() { s.boot(m, "restart", sourceFlyd) })
 }
 
 // teardown moves m through destroying to destroyed, dropping its lease.
 func (s *Server) teardown(m *machine, source string) {
 	m.lease = nil
-	s.setState(m, stateDestroying, "destroy", source)
-	s.schedule(m, s.opts.Delays.Destroy, func() { s.setState(m, stateDestroyed, "destroy", sourceFlyd) })
+	s.setState(m, StateDestroying, "destroy", source)
+	s.schedule(m, s.opts.Delays.Destroy, func() { s.setState(m, StateDestroyed, "destroy", sourceFlyd) })
 }
 
 // destroyNow stops (when running) and destroys m at once: the app delete cascade.
@@ -139,10 +140,10 @@ func (s *Server) destroyNow(m *machine) {
 	s.cancelPending(m)
 	m.lease = nil
 	if running(m) {
-		s.setState(m, stateStopped, "exit", sourceFlyd)
+		s.setState(m, StateStopped, "exit", sourceFlyd)
 	}
-	if m.state != stateDestroyed {
-		s.setState(m, stateDestroyed, "destroy", sourceUser)
+	if m.state != StateDestroyed {
+		s.setState(m, StateDestroyed, "destroy", sourceUser)
 	}
 }
 
@@ -153,27 +154,27 @@ func (s *Server) destroyNow(m *machine) {
 // states diagram's "no auto-start" says created).
 func afterUpdate(prior string, skipLaunch bool) string {
 	if skipLaunch {
-		return stateCreated
+		return StateCreated
 	}
 	switch prior {
-	case stateStarted, stateStarting, stateRestarting:
-		return stateStarted
+	case StateStarted, StateStarting, StateRestarting:
+		return StateStarted
 	}
-	return stateStopped
+	return StateStopped
 }
 
 // replace runs the update swap: replacing for Delays.Update, then the state afterUpdate picked.
 func (s *Server) replace(m *machine, target string) {
 	m.updateTarget = target
-	s.setState(m, stateReplacing, "update", sourceUser)
+	s.setState(m, StateReplacing, "update", sourceUser)
 	s.schedule(m, s.opts.Delays.Update, func() {
 		switch target {
-		case stateStarted:
+		case StateStarted:
 			s.boot(m, "start", sourceFlyd)
-		case stateStopped:
-			s.setState(m, stateStopped, "update", sourceFlyd)
+		case StateStopped:
+			s.setState(m, StateStopped, "update", sourceFlyd)
 		default:
-			s.setState(m, stateCreated, "update", sourceFlyd)
+			s.setState(m, StateCreated, "update", sourceFlyd)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 // hold is a delay long enough that a transition never completes during a test.
@@ -17,48 +19,48 @@ var stateSetups = []struct {
 	reach func(h *harness) string
 }{
 	{"created (skip_launch)", nil, func(h *harness) string {
-		return h.createMachine("tbl", map[string]any{"skip_launch": true}).ID
+		return h.CreateMachine("tbl", map[string]any{"skip_launch": true}).ID
 	}},
 	{"created (launching)", func(d *Delays) { d.Create = hold }, func(h *harness) string {
-		return h.createMachine("tbl", nil).ID
+		return h.CreateMachine("tbl", nil).ID
 	}},
-	{stateStarting, func(d *Delays) { d.Start = hold }, func(h *harness) string {
-		id := h.createMachine("tbl", nil).ID
-		h.waitSettledState(id, stateStarting)
+	{StateStarting, func(d *Delays) { d.Start = hold }, func(h *harness) string {
+		id := h.CreateMachine("tbl", nil).ID
+		h.waitSettledState(id, StateStarting)
 		return id
 	}},
-	{stateStarted, nil, func(h *harness) string { return h.startedMachine("tbl").ID }},
-	{stateStopping, func(d *Delays) { d.Stop = hold }, func(h *harness) string {
-		return h.startedThen("stop", stateStopping)
+	{StateStarted, nil, func(h *harness) string { return h.StartedMachine("tbl").ID }},
+	{StateStopping, func(d *Delays) { d.Stop = hold }, func(h *harness) string {
+		return h.startedThen("stop", StateStopping)
 	}},
-	{stateStopped, nil, func(h *harness) string { return h.startedThen("stop", stateStopped) }},
-	{stateSuspending, func(d *Delays) { d.Suspend = hold }, func(h *harness) string {
-		return h.startedThen("suspend", stateSuspending)
+	{StateStopped, nil, func(h *harness) string { return h.startedThen("stop", StateStopped) }},
+	{StateSuspending, func(d *Delays) { d.Suspend = hold }, func(h *harness) string {
+		return h.startedThen("suspend", StateSuspending)
 	}},
-	{stateSuspended, nil, func(h *harness) string { return h.startedThen("suspend", stateSuspended) }},
-	{stateRestarting, func(d *Delays) { d.Restart = hold }, func(h *harness) string {
-		return h.startedThen("restart", stateRestarting)
+	{StateSuspended, nil, func(h *harness) string { return h.startedThen("suspend", StateSuspended) }},
+	{StateRestarting, func(d *Delays) { d.Restart = hold }, func(h *harness) string {
+		return h.startedThen("restart", StateRestarting)
 	}},
-	{stateReplacing, func(d *Delays) { d.Update = hold }, func(h *harness) string {
-		id := h.startedMachine("tbl").ID
-		h.do("POST", "/v1/apps/tbl/machines/"+id, map[string]any{"config": baseConfig()}).expect(h.t, 200, nil)
-		h.waitSettledState(id, stateReplacing)
+	{StateReplacing, func(d *Delays) { d.Update = hold }, func(h *harness) string {
+		id := h.StartedMachine("tbl").ID
+		h.Do("POST", "/v1/apps/tbl/machines/"+id, map[string]any{"config": flysimtest.BaseConfig()}).Expect(h.t, 200, nil)
+		h.waitSettledState(id, StateReplacing)
 		return id
 	}},
-	{stateDestroying, func(d *Delays) { d.Destroy = hold }, func(h *harness) string {
-		id := h.createMachine("tbl", map[string]any{"skip_launch": true}).ID
-		h.do("DELETE", "/v1/apps/tbl/machines/"+id, nil).expect(h.t, 200, nil)
-		h.waitSettledState(id, stateDestroying)
+	{StateDestroying, func(d *Delays) { d.Destroy = hold }, func(h *harness) string {
+		id := h.CreateMachine("tbl", map[string]any{"skip_launch": true}).ID
+		h.Do("DELETE", "/v1/apps/tbl/machines/"+id, nil).Expect(h.t, 200, nil)
+		h.waitSettledState(id, StateDestroying)
 		return id
 	}},
-	{stateDestroyed, nil, func(h *harness) string {
-		id := h.createMachine("tbl", map[string]any{"skip_launch": true}).ID
-		h.do("DELETE", "/v1/apps/tbl/machines/"+id, nil).expect(h.t, 200, nil)
-		h.waitFor("tbl", id, stateDestroyed)
+	{StateDestroyed, nil, func(h *harness) string {
+		id := h.CreateMachine("tbl", map[string]any{"skip_launch": true}).ID
+		h.Do("DELETE", "/v1/apps/tbl/machines/"+id, nil).Expect(h.t, 200, nil)
+		h.WaitFor("tbl", id, StateDestroyed)
 		return id
 	}},
-	{stateFailed, nil, func(h *harness) string {
-		id := h.startedMachine("tbl").ID
+	{StateFailed, nil, func(h *harness) string {
+		id := h.StartedMachine("tbl").ID
 		if err := h.srv.FailOutOfBand("tbl", id); err != nil {
 			h.t.Fatal(err)
 		}
@@ -69,7 +71,7 @@ var stateSetups = []struct {
 // waitSettledState waits until the machine shows state (it may still have a transition pending).
 func (h *harness) waitSettledState(id, state string) {
 	h.t.Helper()
-	eventually(h.t, id+" to reach "+state, func() bool {
+	flysimtest.Eventually(h.t, id+" to reach "+state, func() bool {
 		m, _ := h.srv.Machine("tbl", id)
 		return m.State == state
 	})
@@ -77,8 +79,8 @@ func (h *harness) waitSettledState(id, state string) {
 
 // startedThen starts a machine, runs action on it and waits for state.
 func (h *harness) startedThen(action, state string) string {
-	id := h.startedMachine("tbl").ID
-	h.do("POST", "/v1/apps/tbl/machines/"+id+"/"+action, nil).expect(h.t, 200, nil)
+	id := h.StartedMachine("tbl").ID
+	h.Do("POST", "/v1/apps/tbl/machines/"+id+"/"+action, nil).Expect(h.t, 200, nil)
 	h.waitSettledState(id, state)
 	return id
 }
@@ -116,17 +118,20 @@ func TestLegalActionTable(t *testing.T) {
 	want := map[string][13]int{
 		"created (skip_launch)": {ok, ok, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
 		"created (launching)":   {bad, ok, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
-		stateStarting:           {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
-		stateStarted:            {bad, ok, ok, ok, ok, ok, ok, ok, bad, ok, cr, nc, ok},
-		stateStopping:           {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
-		stateStopped:            {ok, bad, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
-		stateSuspending:         {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
-		stateSuspended:          {ok, ok, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
-		stateRestarting:         {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
-		stateReplacing:          {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
-		stateDestroying:         {bad, bad, bad, bad, bad, bad, bad, bad, bad, ok, bad, bad, ok},
-		stateDestroyed:          {bad, bad, bad, bad, bad, bad, bad, bad, bad, bad, bad, bad, ok},
-		stateFailed:             {ok, ok, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
+		StateStarting:           {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
+		StateStarted:            {bad, ok, ok, ok, ok, ok, ok, ok, bad, ok, cr, nc, ok},
+		StateStopping:           {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
+		StateStopped:            {ok, bad, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
+		StateSuspending:         {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
+		StateSuspended:          {ok, ok, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
+		StateRestarting:         {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
+		StateReplacing:          {bad, bad, bad, bad, bad, ok, ok, ok, bad, ok, cr, nc, ok},
+		StateDestroying:         {bad, bad, bad, bad, bad, bad, bad, bad, bad, ok, bad, bad, ok},
+		StateDestroyed:          {bad, bad, bad, bad, bad, bad, bad, bad, bad, bad, bad, bad, ok},
+		StateFailed:             {ok, ok, bad, bad, bad, ok, ok, ok, ok, ok, cr, nc, ok},
+	}
+	if len(want) != len(stateSetups) { // a row without a setup would never be checked
+		t.Fatalf("%d rows of expectations for %d state setups", len(want), len(stateSetups))
 	}
 	for _, setup := range stateSetups {
 		row, found := want[setup.state]
@@ -140,24 +145,24 @@ func TestLegalActionTable(t *testing.T) {
 						setup.hold(&o.Delays)
 					}
 				})
-				h.createApp("tbl")
+				h.CreateApp("tbl")
 				id := setup.reach(h)
 				before, _ := h.srv.Machine("tbl", id)
-				r := h.do(action.method, "/v1/apps/tbl/machines/"+id+action.suffix, action.body)
-				if r.status != row[i] {
-					t.Fatalf("%s on %s: status %d, want %d; body %s", action.name, setup.state, r.status, row[i], r.body)
+				r := h.Do(action.method, "/v1/apps/tbl/machines/"+id+action.suffix, action.body)
+				if r.Status != row[i] {
+					t.Fatalf("%s on %s: status %d, want %d; body %s", action.name, setup.state, r.Status, row[i], r.Body)
 				}
-				if r.status != bad {
+				if r.Status != bad {
 					return
 				}
-				e := r.expectError(t, bad, "")
+				e := r.ExpectError(t, bad, "")
 				if !strings.HasPrefix(e.Error, "failed_precondition: ") {
 					t.Errorf("412 text %q lacks the failed_precondition prefix", e.Error)
 				}
-				if action.name == "start" && setup.state == stateReplacing && e.Error != "failed_precondition: machine getting replaced, refusing to start" {
+				if action.name == "start" && setup.state == StateReplacing && e.Error != "failed_precondition: machine getting replaced, refusing to start" {
 					t.Errorf("start while replacing: %q", e.Error)
 				}
-				if action.name == "start" && setup.state == stateStopping && e.Error != "failed_precondition: unable to start machine from current state: 'stopping'" {
+				if action.name == "start" && setup.state == StateStopping && e.Error != "failed_precondition: unable to start machine from current state: 'stopping'" {
 					t.Errorf("start while stopping: %q", e.Error)
 				}
 				after, _ := h.srv.Machine("tbl", id)

@@ -60,7 +60,7 @@ func (s *Server) replaceConfig(m *machine, cfg json.RawMessage, skipLaunch, skip
 	}
 	now := s.now()
 	prior := m.state
-	if prior == stateReplacing {
+	if prior == StateReplacing {
 		prior = m.updateTarget // an update during the swap: judge by where the first one was going
 	}
 	m.versions = append(m.versions, &machineVersion{

@@ -10,7 +10,7 @@ import (
 
 // waitStates are the states wait accepts (S's enum); settled means any resting state.
 var waitStates = map[string]bool{
-	stateStarted: true, stateStopped: true, stateSuspended: true, stateDestroyed: true, stateFailed: true, "settled": true,
+	StateStarted: true, StateStopped: true, StateSuspended: true, StateDestroyed: true, StateFailed: true, "settled": true,
 }
 
 const (
@@ -39,7 +39,7 @@ func (s *Server) waitMachine(req *request) reply {
 		}
 	}
 	if len(want) == 0 {
-		want = []string{stateStarted}
+		want = []string{StateStarted}
 	}
 	for _, st := range want {
 		if !waitStates[st] {
@@ -52,7 +52,7 @@ func (s *Server) waitMachine(req *request) reply {
 	}
 	// The docs require the version when waiting for stopped: a stop of one version must not be
 	// confused with another.
-	if slices.Contains(want, stateStopped) && version == "" {
+	if slices.Contains(want, StateStopped) && version == "" {
 		return errorf(http.StatusBadRequest, "invalid_argument: version (instance_id) is required to wait for the stopped state")
 	}
 	timeout := defaultWaitTimeout
@@ -80,10 +80,10 @@ func (s *Server) waitMachine(req *request) reply {
 				s.mu.Unlock()
 				return errorf(http.StatusNotFound, "machine version not found")
 			}
-			state, ver = stateReplaced, version
+			state, ver = StateReplaced, version
 		}
 		eventID := m.latestEventID()
-		reached := slices.Contains(want, state) || (slices.Contains(want, "settled") && state != stateReplaced && settled(m))
+		reached := slices.Contains(want, state) || (slices.Contains(want, "settled") && state != StateReplaced && settled(m))
 		if reached && (fromEvent == "" || eventID > fromEvent) {
 			s.mu.Unlock()
 			return jsonReply(http.StatusOK, waitResponse{OK: true, State: state, Version: ver, EventID: eventID})

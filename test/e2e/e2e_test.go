@@ -26,7 +26,8 @@ import (
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
 	"github.com/hangar-dev/hangar/internal/devstack"
-	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flysim/proxy"
+	"github.com/hangar-dev/hangar/internal/flysim/usermachine"
 )
 
 const ns = "e2e"
@@ -79,7 +80,7 @@ func startStack(ctx context.Context) (*devstack.Stack, func(), error) {
 		FlyAPIAddr:    "127.0.0.1:0",
 		ProxyListen:   map[int]string{80: "127.0.0.1:0", 9090: "127.0.0.1:0"},
 		DriftInterval: 5 * time.Second,
-		Autostop:      flysim.AutostopOptions{Disabled: true},
+		Autostop:      proxy.AutostopOptions{Disabled: true},
 		Logger:        zapr.NewLogger(logger),
 	})
 	if err != nil {
@@ -130,13 +131,13 @@ func (u user) create(ctx context.Context, s *devstack.Stack) error {
 
 // request sends a request through the simulated Fly Proxy's public port (80) or management port
 // (9090) and returns the status, the body and, when a user machine answered, its answer.
-func request(t *testing.T, port int, method, host, path string, body []byte, header http.Header) (int, string, *flysim.UserMachineAnswer) {
+func request(t *testing.T, port int, method, host, path string, body []byte, header http.Header) (int, string, *usermachine.Answer) {
 	t.Helper()
 	return requestTo(t, stack, port, method, host, path, body, header)
 }
 
 // requestTo is request on a given stack.
-func requestTo(t *testing.T, s *devstack.Stack, port int, method, host, path string, body []byte, header http.Header) (int, string, *flysim.UserMachineAnswer) {
+func requestTo(t *testing.T, s *devstack.Stack, port int, method, host, path string, body []byte, header http.Header) (int, string, *usermachine.Answer) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+s.ProxyAddr(port)+path, bytes.NewReader(body))
 	if err != nil {
@@ -155,7 +156,7 @@ func requestTo(t *testing.T, s *devstack.Stack, port int, method, host, path str
 	if resp.Header.Get("Content-Type") != "application/json" {
 		return resp.StatusCode, string(raw), nil
 	}
-	var answer flysim.UserMachineAnswer
+	var answer usermachine.Answer
 	if err := json.Unmarshal(raw, &answer); err != nil {
 		t.Fatalf("user machine answer: %v: %s", err, raw)
 	}

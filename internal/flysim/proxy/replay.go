@@ -1,4 +1,4 @@
-package flysim
+package proxy
 
 import (
 	"bytes"
@@ -77,7 +77,7 @@ func malformed(format string, args ...any) error {
 
 // ParseReplayHeader reads the header form: `key=value` fields separated by `;`, values optionally in
 // double quotes (needed for a region list: `region="sjc,any"`). Keys are case-insensitive. Following
-// the reference sheet's lenient reading, a `,` outside quotes also separates fields when the text after
+// the sheet's lenient reading, a `,` outside quotes also separates fields when the text after
 // it holds a `=` (`app=a,state=s`); otherwise it belongs to the value (`region=sjc,any`) (Open in the
 // sheet: whether Fly reads `,` as a separator). Stricter: unknown and repeated keys are errors, so a
 // typo cannot silently route elsewhere.

@@ -1,4 +1,4 @@
-package flysim
+package usermachine
 
 import (
 	"crypto/subtle"
@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/flysim"
 	"github.com/hangar-dev/hangar/internal/keys"
 	"github.com/hangar-dev/hangar/pkg/replayauth"
 )
 
-// UserMachineAnswer is the JSON body every simulated user machine answers with, whatever the method
-// and path: who answered, what it received, and what it made of the request's credentials.
-type UserMachineAnswer struct {
+// Answer is the JSON body every simulated user machine answers with, whatever the method and path:
+// who answered, what it received, and what it made of the request's credentials.
+type Answer struct {
 	App     string        `json:"app"`
 	Machine string        `json:"machine"`
 	Region  string        `json:"region"`
@@ -55,29 +56,29 @@ const redactedValue = "[redacted]"
 // machineHandler answers for one listener of one machine version. Everything it needs is fixed at
 // boot, as a process reads its environment once.
 type machineHandler struct {
-	base      UserMachineAnswer // identity fields, filled once
-	replayKey []byte            // nil when the secret is missing or malformed
+	base      Answer // identity fields, filled once
+	replayKey []byte // nil when the secret is missing or malformed
 	keyError  string
 	mgmtToken string
 	now       func() time.Time
 }
 
-func newMachineHandler(boot machineBoot, svc serviceSpec, now func() time.Time) *machineHandler {
+func newMachineHandler(boot flysim.MachineBoot, svc flysim.Service, now func() time.Time) *machineHandler {
 	h := &machineHandler{
-		base: UserMachineAnswer{
-			App: boot.app, Machine: boot.id, Region: boot.region, Version: boot.version,
-			Service:        ServiceAnswer{InternalPort: svc.internalPort, Name: svc.name},
-			SecretsVersion: boot.secretsVersion,
-			Secrets:        make([]string, 0, len(boot.secrets)),
+		base: Answer{
+			App: boot.App, Machine: boot.ID, Region: boot.Region, Version: boot.Version,
+			Service:        ServiceAnswer{InternalPort: svc.InternalPort, Name: svc.Name},
+			SecretsVersion: boot.SecretsVersion,
+			Secrets:        make([]string, 0, len(boot.Secrets)),
 		},
-		mgmtToken: boot.secrets[keys.ManagementTokenSecret],
+		mgmtToken: boot.Secrets[keys.ManagementTokenSecret],
 		now:       now,
 	}
-	for name := range boot.secrets {
+	for name := range boot.Secrets {
 		h.base.Secrets = append(h.base.Secrets, name)
 	}
 	slices.Sort(h.base.Secrets)
-	switch raw, ok := boot.secrets[keys.ReplayKeySecret]; {
+	switch raw, ok := boot.Secrets[keys.ReplayKeySecret]; {
 	case !ok:
 		h.keyError = "the machine has no " + keys.ReplayKeySecret + " secret"
 	default:

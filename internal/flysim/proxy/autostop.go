@@ -1,9 +1,11 @@
-package flysim
+package proxy
 
 import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim"
 )
 
 // activity tracks what the proxy sends to each machine: requests in flight (load balancing, and a
@@ -50,16 +52,16 @@ func (a *activity) load(k machineKey) int {
 }
 
 // idleSince returns since when m has been idle; busy when a request is in flight.
-func (a *activity) idleSince(m machineSnap, now time.Time) (since time.Time, busy bool) {
+func (a *activity) idleSince(m flysim.MachineSnapshot, now time.Time) (since time.Time, busy bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	k := m.key()
+	k := keyOf(m)
 	if a.inflight[k] > 0 {
 		return now, true
 	}
 	mark, ok := a.idle[k]
-	if !ok || mark.event != m.lastEvent {
-		a.idle[k] = idleMark{since: now, event: m.lastEvent}
+	if !ok || mark.event != m.LastEvent {
+		a.idle[k] = idleMark{since: now, event: m.LastEvent}
 		return now, false
 	}
 	return mark.since, false
@@ -82,20 +84,20 @@ type AutostopAction struct {
 func (p *Proxy) RunAutostop() []AutostopAction {
 	now := p.opts.Now()
 	var done []AutostopAction
-	for _, a := range p.srv.snapApps() {
+	for _, a := range p.srv.SnapshotApps() {
 		running := 0
-		for _, m := range a.machines {
-			if m.state == stateStarted && len(m.services) > 0 {
+		for _, m := range a.Machines {
+			if m.State == flysim.StateStarted && len(m.Services) > 0 {
 				running++
 			}
 		}
 		actedIn := map[string]bool{}
-		for _, m := range a.machines {
-			if m.state != stateStarted || actedIn[m.region] || p.machines.isExternal(m.key()) {
+		for _, m := range a.Machines {
+			if m.State != flysim.StateStarted || actedIn[m.Region] || p.machines.IsExternal(m.App, m.ID) {
 				continue
 			}
-			mode, minRunning := autostopModeOf(m.services)
-			if mode == autostopOff {
+			mode, minRunning := autostopModeOf(m.Services)
+			if mode == flysim.AutostopOff {
 				continue
 			}
 			since, busy := p.activity.idleSince(m, now)
@@ -104,30 +106,50 @@ func (p *Proxy) RunAutostop() []AutostopAction {
 			}
 			action, err := p.autostop(m, mode)
 			if err != nil {
-				p.log.Error(err, "Autostop failed", "app", m.app, "machine", m.id)
+				p.log.Error(err, "Autostop failed", "app", m.App, "machine", m.ID)
 				continue
 			}
-			p.log.Info("Autostop", "app", m.app, "machine", m.id, "action", action)
-			done = append(done, AutostopAction{App: m.app, MachineID: m.id, Action: action})
+			p.log.Info("Autostop", "app", m.App, "machine", m.ID, "action", action)
+			done = append(done, AutostopAction{App: m.App, MachineID: m.ID, Action: action})
 			running--
-			actedIn[m.region] = true
+			actedIn[m.Region] = true
 		}
 	}
 	return done
 }
 
 // autostop stops or suspends m; a machine that cannot be suspended (swap, schedule) is stopped.
-func (p *Proxy) autostop(m machineSnap, mode string) (string, error) {
-	if mode == autostopSuspend {
-		err := p.srv.ProxySuspend(m.app, m.id)
+func (p *Proxy) autostop(m flysim.MachineSnapshot, mode string) (string, error) {
+	if mode == flysim.AutostopSuspend {
+		err := p.srv.ProxySuspend(m.App, m.ID)
 		if err == nil {
-			return autostopSuspend, nil
+			return flysim.AutostopSuspend, nil
 		}
-		if !errors.Is(err, ErrFailedPrecondition) {
+		if !errors.Is(err, flysim.ErrFailedPrecondition) {
 			return "", err
 		}
 	}
-	return autostopStop, p.srv.ProxyStop(m.app, m.id)
+	return flysim.AutostopStop, p.srv.ProxyStop(m.App, m.ID)
+}
+
+// autostopModeOf is what autostop does to a machine: off when it has no services or any service keeps
+// it running (autostop off), suspend when any service asks for suspend, stop otherwise. Fly decides per
+// service; a machine is one VM, so the simulator folds the services into one decision.
+func autostopModeOf(services []flysim.Service) (mode string, minRunning int) {
+	if len(services) == 0 {
+		return flysim.AutostopOff, 0
+	}
+	mode = flysim.AutostopStop
+	for _, s := range services {
+		switch s.Autostop {
+		case flysim.AutostopOff:
+			return flysim.AutostopOff, 0
+		case flysim.AutostopSuspend:
+			mode = flysim.AutostopSuspend
+		}
+		minRunning = max(minRunning, s.MinMachinesRunning)
+	}
+	return mode, minRunning
 }
 
 // autostopLoop runs RunAutostop every Interval until Close.

@@ -1,4 +1,4 @@
-package flysim
+package proxy
 
 import (
 	"slices"
@@ -6,12 +6,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
 )
 
 func TestAutostopStopsAnIdleMachine(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "stop", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "stop", 0))
 	f.router.set(replayWith("app=alice;instance=" + id))
 
 	if got := f.proxy.RunAutostop(); len(got) != 0 {
@@ -28,9 +31,9 @@ func TestAutostopStopsAnIdleMachine(t *testing.T) {
 	if diff := cmp.Diff(want, f.proxy.RunAutostop()); diff != "" {
 		t.Fatalf("autostop (-want +got):\n%s", diff)
 	}
-	f.waitSettled("alice", id, stateStopped)
-	eventually(t, "listeners closed", func() bool { return len(f.machines.Endpoints("alice", id)) == 0 })
-	if m := f.getMachine("alice", id); m.Events[1].Source != sourceProxy {
+	f.WaitSettled("alice", id, flysim.StateStopped)
+	flysimtest.Eventually(t, "listeners closed", func() bool { return len(f.machines.Endpoints("alice", id)) == 0 })
+	if m := f.GetMachine("alice", id); m.Events[1].Source != sourceFlyProxy {
 		t.Errorf("stop recorded as %+v", m.Events[1])
 	}
 	// The router asks for autostop too, but it is an external process: never touched.
@@ -38,7 +41,7 @@ func TestAutostopStopsAnIdleMachine(t *testing.T) {
 	if got := f.proxy.RunAutostop(); len(got) != 0 {
 		t.Errorf("later pass: %v", got)
 	}
-	if m, _ := f.srv.Machine("router", f.routerID); m.State != stateStarted {
+	if m, _ := f.srv.Machine("router", f.routerID); m.State != flysim.StateStarted {
 		t.Errorf("router machine is %s", m.State)
 	}
 	// The next request wakes it again.
@@ -55,15 +58,15 @@ func TestAutostopModes(t *testing.T) {
 	}{
 		{name: "off", autostop: "off"},
 		{name: "false", autostop: false},
-		{name: "stop", autostop: "stop", want: stateStopped},
-		{name: "true", autostop: true, want: stateStopped},
-		{name: "suspend", autostop: "suspend", want: stateSuspended},
+		{name: "stop", autostop: "stop", want: flysim.StateStopped},
+		{name: "true", autostop: true, want: flysim.StateStopped},
+		{name: "suspend", autostop: "suspend", want: flysim.StateSuspended},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newProxyFixture(t, fixtureOptions{})
-			f.userApp("alice", "")
-			id := f.userMachine("alice", blueprintServices(true, tt.autostop, 0))
+			f := newFixture(t, fixtureOptions{})
+			f.UserApp("alice", "")
+			id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, tt.autostop, 0))
 			f.proxy.RunAutostop()
 			f.clock.Advance(2 * time.Minute)
 			got := f.proxy.RunAutostop()
@@ -73,26 +76,26 @@ func TestAutostopModes(t *testing.T) {
 				}
 				return
 			}
-			if len(got) != 1 || got[0].Action != map[string]string{stateStopped: "stop", stateSuspended: "suspend"}[tt.want] {
+			if len(got) != 1 || got[0].Action != map[string]string{flysim.StateStopped: "stop", flysim.StateSuspended: "suspend"}[tt.want] {
 				t.Fatalf("actions %v", got)
 			}
-			f.waitSettled("alice", id, tt.want)
+			f.WaitSettled("alice", id, tt.want)
 		})
 	}
 }
 
 func TestAutostopKeepsMinMachinesRunningAndStopsOnePerRegionPerPass(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	f.userApp("bob", "")
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	f.UserApp("bob", "")
 	var alice []string
 	for range 3 {
-		alice = append(alice, f.userMachine("alice", blueprintServices(true, "stop", 1)))
+		alice = append(alice, f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "stop", 1)))
 	}
 	var bob []string
 	for _, region := range []string{"ord", "ams"} {
-		m := f.createMachine("bob", map[string]any{"config": configWith(blueprintServices(true, "stop", 0)), "region": region})
-		f.waitFor("bob", m.ID, stateStarted)
+		m := f.CreateMachine("bob", map[string]any{"config": flysimtest.ConfigWith(flysimtest.BlueprintServices(true, "stop", 0)), "region": region})
+		f.WaitFor("bob", m.ID, flysim.StateStarted)
 		bob = append(bob, m.ID)
 	}
 	f.proxy.RunAutostop()
@@ -102,7 +105,7 @@ func TestAutostopKeepsMinMachinesRunningAndStopsOnePerRegionPerPass(t *testing.T
 	for range 4 {
 		for _, a := range f.proxy.RunAutostop() {
 			stopped[a.App] = append(stopped[a.App], a.MachineID)
-			f.waitSettled(a.App, a.MachineID, stateStopped)
+			f.WaitSettled(a.App, a.MachineID, flysim.StateStopped)
 		}
 	}
 	// alice: one per pass (one region), never below min_machines_running=1.
@@ -116,9 +119,9 @@ func TestAutostopKeepsMinMachinesRunningAndStopsOnePerRegionPerPass(t *testing.T
 }
 
 func TestAutostopSkipsBusyMachines(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "stop", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "stop", 0))
 	k := machineKey{"alice", id}
 	f.proxy.RunAutostop()
 	f.proxy.activity.begin(k) // a request in flight for longer than the idle time
@@ -134,12 +137,12 @@ func TestAutostopSkipsBusyMachines(t *testing.T) {
 }
 
 func TestAutostopLoop(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{proxy: func(o *ProxyOptions) {
+	f := newFixture(t, fixtureOptions{proxy: func(o *Options) {
 		o.Autostop = AutostopOptions{Interval: time.Millisecond, IdleAfter: time.Nanosecond}
 		o.Now = time.Now
 	}})
-	f.userApp("alice", "")
-	m := f.createMachine("alice", map[string]any{"config": configWith(blueprintServices(true, "stop", 0))})
-	f.waitFor("alice", m.ID, stateStarted)
-	f.waitSettled("alice", m.ID, stateStopped)
+	f.UserApp("alice", "")
+	m := f.CreateMachine("alice", map[string]any{"config": flysimtest.ConfigWith(flysimtest.BlueprintServices(true, "stop", 0))})
+	f.WaitFor("alice", m.ID, flysim.StateStarted)
+	f.WaitSettled("alice", m.ID, flysim.StateStopped)
 }

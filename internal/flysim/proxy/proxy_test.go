@@ -1,8 +1,9 @@
-package flysim
+package proxy
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,23 +11,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
+	"github.com/hangar-dev/hangar/internal/flysim/usermachine"
 	"github.com/hangar-dev/hangar/internal/keys"
 )
 
 func TestProxyReplayHeaderLandsOnMachineWithVerifiedState(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "off", 0))
-	tok := signedState("alice", id)
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
+	tok := flysimtest.SignedState("alice", id)
 	f.router.set(replayWith("app=alice;instance=" + id + ";state=" + tok))
 
 	resp := f.send(80, "GET", "/hello?x=1", nil, "Host", "alice.example", "Fly-Replay-Src", "instance=x;state=forged",
-		"Authorization", "Bearer "+testRoot.ManagementToken("alice"))
+		"Authorization", "Bearer "+flysimtest.Root.ManagementToken("alice"))
 	a := resp.answer(t)
-	if a.App != "alice" || a.Machine != id || a.Region != DefaultRegion {
+	if a.App != "alice" || a.Machine != id || a.Region != flysim.DefaultRegion {
 		t.Errorf("answered by %s/%s in %s", a.App, a.Machine, a.Region)
 	}
-	if a.Service != (ServiceAnswer{InternalPort: 8080, Name: "public"}) {
+	if a.Service != (usermachine.ServiceAnswer{InternalPort: 8080, Name: "public"}) {
 		t.Errorf("service %+v, want the public service", a.Service)
 	}
 	if a.Method != "GET" || a.Path != "/hello" || a.Query != "x=1" || a.Host != "alice.example" {
@@ -36,28 +40,28 @@ func TestProxyReplayHeaderLandsOnMachineWithVerifiedState(t *testing.T) {
 		t.Errorf("replay state not verified: %q", a.ReplayStateError)
 	}
 	src := a.Headers[headerReplaySrc]
-	want := fmt.Sprintf("instance=%s;region=%s;t=%d;state=%s", f.routerID, DefaultRegion, f.clock.Now().UnixMicro(), tok)
+	want := fmt.Sprintf("instance=%s;region=%s;t=%d;state=%s", f.routerID, flysim.DefaultRegion, f.clock.Now().UnixMicro(), tok)
 	if len(src) != 1 || src[0] != want {
 		t.Errorf("fly-replay-src %q, want %q", src, want)
 	}
-	if !a.ManagementTokenMatched || !slices.Equal(a.Headers["Authorization"], []string{redactedValue}) {
+	if !a.ManagementTokenMatched || !slices.Equal(a.Headers["Authorization"], []string{"[redacted]"}) {
 		t.Errorf("management token matched=%v, Authorization shown as %q", a.ManagementTokenMatched, a.Headers["Authorization"])
 	}
 	if want := []string{keys.ManagementTokenSecret, keys.ReplayKeySecret}; !slices.Equal(a.Secrets, want) || a.SecretsVersion != 1 {
 		t.Errorf("secrets %v at version %d, want %v at 1", a.Secrets, a.SecretsVersion, want)
 	}
-	if strings.Contains(string(resp.body), testRoot.ManagementToken("alice")) {
+	if strings.Contains(string(resp.Body), flysimtest.Root.ManagementToken("alice")) {
 		t.Error("the answer reveals the management token")
 	}
 
 	// Fly's response headers.
-	if id := resp.header.Get("Fly-Request-Id"); !strings.HasSuffix(id, "-"+DefaultRegion) || len(id) < 27 {
+	if id := resp.Header.Get("Fly-Request-Id"); !strings.HasSuffix(id, "-"+flysim.DefaultRegion) || len(id) < 27 {
 		t.Errorf("fly-request-id %q", id)
 	}
-	if s := resp.header.Get("Server"); !strings.HasPrefix(s, "Fly/") {
+	if s := resp.Header.Get("Server"); !strings.HasPrefix(s, "Fly/") {
 		t.Errorf("server %q", s)
 	}
-	if v := resp.header.Values("Via"); !slices.Contains(v, "1.1 fly.io") {
+	if v := resp.Header.Values("Via"); !slices.Contains(v, "1.1 fly.io") {
 		t.Errorf("via %q", v)
 	}
 	// The router saw the request without the client's forged fly-replay-src, with Fly's own headers.
@@ -69,26 +73,26 @@ func TestProxyReplayHeaderLandsOnMachineWithVerifiedState(t *testing.T) {
 		t.Errorf("client's fly-replay-src reached the router: %q", got)
 	}
 	if seen[0].header.Get("Fly-Forwarded-Port") != "80" || seen[0].header.Get("Fly-Client-Ip") == "" ||
-		seen[0].header.Get("Fly-Request-Id") != resp.header.Get("Fly-Request-Id") {
+		seen[0].header.Get("Fly-Request-Id") != resp.Header.Get("Fly-Request-Id") {
 		t.Errorf("router request headers %v", seen[0].header)
 	}
 }
 
 func TestProxyManagementPortReachesManagementService(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "off", 0))
-	f.router.set(replayWith("app=alice;instance=" + id + ";state=" + signedState("alice", id)))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
+	f.router.set(replayWith("app=alice;instance=" + id + ";state=" + flysimtest.SignedState("alice", id)))
 
 	tests := []struct {
 		name          string
 		authorization string
 		matched       bool
 	}{
-		{name: "right token", authorization: "Bearer " + testRoot.ManagementToken("alice"), matched: true},
-		{name: "another app's token", authorization: "Bearer " + testRoot.ManagementToken("bob")},
+		{name: "right token", authorization: "Bearer " + flysimtest.Root.ManagementToken("alice"), matched: true},
+		{name: "another app's token", authorization: "Bearer " + flysimtest.Root.ManagementToken("bob")},
 		{name: "no token"},
-		{name: "not bearer", authorization: "Basic " + testRoot.ManagementToken("alice")},
+		{name: "not bearer", authorization: "Basic " + flysimtest.Root.ManagementToken("alice")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +101,7 @@ func TestProxyManagementPortReachesManagementService(t *testing.T) {
 				headers = []string{"Authorization", tt.authorization}
 			}
 			a := f.send(9090, "POST", "/v1/exec", []byte(`{"cmd":"ls"}`), headers...).answer(t)
-			if a.Service != (ServiceAnswer{InternalPort: 9090, Name: "management"}) {
+			if a.Service != (usermachine.ServiceAnswer{InternalPort: 9090, Name: "management"}) {
 				t.Errorf("service %+v, want management", a.Service)
 			}
 			if a.ManagementTokenMatched != tt.matched {
@@ -115,10 +119,10 @@ func TestProxyManagementPortReachesManagementService(t *testing.T) {
 }
 
 func TestProxyPortWithoutTargetServiceIs503(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	publicOnly := blueprintServices(true, "off", 0)[1:]
-	id := f.userMachine("alice", publicOnly)
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	publicOnly := flysimtest.BlueprintServices(true, "off", 0)[1:]
+	id := f.UserMachine(f.machines, "alice", publicOnly)
 	f.router.set(replayWith("app=alice;instance=" + id))
 	f.send(9090, "GET", "/", nil).expectProxyError(t, http.StatusServiceUnavailable, "no service on port 9090")
 
@@ -128,11 +132,11 @@ func TestProxyPortWithoutTargetServiceIs503(t *testing.T) {
 }
 
 func TestProxyJSONFormTransformsTheRequest(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "off", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
 	f.router.set(replayJSONWith(Replay{
-		App: "alice", Instance: id, State: signedState("alice", id),
+		App: "alice", Instance: id, State: flysimtest.SignedState("alice", id),
 		Transform: &ReplayTransform{
 			Path:          "/rewritten?page=2",
 			DeleteHeaders: []string{"Cookie", "X-Coordinator-Token"},
@@ -160,10 +164,10 @@ func TestProxyJSONFormTransformsTheRequest(t *testing.T) {
 }
 
 func TestProxyPreferInstance(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	first := f.userMachine("alice", blueprintServices(false, "off", 0))
-	second := f.userMachine("alice", blueprintServices(false, "off", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	first := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(false, "off", 0))
+	second := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(false, "off", 0))
 
 	f.router.set(replayWith("app=alice;prefer_instance=" + second))
 	a := f.send(80, "GET", "/", nil).answer(t)
@@ -171,7 +175,7 @@ func TestProxyPreferInstance(t *testing.T) {
 		t.Errorf("available preferred instance: answered by %s with %q", a.Machine, a.Headers[headerPreferredUnavailable])
 	}
 
-	f.stop("alice", second) // stopped with autostart off: cannot be honoured
+	f.Stop("alice", second) // stopped with autostart off: cannot be honoured
 	a = f.send(80, "GET", "/", nil).answer(t)
 	if a.Machine != first || !slices.Equal(a.Headers[headerPreferredUnavailable], []string{second}) {
 		t.Errorf("unavailable preferred instance: answered by %s with %q", a.Machine, a.Headers[headerPreferredUnavailable])
@@ -187,9 +191,9 @@ func TestProxyPreferInstance(t *testing.T) {
 // A target that takes longer than the replay timeout to come up: an update keeps it replacing for a
 // minute (Options.Delays.Update), far beyond the 20 ms timeout.
 func TestProxyTimeoutAndFallback(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{server: func(o *Options) { o.Delays.Update = time.Minute }})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "off", 0))
+	f := newFixture(t, fixtureOptions{server: func(o *flysim.Options) { o.Delays.Update = time.Minute }})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
 	if err := f.srv.UpdateOutOfBand("alice", id, func(map[string]any) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +202,10 @@ func TestProxyTimeoutAndFallback(t *testing.T) {
 	f.send(80, "GET", "/", nil).expectProxyError(t, http.StatusGatewayTimeout, "not reachable")
 
 	f.router.set(fallbackAware("app=alice;instance=" + id + ";timeout=20ms;fallback=force_self"))
-	resp := f.send(80, "GET", "/", nil).expect(t, http.StatusOK, nil)
+	resp := f.send(80, "GET", "/", nil).Expect(t, http.StatusOK, nil)
 	var got map[string]string
-	if err := json.Unmarshal(resp.body, &got); err != nil {
-		t.Fatalf("not the router's fallback answer: %s", resp.body)
+	if err := json.Unmarshal(resp.Body, &got); err != nil {
+		t.Fatalf("not the router's fallback answer: %s", resp.Body)
 	}
 	fields := parseFields(t, got["fallback"])
 	if fields["reason"] != reasonTimeout || fields["replay_source"] != f.routerID || fields["app"] != "alice" ||
@@ -211,9 +215,9 @@ func TestProxyTimeoutAndFallback(t *testing.T) {
 
 	// No candidate at all also falls back, with its own reason.
 	f.router.set(fallbackAware("app=nobody;fallback=prefer_self"))
-	resp = f.send(80, "GET", "/", nil).expect(t, http.StatusOK, nil)
-	if err := json.Unmarshal(resp.body, &got); err != nil || parseFields(t, got["fallback"])["reason"] != reasonNoCandidate {
-		t.Errorf("no-candidate fallback answered %s", resp.body)
+	resp = f.send(80, "GET", "/", nil).Expect(t, http.StatusOK, nil)
+	if err := json.Unmarshal(resp.Body, &got); err != nil || parseFields(t, got["fallback"])["reason"] != reasonNoCandidate {
+		t.Errorf("no-candidate fallback answered %s", resp.Body)
 	}
 
 	// A fallback request that replays again is refused.
@@ -235,53 +239,73 @@ func parseFields(t *testing.T, header string) map[string]string {
 }
 
 func TestProxyAutostartsStoppedAndSuspendedMachines(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "off", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
 	f.router.set(replayWith("app=alice;instance=" + id))
 
-	f.stop("alice", id)
+	f.Stop("alice", id)
 	if a := f.send(80, "GET", "/", nil).answer(t); a.Machine != id {
 		t.Errorf("answered by %s", a.Machine)
 	}
-	m := f.getMachine("alice", id)
-	if m.State != stateStarted || m.Events[1].Source != sourceProxy || m.Events[1].Status != stateStarting {
+	m := f.GetMachine("alice", id)
+	if m.State != flysim.StateStarted || m.Events[1].Source != sourceFlyProxy || m.Events[1].Status != flysim.StateStarting {
 		t.Errorf("after the request: %s, start event %+v", m.State, m.Events[1])
 	}
 
-	f.do("POST", "/v1/apps/alice/machines/"+id+"/suspend", nil).expect(t, http.StatusOK, nil)
-	f.waitSettled("alice", id, stateSuspended)
+	f.Do("POST", "/v1/apps/alice/machines/"+id+"/suspend", nil).Expect(t, http.StatusOK, nil)
+	f.WaitSettled("alice", id, flysim.StateSuspended)
 	if a := f.send(80, "GET", "/", nil).answer(t); a.Machine != id {
 		t.Errorf("answered by %s", a.Machine)
 	}
 
 	// Load-balanced replays wake a stopped machine too.
-	f.stop("alice", id)
+	f.Stop("alice", id)
 	f.router.set(replayWith("app=alice"))
 	if a := f.send(80, "GET", "/", nil).answer(t); a.Machine != id {
 		t.Errorf("answered by %s", a.Machine)
 	}
 }
 
+// A request sent while an update replaces a machine waits for the new version, which answers with the
+// secrets it booted with: the old version's listeners are never used again.
+func TestProxyReachesTheNewVersionAfterAnUpdate(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
+	f.router.set(replayWith("app=alice;instance=" + id))
+	before := f.send(9090, "GET", "/", nil).answer(t)
+
+	f.Do("POST", "/v1/apps/alice/secrets", map[string]any{"values": map[string]any{"EXTRA": "x"}}).Expect(t, http.StatusOK, nil)
+	var updated flysimtest.Machine
+	f.Do("POST", "/v1/apps/alice/machines/"+id, map[string]any{"config": flysimtest.ConfigWith(flysimtest.BlueprintServices(true, "off", 0))}).
+		Expect(t, http.StatusOK, &updated)
+	a := f.send(9090, "GET", "/", nil).answer(t)
+	if a.Version == before.Version || a.Version != updated.Version || a.SecretsVersion != 2 || !slices.Contains(a.Secrets, "EXTRA") {
+		t.Errorf("after the update: version %s (before %s, updated %s), secrets %v at version %d",
+			a.Version, before.Version, updated.Version, a.Secrets, a.SecretsVersion)
+	}
+}
+
 func TestProxyAutostartOffIs503(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(false, "off", 0))
-	f.stop("alice", id)
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(false, "off", 0))
+	f.Stop("alice", id)
 
 	f.router.set(replayWith("app=alice;instance=" + id))
 	f.send(80, "GET", "/", nil).expectProxyError(t, http.StatusServiceUnavailable, "autostart off")
 	f.router.set(replayWith("app=alice"))
 	f.send(80, "GET", "/", nil).expectProxyError(t, http.StatusServiceUnavailable, "autostart is off")
-	if m, _ := f.srv.Machine("alice", id); m.State != stateStopped {
+	if m, _ := f.srv.Machine("alice", id); m.State != flysim.StateStopped {
 		t.Errorf("machine is %s", m.State)
 	}
 }
 
 func TestProxyBodyLimit(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	id := f.userMachine("alice", blueprintServices(true, "off", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
 	f.router.set(replayWith("app=alice;instance=" + id))
 
 	f.send(80, "POST", "/upload", bytes.Repeat([]byte("x"), 2<<20)).expectProxyError(t, http.StatusRequestEntityTooLarge, "cannot be replayed")
@@ -294,43 +318,36 @@ func TestProxyBodyLimit(t *testing.T) {
 		n, _ := bytes.NewBuffer(nil).ReadFrom(r.Body)
 		_, _ = fmt.Fprint(w, n)
 	})
-	if resp := f.send(80, "POST", "/upload", bytes.Repeat([]byte("x"), 2<<20)).expect(t, http.StatusOK, nil); string(resp.body) != fmt.Sprint(2<<20) {
-		t.Errorf("router read %s bytes", resp.body)
+	if resp := f.send(80, "POST", "/upload", bytes.Repeat([]byte("x"), 2<<20)).Expect(t, http.StatusOK, nil); string(resp.Body) != fmt.Sprint(2<<20) {
+		t.Errorf("router read %s bytes", resp.Body)
 	}
 }
 
 func TestProxyCrossNetworkAndCrossOrgReplays(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("iso", "iso-net")
-	id := f.userMachine("iso", blueprintServices(true, "off", 0))
-	f.router.set(replayWith("app=iso;instance=" + id + ";state=" + signedState("iso", id)))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("iso", "iso-net")
+	id := f.UserMachine(f.machines, "iso", flysimtest.BlueprintServices(true, "off", 0))
+	f.router.set(replayWith("app=iso;instance=" + id + ";state=" + flysimtest.SignedState("iso", id)))
 
 	f.send(80, "GET", "/", nil).expectProxyError(t, http.StatusBadGateway, "cross-network replays disabled")
-	f.srv.SetCrossNetworkReplays(orgA, true)
+	f.srv.SetCrossNetworkReplays(flysimtest.OrgA, true)
 	if a := f.send(80, "GET", "/", nil).answer(t); a.Machine != id || !a.ReplayStateVerified {
 		t.Errorf("answered by %s, verified %v", a.Machine, a.ReplayStateVerified)
 	}
 
-	other := f.as(tokenB)
-	other.userApp("elsewhere", "")
-	otherID := other.userMachine("elsewhere", blueprintServices(true, "off", 0))
+	other := f.As(flysimtest.TokenB)
+	other.UserApp("elsewhere", "")
+	otherID := other.UserMachine(f.machines, "elsewhere", flysimtest.BlueprintServices(true, "off", 0))
 	f.router.set(replayWith("app=elsewhere;instance=" + otherID))
 	f.send(80, "GET", "/", nil).expectProxyError(t, http.StatusBadGateway, "another organization")
 }
 
-// as is harness.as for the fixture.
-func (f *proxyFixture) as(token string) *proxyFixture {
-	c := *f
-	c.harness = f.harness.as(token)
-	return &c
-}
-
 func TestProxyReplayErrors(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.userApp("alice", "")
-	f.userApp("bob", "")
-	f.userMachine("alice", blueprintServices(true, "off", 0))
-	bobs := f.userMachine("bob", blueprintServices(true, "off", 0))
+	f := newFixture(t, fixtureOptions{})
+	f.UserApp("alice", "")
+	f.UserApp("bob", "")
+	f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
+	bobs := f.UserMachine(f.machines, "bob", flysimtest.BlueprintServices(true, "off", 0))
 
 	tests := []struct {
 		name   string
@@ -362,7 +379,7 @@ func TestProxyReplayErrors(t *testing.T) {
 }
 
 func TestProxyRelaysTheEntryAnswerAndRefusesUpgrades(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
+	f := newFixture(t, fixtureOptions{})
 	f.router.set(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Server", "router/1")
 		w.Header().Set("X-Router", "yes")
@@ -370,43 +387,44 @@ func TestProxyRelaysTheEntryAnswerAndRefusesUpgrades(t *testing.T) {
 		_, _ = w.Write([]byte("no such host\n"))
 	})
 	resp := f.send(80, "GET", "/", nil, "Host", "unknown.example")
-	if resp.status != http.StatusNotFound || string(resp.body) != "no such host\n" || resp.header.Get("X-Router") != "yes" {
-		t.Errorf("relayed %d %q %v", resp.status, resp.body, resp.header)
+	if resp.Status != http.StatusNotFound || string(resp.Body) != "no such host\n" || resp.Header.Get("X-Router") != "yes" {
+		t.Errorf("relayed %d %q %v", resp.Status, resp.Body, resp.Header)
 	}
-	if resp.header.Get("Server") != proxyServerHeader || resp.header.Get("Fly-Request-Id") == "" {
-		t.Errorf("fly headers %v", resp.header)
+	if resp.Header.Get("Server") != proxyServerHeader || resp.Header.Get("Fly-Request-Id") == "" {
+		t.Errorf("fly headers %v", resp.Header)
 	}
 	f.send(80, "GET", "/ws", nil, "Connection", "Upgrade", "Upgrade", "websocket").
 		expectProxyError(t, http.StatusNotImplemented, "not simulated")
 }
 
 func TestProxyWakesAStoppedEntryMachine(t *testing.T) {
-	f := newProxyFixture(t, fixtureOptions{})
-	f.stop("router", f.routerID)
-	if resp := f.send(80, "GET", "/", nil).expect(t, http.StatusOK, nil); string(resp.body) != "router" {
-		t.Errorf("answer %q", resp.body)
+	f := newFixture(t, fixtureOptions{})
+	f.Stop("router", f.routerID)
+	if resp := f.send(80, "GET", "/", nil).Expect(t, http.StatusOK, nil); string(resp.Body) != "router" {
+		t.Errorf("answer %q", resp.Body)
 	}
-	if m, _ := f.srv.Machine("router", f.routerID); m.State != stateStarted {
+	if m, _ := f.srv.Machine("router", f.routerID); m.State != flysim.StateStarted {
 		t.Errorf("router machine is %s", m.State)
 	}
 }
 
-func TestStartProxyOptions(t *testing.T) {
-	h := newHarness(t)
-	machines := StartUserMachines(h.srv, UserMachinesOptions{})
+func TestStartOptions(t *testing.T) {
+	srv, _ := newServer(t, nil)
+	machines := usermachine.Start(srv, usermachine.Options{})
 	t.Cleanup(func() { _ = machines.Close() })
-	if _, err := StartProxy(h.srv, machines, ProxyOptions{}); err == nil {
-		t.Error("no entry app accepted")
+	// Checked by kind: a bare err != nil would also pass when the default addresses are taken.
+	if _, err := Start(srv, machines, Options{}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("no entry app: %v, want ErrInvalidOptions", err)
 	}
-	if _, err := StartProxy(h.srv, machines, ProxyOptions{EntryApp: "r", Listen: map[int]string{0: "127.0.0.1:0"}}); err == nil {
-		t.Error("port 0 accepted")
+	if _, err := Start(srv, machines, Options{EntryApp: "r", Listen: map[int]string{0: "127.0.0.1:0"}}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("port 0: %v, want ErrInvalidOptions", err)
 	}
-	busy, err := StartProxy(h.srv, machines, ProxyOptions{EntryApp: "r", Listen: map[int]string{80: "127.0.0.1:0"}})
+	busy, err := Start(srv, machines, Options{EntryApp: "r", Listen: map[int]string{80: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = busy.Close() })
-	if _, err := StartProxy(h.srv, machines, ProxyOptions{EntryApp: "r", Listen: map[int]string{80: busy.Addr(80)}}); err == nil {
+	if _, err := Start(srv, machines, Options{EntryApp: "r", Listen: map[int]string{80: busy.Addr(80)}}); err == nil {
 		t.Error("a taken address accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package flysim
+package proxy
 
 import (
 	"errors"
@@ -11,11 +11,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flysim/usermachine"
 )
 
-// DefaultProxyListen is where the proxy listens when ProxyOptions.Listen is empty: Fly's public port
-// 80 on 127.0.0.1:8080 and the management port 9090 on 127.0.0.1:9090.
-var DefaultProxyListen = map[int]string{80: "127.0.0.1:8080", 9090: "127.0.0.1:9090"}
+// DefaultListen is where the proxy listens when Options.Listen is empty: Fly's public port 80 on
+// 127.0.0.1:8080 and the management port 9090 on 127.0.0.1:9090.
+var DefaultListen = map[int]string{80: "127.0.0.1:8080", 9090: "127.0.0.1:9090"}
 
 // Proxy defaults.
 const (
@@ -46,16 +49,16 @@ type AutostopOptions struct {
 	IdleAfter time.Duration
 }
 
-// ProxyOptions configure StartProxy.
-type ProxyOptions struct {
+// Options configure Start.
+type Options struct {
 	// Listen maps a Fly public port to the local address standing for it ("127.0.0.1:0" picks a free
-	// port; see Addr). Empty means DefaultProxyListen.
+	// port; see Addr). Empty means DefaultListen.
 	Listen map[int]string
 	// EntryApp is the app every inbound request goes to first: the router app, whose machine is
-	// usually registered with UserMachines.RegisterExternal. Required.
+	// usually registered with usermachine.Machines.RegisterExternal. Required.
 	EntryApp string
 	// Region is the edge region named in fly-request-id and the Fly-Region request header; default
-	// DefaultRegion.
+	// flysim.DefaultRegion.
 	Region string
 	// ConnectTimeout is the default of a replay's `timeout` and the limit for reaching the entry
 	// machine; default DefaultConnectTimeout.
@@ -69,23 +72,23 @@ type ProxyOptions struct {
 	Logger logr.Logger
 }
 
-// ErrProxyOptions means ProxyOptions cannot work.
-var ErrProxyOptions = errors.New("flysim: invalid proxy options")
+// ErrInvalidOptions means Options cannot work.
+var ErrInvalidOptions = errors.New("flysim: invalid proxy options")
 
-func (o ProxyOptions) withDefaults() (ProxyOptions, error) {
+func (o Options) withDefaults() (Options, error) {
 	if o.EntryApp == "" {
-		return o, fmt.Errorf("%w: EntryApp is required", ErrProxyOptions)
+		return o, fmt.Errorf("%w: EntryApp is required", ErrInvalidOptions)
 	}
 	if len(o.Listen) == 0 {
-		o.Listen = maps.Clone(DefaultProxyListen)
+		o.Listen = maps.Clone(DefaultListen)
 	}
 	for port, addr := range o.Listen {
 		if port < 1 || port > 65535 || addr == "" {
-			return o, fmt.Errorf("%w: public port %d needs a port number and a listen address", ErrProxyOptions, port)
+			return o, fmt.Errorf("%w: public port %d needs a port number and a listen address", ErrInvalidOptions, port)
 		}
 	}
 	if o.Region == "" {
-		o.Region = DefaultRegion
+		o.Region = flysim.DefaultRegion
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
@@ -107,9 +110,9 @@ func (o ProxyOptions) withDefaults() (ProxyOptions, error) {
 
 // Proxy is the Fly Proxy simulator. See the package documentation for what it does.
 type Proxy struct {
-	srv       *Server
-	machines  *UserMachines
-	opts      ProxyOptions
+	srv       *flysim.Server
+	machines  *usermachine.Machines
+	opts      Options
 	log       logr.Logger
 	transport *http.Transport
 	activity  *activity
@@ -121,15 +124,15 @@ type Proxy struct {
 	closeOnce sync.Once
 }
 
-// StartProxy listens on every public port of opts and serves until Close. It forwards to the
-// listeners of machines (simulated or registered as external).
-func StartProxy(srv *Server, machines *UserMachines, opts ProxyOptions) (*Proxy, error) {
+// Start listens on every public port of opts and serves until Close. It forwards to the listeners of
+// machines (simulated or registered as external), which must follow srv.
+func Start(srv *flysim.Server, machines *usermachine.Machines, opts Options) (*Proxy, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if srv == nil || machines == nil {
-		return nil, fmt.Errorf("%w: a Server and its UserMachines are required", ErrProxyOptions)
+		return nil, fmt.Errorf("%w: a Server and its user machines are required", ErrInvalidOptions)
 	}
 	p := &Proxy{
 		srv: srv, machines: machines, opts: opts, log: opts.Logger,
@@ -165,7 +168,7 @@ func StartProxy(srv *Server, machines *UserMachines, opts ProxyOptions) (*Proxy,
 // Addr returns the address the proxy listens on for a public port ("" when it does not).
 func (p *Proxy) Addr(publicPort int) string { return p.addrs[publicPort] }
 
-// Handler serves requests as if they arrived on publicPort; StartProxy mounts one per listener.
+// Handler serves requests as if they arrived on publicPort; Start mounts one per listener.
 func (p *Proxy) Handler(publicPort int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serve(w, r, publicPort) })
 }
@@ -186,3 +189,8 @@ func (p *Proxy) closeServers() {
 		_ = s.Close()
 	}
 }
+
+// machineKey names one machine.
+type machineKey struct{ app, id string }
+
+func keyOf(m flysim.MachineSnapshot) machineKey { return machineKey{m.App, m.ID} }

@@ -1,4 +1,4 @@
-package flysim
+package proxy
 
 import (
 	"cmp"
@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim"
 )
 
 // Request and response headers the proxy owns.
@@ -55,7 +57,7 @@ func removeHopByHop(h http.Header) {
 // serve handles one inbound request on a public port: to the entry app, then through every replay.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, port int) {
 	start := time.Now()
-	requestID := fmt.Sprintf("%s-%s", encodeULID(uint64(p.opts.Now().UnixMilli()), 0, p.srv.requestSeq.Add(1)), p.opts.Region)
+	requestID := p.srv.NewRequestID(p.opts.Now(), p.opts.Region)
 	status, route := p.handle(w, r, port, requestID)
 	p.log.V(1).Info("Proxied request", "method", r.Method, "port", port, "status", status, "route", route,
 		"requestID", requestID, "duration", time.Since(start))
@@ -72,7 +74,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 		return p.fail(w, requestID, &proxyError{status: http.StatusBadRequest, msg: "reading the request body failed"}), ""
 	}
 	ctx := r.Context()
-	entryApp, ok := p.srv.snapApp(p.opts.EntryApp)
+	entryApp, ok := p.srv.SnapshotApp(p.opts.EntryApp)
 	if !ok {
 		return p.fail(w, requestID, unavailable("the entry app %q does not exist", p.opts.EntryApp)), ""
 	}
@@ -85,7 +87,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 	if perr != nil {
 		return p.fail(w, requestID, perr), ""
 	}
-	route := up.machine.app + "/" + up.machine.id
+	route := up.machine.App + "/" + up.machine.ID
 	for hops := 0; ; hops++ {
 		replay, isReplay, err := readReplay(up.resp)
 		if !isReplay {
@@ -96,7 +98,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 		switch {
 		case err != nil:
 			return p.fail(w, requestID, &proxyError{status: http.StatusBadGateway, cause: err,
-				msg: fmt.Sprintf("machine %s of app %q answered with a replay the proxy cannot follow", up.machine.id, up.machine.app)}), route
+				msg: fmt.Sprintf("machine %s of app %q answered with a replay the proxy cannot follow", up.machine.ID, up.machine.App)}), route
 		case in.rest != nil:
 			// Read what the client still sends, so it gets to read the answer on a clean connection.
 			_, _ = io.Copy(io.Discard, io.LimitReader(in.rest, maxBodyDrain))
@@ -120,7 +122,7 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 			}
 			return p.fail(w, requestID, perr), route
 		}
-		route += " → " + up.machine.app + "/" + up.machine.id
+		route += " → " + up.machine.App + "/" + up.machine.ID
 	}
 }
 
@@ -150,7 +152,7 @@ func (p *Proxy) firstHop(r *http.Request, in *inbound) hopRequest {
 
 // replayRequest is the request the target of r receives: the issuer's, transformed, with
 // fly-replay-src naming the issuer. The proxy's own headers survive any transform.
-func (p *Proxy) replayRequest(issuerReq hopRequest, issuer machineSnap, r Replay) hopRequest {
+func (p *Proxy) replayRequest(issuerReq hopRequest, issuer flysim.MachineSnapshot, r Replay) hopRequest {
 	out := hopRequest{method: issuerReq.method, target: issuerReq.target, host: issuerReq.host, header: issuerReq.header.Clone()}
 	if t := r.Transform; t != nil {
 		if t.Path != "" {
@@ -176,7 +178,7 @@ func (p *Proxy) replayRequest(issuerReq hopRequest, issuer machineSnap, r Replay
 		}
 	}
 	out.header.Del(headerPreferredUnavailable)
-	src := fmt.Sprintf("instance=%s;region=%s;t=%d", issuer.id, issuer.region, p.opts.Now().UnixMicro())
+	src := fmt.Sprintf("instance=%s;region=%s;t=%d", issuer.ID, issuer.Region, p.opts.Now().UnixMicro())
 	if r.State != "" {
 		// Open in the sheet: how Fly writes a state holding separators; quoted here, which
 		// replayauth.StateFromHeader reads back (hangar's tokens never need it).
@@ -189,7 +191,7 @@ func (p *Proxy) replayRequest(issuerReq hopRequest, issuer machineSnap, r Replay
 // fallback sends the issuer's request back to the issuer (force_self) or, failing that, to any machine
 // of its app (prefer_self), with fly-replay-failed saying what went wrong. If that fails too, the
 // client gets the replay's own error. A fallback request cannot replay again.
-func (p *Proxy) fallback(ctx context.Context, w http.ResponseWriter, in *inbound, issuer machineSnap, issuerReq hopRequest,
+func (p *Proxy) fallback(ctx context.Context, w http.ResponseWriter, in *inbound, issuer flysim.MachineSnapshot, issuerReq hopRequest,
 	r Replay, cause *proxyError, elapsed time.Duration) int {
 	failed := []string{}
 	add := func(key, v string) {
@@ -198,9 +200,9 @@ func (p *Proxy) fallback(ctx context.Context, w http.ResponseWriter, in *inbound
 		}
 	}
 	add("instance", cmp.Or(r.Instance, r.PreferInstance))
-	add("app", cmp.Or(r.App, issuer.app))
+	add("app", cmp.Or(r.App, issuer.App))
 	add("region", strings.Join(r.Regions, ","))
-	add("replay_source", issuer.id)
+	add("replay_source", issuer.ID)
 	add("reason", cause.reason)
 	add("elapsed_ms", strconv.FormatInt(elapsed.Milliseconds(), 10))
 	req := hopRequest{method: issuerReq.method, target: issuerReq.target, host: issuerReq.host, header: issuerReq.header.Clone()}
@@ -209,11 +211,11 @@ func (p *Proxy) fallback(ctx context.Context, w http.ResponseWriter, in *inbound
 	attempt, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
 	defer cancel()
 	up, perr := p.connect(attempt, ctx, func(actx context.Context) (target, *proxyError) {
-		t, err := p.reach(actx, issuer.key(), in.port)
+		t, err := p.reach(actx, keyOf(issuer), in.port)
 		if err == nil || r.Fallback == FallbackForceSelf {
 			return t, err
 		}
-		a, ok := p.srv.snapApp(issuer.app)
+		a, ok := p.srv.SnapshotApp(issuer.App)
 		if !ok {
 			return target{}, err
 		}
@@ -225,7 +227,7 @@ func (p *Proxy) fallback(ctx context.Context, w http.ResponseWriter, in *inbound
 	defer up.end()
 	if _, isReplay, _ := readReplay(up.resp); isReplay {
 		return p.fail(w, in.requestID, &proxyError{status: http.StatusBadGateway,
-			msg: fmt.Sprintf("machine %s of app %q answered a fallback request with a replay: a fallback cannot be replayed", up.machine.id, up.machine.app)})
+			msg: fmt.Sprintf("machine %s of app %q answered a fallback request with a replay: a fallback cannot be replayed", up.machine.ID, up.machine.App)})
 	}
 	return p.relay(w, up.resp, in.requestID)
 }

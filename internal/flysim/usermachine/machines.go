@@ -1,4 +1,4 @@
-package flysim
+package usermachine
 
 import (
 	"errors"
@@ -6,14 +6,17 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/hangar-dev/hangar/internal/flysim"
 )
 
-// UserMachinesOptions configure StartUserMachines.
-type UserMachinesOptions struct {
+// Options configure Start.
+type Options struct {
 	// Now is the clock replay state is verified against; default time.Now. The router signs state with
 	// the real clock, so only tests that sign their own tokens change it.
 	Now func() time.Time
@@ -22,14 +25,14 @@ type UserMachinesOptions struct {
 	Logger logr.Logger
 }
 
-// UserMachines runs the simulated user machines: every machine of the Server that is started gets a
-// real loopback HTTP listener (127.0.0.1, an ephemeral port) for each internal port of its services,
-// answering with a UserMachineAnswer. Leaving started (stop, suspend, restart, update, destroy, app
+// Machines runs the simulated user machines: every machine of the Server that is started gets a real
+// loopback HTTP listener (127.0.0.1, an ephemeral port) for each internal port of its services,
+// answering with an Answer. Leaving started (stop, suspend, restart, update, destroy, app
 // delete) closes them; starting again opens new ones (on new ports). A machine registered with
 // RegisterExternal is a real process the caller runs (the router): it gets no simulated listeners,
 // and the proxy forwards to the addresses registered for it instead.
-type UserMachines struct {
-	srv         *Server
+type Machines struct {
+	srv         *flysim.Server
 	now         func() time.Time
 	log         logr.Logger
 	unsubscribe func()
@@ -42,6 +45,9 @@ type UserMachines struct {
 	closed  bool
 }
 
+// machineKey names one machine.
+type machineKey struct{ app, id string }
+
 // simMachine is one started simulated machine: its version and a listener per internal port.
 type simMachine struct {
 	version   string
@@ -53,19 +59,19 @@ type simListener struct {
 	server *http.Server
 }
 
-// ErrUserMachinesClosed is returned by methods called after Close.
-var ErrUserMachinesClosed = errors.New("flysim: user machines closed")
+// ErrClosed is returned by methods called after Close.
+var ErrClosed = errors.New("flysim: user machines closed")
 
-// StartUserMachines starts simulating the user machines of srv, opening listeners for the machines
-// already started and following every later state change. Close it before srv.
-func StartUserMachines(srv *Server, opts UserMachinesOptions) *UserMachines {
+// Start starts simulating the user machines of srv, opening listeners for the machines already
+// started and following every later state change. Close it before srv.
+func Start(srv *flysim.Server, opts Options) *Machines {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	u := &UserMachines{
+	u := &Machines{
 		srv: srv, now: opts.Now, log: opts.Logger,
 		running:  map[machineKey]*simMachine{},
 		external: map[machineKey]map[int]string{},
@@ -74,9 +80,9 @@ func StartUserMachines(srv *Server, opts UserMachinesOptions) *UserMachines {
 	// Subscribe first, then sweep: a change between the two is seen by both, and reconcile reads the
 	// current state each time, so the order of the two is harmless.
 	u.unsubscribe = srv.Subscribe(u.onEvent)
-	for _, a := range srv.snapApps() {
-		for _, m := range a.machines {
-			u.reconcile(m.key())
+	for _, a := range srv.SnapshotApps() {
+		for _, m := range a.Machines {
+			u.reconcile(machineKey{m.App, m.ID})
 		}
 	}
 	return u
@@ -84,9 +90,9 @@ func StartUserMachines(srv *Server, opts UserMachinesOptions) *UserMachines {
 
 // onEvent follows one state change. Leaving started closes the listeners even when the machine is
 // started again by the time the event arrives, so a restart always reopens them.
-func (u *UserMachines) onEvent(e MachineEvent) {
+func (u *Machines) onEvent(e flysim.MachineEvent) {
 	k := machineKey{e.App, e.MachineID}
-	if e.NewState != stateStarted {
+	if e.NewState != flysim.StateStarted {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.closeLocked(k)
@@ -97,44 +103,44 @@ func (u *UserMachines) onEvent(e MachineEvent) {
 
 // reconcile opens or closes k's listeners to match its current state and version. The state is read
 // under u.mu, so concurrent reconciles cannot apply an older state after a newer one.
-func (u *UserMachines) reconcile(k machineKey) {
+func (u *Machines) reconcile(k machineKey) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed {
 		return
 	}
-	boot, ok := u.srv.bootOf(k.app, k.id)
+	boot, ok := u.srv.MachineBoot(k.app, k.id)
 	_, external := u.external[k]
-	if !ok || external || boot.state != stateStarted {
+	if !ok || external || boot.State != flysim.StateStarted {
 		u.closeLocked(k)
 		return
 	}
-	if cur := u.running[k]; cur != nil && cur.version == boot.version {
+	if cur := u.running[k]; cur != nil && cur.version == boot.Version {
 		return
 	}
 	u.closeLocked(k)
 	u.openLocked(k, boot)
 }
 
-func (u *UserMachines) openLocked(k machineKey, boot machineBoot) {
-	sm := &simMachine{version: boot.version, listeners: map[int]*simListener{}}
-	for _, svc := range servicePorts(boot.services) {
+func (u *Machines) openLocked(k machineKey, boot flysim.MachineBoot) {
+	sm := &simMachine{version: boot.Version, listeners: map[int]*simListener{}}
+	for _, svc := range servicePorts(boot.Services) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			u.log.Error(err, "Cannot open a simulated machine listener", "app", k.app, "machine", k.id, "internalPort", svc.internalPort)
+			u.log.Error(err, "Cannot open a simulated machine listener", "app", k.app, "machine", k.id, "internalPort", svc.InternalPort)
 			continue
 		}
 		server := &http.Server{Handler: newMachineHandler(boot, svc, u.now), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = server.Serve(ln) }() // returns when closed
-		sm.listeners[svc.internalPort] = &simListener{addr: ln.Addr().String(), server: server}
+		sm.listeners[svc.InternalPort] = &simListener{addr: ln.Addr().String(), server: server}
 	}
 	u.running[k] = sm
-	u.log.V(1).Info("Simulated machine listening", "app", k.app, "machine", k.id, "version", boot.version, "ports", len(sm.listeners))
+	u.log.V(1).Info("Simulated machine listening", "app", k.app, "machine", k.id, "version", boot.Version, "ports", len(sm.listeners))
 	u.notifyLocked()
 }
 
 // closeLocked closes k's listeners and the connections on them, as a stopping VM drops its sockets.
-func (u *UserMachines) closeLocked(k machineKey) {
+func (u *Machines) closeLocked(k machineKey) {
 	sm := u.running[k]
 	if sm == nil {
 		return
@@ -147,7 +153,7 @@ func (u *UserMachines) closeLocked(k machineKey) {
 	u.notifyLocked()
 }
 
-func (u *UserMachines) notifyLocked() {
+func (u *Machines) notifyLocked() {
 	close(u.changed)
 	u.changed = make(chan struct{})
 }
@@ -155,20 +161,20 @@ func (u *UserMachines) notifyLocked() {
 // RegisterExternal declares that machine id of app is a real process serving its internal ports at
 // the given local addresses (internal port → "host:port"), such as the router. The machine must
 // exist; any simulated listeners it had are closed. Registering again replaces the addresses.
-func (u *UserMachines) RegisterExternal(app, id string, addrs map[int]string) error {
-	if _, ok := u.srv.Machine(app, id); !ok {
-		return fmt.Errorf("registering %s/%s as external: %w", app, id, ErrMachineNotFound)
+func (u *Machines) RegisterExternal(app, id string, addrs map[int]string) error {
+	if _, _, ok := u.srv.SnapshotMachine(app, id); !ok {
+		return fmt.Errorf("registering %s/%s as external: %w", app, id, flysim.ErrMachineNotFound)
 	}
 	for port, addr := range addrs {
 		if port < 1 || port > 65535 || addr == "" {
 			return fmt.Errorf("registering %s/%s as external: internal port %d needs a port number and an address: %w",
-				app, id, port, ErrInvalidConfig)
+				app, id, port, flysim.ErrInvalidConfig)
 		}
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed {
-		return ErrUserMachinesClosed
+		return ErrClosed
 	}
 	k := machineKey{app, id}
 	u.external[k] = maps.Clone(addrs)
@@ -178,7 +184,7 @@ func (u *UserMachines) RegisterExternal(app, id string, addrs map[int]string) er
 }
 
 // UnregisterExternal makes the machine simulated again (listeners open if it is started).
-func (u *UserMachines) UnregisterExternal(app, id string) {
+func (u *Machines) UnregisterExternal(app, id string) {
 	k := machineKey{app, id}
 	u.mu.Lock()
 	delete(u.external, k)
@@ -190,7 +196,7 @@ func (u *UserMachines) UnregisterExternal(app, id string) {
 // Endpoints returns the addresses serving a machine's internal ports (internal port → "host:port"):
 // its simulated listeners while it is started, or its registered addresses when it is external.
 // A machine without any gives an empty map.
-func (u *UserMachines) Endpoints(app, id string) map[int]string {
+func (u *Machines) Endpoints(app, id string) map[int]string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	k := machineKey{app, id}
@@ -206,19 +212,22 @@ func (u *UserMachines) Endpoints(app, id string) map[int]string {
 	return out
 }
 
-// isExternal reports whether k was registered with RegisterExternal.
-func (u *UserMachines) isExternal(k machineKey) bool {
+// IsExternal reports whether the machine was registered with RegisterExternal. The proxy never
+// autostops such a machine: its process is not the emulator's to stop.
+func (u *Machines) IsExternal(app, id string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	_, ok := u.external[k]
+	_, ok := u.external[machineKey{app, id}]
 	return ok
 }
 
-// endpoint returns the address serving internalPort of k at version (any version for an external
-// machine), and the channel closed on the next endpoint change.
-func (u *UserMachines) endpoint(k machineKey, version string, internalPort int) (string, bool, <-chan struct{}) {
+// Endpoint returns the address serving internalPort of the machine at version (any version for an
+// external machine), and a channel closed on the next change of any endpoint, so the proxy can wait
+// for a started machine's listeners to open.
+func (u *Machines) Endpoint(app, id, version string, internalPort int) (addr string, ok bool, changed <-chan struct{}) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	k := machineKey{app, id}
 	if ext, ok := u.external[k]; ok {
 		addr, ok := ext[internalPort]
 		return addr, ok, u.changed
@@ -231,8 +240,19 @@ func (u *UserMachines) endpoint(k machineKey, version string, internalPort int) 
 	return "", false, u.changed
 }
 
+// servicePorts are the distinct internal ports of services, in config order: one listener each.
+func servicePorts(services []flysim.Service) []flysim.Service {
+	var out []flysim.Service
+	for _, svc := range services {
+		if !slices.ContainsFunc(out, func(o flysim.Service) bool { return o.InternalPort == svc.InternalPort }) {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
 // Close stops following the Server and closes every simulated listener.
-func (u *UserMachines) Close() error {
+func (u *Machines) Close() error {
 	u.unsubscribe()
 	u.mu.Lock()
 	defer u.mu.Unlock()

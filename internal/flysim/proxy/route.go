@@ -1,4 +1,4 @@
-package flysim
+package proxy
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/hangar-dev/hangar/internal/flysim"
 )
 
 // Reasons of fly-replay-failed (§9); a proxyError with a reason lets a replay's fallback take over.
@@ -52,7 +54,7 @@ func badReplay(format string, args ...any) *proxyError {
 
 // target is a machine ready to take a request on one service.
 type target struct {
-	machine machineSnap
+	machine flysim.MachineSnapshot
 	addr    string
 	// preferredUnavailable is the prefer_instance that could not be honoured, sent to the target in
 	// fly-preferred-instance-unavailable.
@@ -60,37 +62,37 @@ type target struct {
 }
 
 // resolveReplay finds and reaches the target of replay r issued by machine issuer, for public port.
-func (p *Proxy) resolveReplay(ctx context.Context, issuer machineSnap, r Replay, port int) (target, *proxyError) {
-	from, ok := p.srv.snapApp(issuer.app)
+func (p *Proxy) resolveReplay(ctx context.Context, issuer flysim.MachineSnapshot, r Replay, port int) (target, *proxyError) {
+	from, ok := p.srv.SnapshotApp(issuer.App)
 	if !ok {
-		return target{}, badReplay("the replaying app %q no longer exists", issuer.app)
+		return target{}, badReplay("the replaying app %q no longer exists", issuer.App)
 	}
-	name := cmp.Or(r.App, issuer.app)
-	to, ok := p.srv.snapApp(name)
+	name := cmp.Or(r.App, issuer.App)
+	to, ok := p.srv.SnapshotApp(name)
 	switch {
 	case !ok:
 		return target{}, badReplay("replay to app %q: no such app", name)
-	case to.org != from.org: // Stricter: the target org's replay allowlist is not modelled, so never allowed
-		return target{}, badReplay("replay from app %q to app %q of another organization refused: cross-org replays are not simulated", from.name, to.name)
-	case to.networkID != from.networkID && !from.crossReplay:
+	case to.Org != from.Org: // Stricter: the target org's replay allowlist is not modelled, so never allowed
+		return target{}, badReplay("replay from app %q to app %q of another organization refused: cross-org replays are not simulated", from.Name, to.Name)
+	case to.NetworkID != from.NetworkID && !from.CrossNetworkReplays:
 		return target{}, badReplay("replay from app %q (network %q) to app %q (network %q) refused: it crosses private networks and "+
 			"organization %q has cross-network replays disabled (fly orgs cross-network-replays enable; flysim: Server.SetCrossNetworkReplays)",
-			from.name, from.network, to.name, to.network, from.org)
+			from.Name, from.Network, to.Name, to.Network, from.Org)
 	}
 	exclude := ""
 	if r.Elsewhere {
-		exclude = issuer.id
+		exclude = issuer.ID
 	}
 	if r.Instance != "" {
 		m, ok := machineIn(to, r.Instance)
 		if !ok {
-			return target{}, badReplay("replay to instance %s: not a machine of app %q", r.Instance, to.name)
+			return target{}, badReplay("replay to instance %s: not a machine of app %q", r.Instance, to.Name)
 		}
-		return p.reach(ctx, m.key(), port)
+		return p.reach(ctx, keyOf(m), port)
 	}
 	if r.PreferInstance != "" {
-		if m, ok := machineIn(to, r.PreferInstance); ok && m.id != exclude && !m.cordoned {
-			t, err := p.reach(ctx, m.key(), port)
+		if m, ok := machineIn(to, r.PreferInstance); ok && m.ID != exclude && !m.Cordoned {
+			t, err := p.reach(ctx, keyOf(m), port)
 			if err == nil || err.reason == reasonTimeout {
 				return t, err
 			}
@@ -102,54 +104,54 @@ func (p *Proxy) resolveReplay(ctx context.Context, issuer machineSnap, r Replay,
 	return p.pickAndReach(ctx, to, port, r.Regions, exclude)
 }
 
-func machineIn(a appSnap, id string) (machineSnap, bool) {
-	i := slices.IndexFunc(a.machines, func(m machineSnap) bool { return m.id == id })
+func machineIn(a flysim.AppSnapshot, id string) (flysim.MachineSnapshot, bool) {
+	i := slices.IndexFunc(a.Machines, func(m flysim.MachineSnapshot) bool { return m.ID == id })
 	if i < 0 {
-		return machineSnap{}, false
+		return flysim.MachineSnapshot{}, false
 	}
-	return a.machines[i], true
+	return a.Machines[i], true
 }
 
-func (p *Proxy) pickAndReach(ctx context.Context, a appSnap, port int, regions []string, exclude string) (target, *proxyError) {
+func (p *Proxy) pickAndReach(ctx context.Context, a flysim.AppSnapshot, port int, regions []string, exclude string) (target, *proxyError) {
 	m, err := p.pick(a, port, regions, exclude)
 	if err != nil {
 		return target{}, err
 	}
-	return p.reach(ctx, m.key(), port)
+	return p.reach(ctx, keyOf(m), port)
 }
 
 // pick load-balances over a's machines with an http service on port: the preferred region first,
 // then started machines before those on their way up before those autostart would wake, then the
 // fewest requests in flight, then the oldest machine. Cordoned machines and exclude are skipped.
-func (p *Proxy) pick(a appSnap, port int, regions []string, exclude string) (machineSnap, *proxyError) {
+func (p *Proxy) pick(a flysim.AppSnapshot, port int, regions []string, exclude string) (flysim.MachineSnapshot, *proxyError) {
 	type candidate struct {
-		m                     machineSnap
-		rank, readiness, load int
+		m                            flysim.MachineSnapshot
+		rank, readiness, load, order int
 	}
 	var cands []candidate
 	withPort, autostartOff := 0, 0
-	for _, m := range a.machines {
-		svc, _, httpOK := publicService(m.services, port)
-		if !httpOK || m.cordoned || m.id == exclude {
+	for order, m := range a.Machines { // in creation order
+		svc, _, httpOK := publicService(m.Services, port)
+		if !httpOK || m.Cordoned || m.ID == exclude {
 			continue
 		}
 		withPort++
-		rank, ok := regionRank(m.region, regions)
+		rank, ok := regionRank(m.Region, regions)
 		if !ok {
 			continue
 		}
 		readiness := 0
-		switch m.state {
-		case stateStarted:
-		case stateStarting, stateRestarting, stateReplacing:
+		switch m.State {
+		case flysim.StateStarted:
+		case flysim.StateStarting, flysim.StateRestarting, flysim.StateReplacing:
 			readiness = 1
-		case stateCreated:
-			if !m.launching {
+		case flysim.StateCreated:
+			if !m.Pending { // created with skip_launch
 				continue
 			}
 			readiness = 1
-		case stateStopped, stateSuspended, stateStopping, stateSuspending:
-			if !svc.autostart {
+		case flysim.StateStopped, flysim.StateSuspended, flysim.StateStopping, flysim.StateSuspending:
+			if !svc.Autostart {
 				autostartOff++
 				continue
 			}
@@ -157,23 +159,23 @@ func (p *Proxy) pick(a appSnap, port int, regions []string, exclude string) (mac
 		default:
 			continue
 		}
-		cands = append(cands, candidate{m: m, rank: rank, readiness: readiness, load: p.activity.load(m.key())})
+		cands = append(cands, candidate{m: m, rank: rank, readiness: readiness, load: p.activity.load(keyOf(m)), order: order})
 	}
 	if len(cands) == 0 {
 		switch {
-		case len(a.machines) == 0:
-			return machineSnap{}, unavailable("app %q has no machines", a.name)
+		case len(a.Machines) == 0:
+			return flysim.MachineSnapshot{}, unavailable("app %q has no machines", a.Name)
 		case withPort == 0:
-			return machineSnap{}, unavailable("app %q has no machine with an http service on port %d", a.name, port)
+			return flysim.MachineSnapshot{}, unavailable("app %q has no machine with an http service on port %d", a.Name, port)
 		case autostartOff > 0:
-			return machineSnap{}, unavailable("app %q has no running machine for port %d and autostart is off", a.name, port)
+			return flysim.MachineSnapshot{}, unavailable("app %q has no running machine for port %d and autostart is off", a.Name, port)
 		default:
-			return machineSnap{}, unavailable("app %q has no machine that can serve port %d in the requested regions", a.name, port)
+			return flysim.MachineSnapshot{}, unavailable("app %q has no machine that can serve port %d in the requested regions", a.Name, port)
 		}
 	}
 	best := slices.MinFunc(cands, func(x, y candidate) int {
 		return cmp.Or(cmp.Compare(x.rank, y.rank), cmp.Compare(x.readiness, y.readiness),
-			cmp.Compare(x.load, y.load), cmp.Compare(x.m.seq, y.m.seq))
+			cmp.Compare(x.load, y.load), cmp.Compare(x.order, y.order))
 	})
 	return best.m, nil
 }
@@ -192,16 +194,34 @@ func regionRank(region string, prefs []string) (int, bool) {
 	return 0, false
 }
 
+// publicService finds the service serving public port over HTTP, as the Fly Proxy matches a request
+// (and a replay) to the target service by the inbound port. found reports a service with the port at
+// all; http whether it has the `http` handler a replay target needs (§9).
+func publicService(services []flysim.Service, public int) (svc flysim.Service, found, http bool) {
+	for _, s := range services {
+		for _, p := range s.Ports {
+			if !p.Matches(public) {
+				continue
+			}
+			if slices.Contains(p.Handlers, "http") {
+				return s, true, true
+			}
+			svc, found = s, true
+		}
+	}
+	return svc, found, false
+}
+
 // reach gets machine k ready to take a request on port: it must have an http service on the port; a
 // stopped or suspended machine is started when the service allows autostart (out of band, as the Fly
 // Proxy does without an API call); a machine on its way up is waited for, until ctx ends.
 func (p *Proxy) reach(ctx context.Context, k machineKey, port int) (target, *proxyError) {
 	for {
-		m, changed, ok := p.srv.snapMachine(k.app, k.id)
-		if !ok || m.state == stateDestroyed || m.state == stateDestroying {
+		m, changed, ok := p.srv.SnapshotMachine(k.app, k.id)
+		if !ok || m.State == flysim.StateDestroyed || m.State == flysim.StateDestroying {
 			return target{}, unavailable("machine %s of app %q is destroyed", k.id, k.app)
 		}
-		svc, found, httpOK := publicService(m.services, port)
+		svc, found, httpOK := publicService(m.Services, port)
 		switch {
 		case !found:
 			return target{}, unavailable("machine %s of app %q has no service on port %d", k.id, k.app, port)
@@ -209,39 +229,56 @@ func (p *Proxy) reach(ctx context.Context, k machineKey, port int) (target, *pro
 			return target{}, unavailable("the service of machine %s of app %q on port %d has no http handler", k.id, k.app, port)
 		}
 		var endpointChanged <-chan struct{}
-		switch m.state {
-		case stateStarted:
-			addr, ok, ch := p.machines.endpoint(k, m.version, svc.internalPort)
+		switch m.State {
+		case flysim.StateStarted:
+			addr, ok, ch := p.machines.Endpoint(k.app, k.id, m.Version, svc.InternalPort)
 			if ok {
 				return target{machine: m, addr: addr}, nil
 			}
 			endpointChanged = ch // started, listeners not open yet
-		case stateStopped, stateSuspended:
-			if !svc.autostart {
-				return target{}, unavailable("machine %s of app %q is %s and its service on port %d has autostart off", k.id, k.app, m.state, port)
+		case flysim.StateStopped, flysim.StateSuspended:
+			if !svc.Autostart {
+				return target{}, unavailable("machine %s of app %q is %s and its service on port %d has autostart off", k.id, k.app, m.State, port)
 			}
 			// A concurrent request may have started it first: the precondition error is harmless.
-			if err := p.srv.ProxyStart(k.app, k.id); err != nil && !errors.Is(err, ErrFailedPrecondition) {
+			if err := p.srv.ProxyStart(k.app, k.id); err != nil && !errors.Is(err, flysim.ErrFailedPrecondition) {
 				perr := unavailable("starting machine %s of app %q", k.id, k.app)
 				perr.cause = err
 				return target{}, perr
 			}
 			continue
-		case stateStarting, stateRestarting, stateReplacing, stateStopping, stateSuspending:
-		case stateCreated:
-			if !m.launching {
+		case flysim.StateStarting, flysim.StateRestarting, flysim.StateReplacing, flysim.StateStopping, flysim.StateSuspending:
+		case flysim.StateCreated:
+			if !m.Pending {
 				return target{}, unavailable("machine %s of app %q was created with skip_launch: the proxy does not start it", k.id, k.app)
 			}
 		default:
-			return target{}, unavailable("machine %s of app %q is %s", k.id, k.app, m.state)
+			return target{}, unavailable("machine %s of app %q is %s", k.id, k.app, m.State)
 		}
-		if err := p.srv.awaitAny(ctx, changed, endpointChanged); err != nil {
+		if err := p.await(ctx, changed, endpointChanged); err != nil {
 			if errors.Is(err, errServerClosed) {
 				return target{}, unavailable("the emulator is shutting down")
 			}
 			return target{}, &proxyError{status: http.StatusGatewayTimeout, reason: reasonTimeout,
-				msg: fmt.Sprintf("machine %s of app %q was not reachable on port %d in time (state %s)", k.id, k.app, port, m.state)}
+				msg: fmt.Sprintf("machine %s of app %q was not reachable on port %d in time (state %s)", k.id, k.app, port, m.State)}
 		}
+	}
+}
+
+// errServerClosed ends waits when the Server closes.
+var errServerClosed = errors.New("flysim: server closed")
+
+// await blocks until a or b is closed, ctx ends or the Server closes.
+func (p *Proxy) await(ctx context.Context, a, b <-chan struct{}) error {
+	select {
+	case <-a:
+		return nil
+	case <-b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.srv.Done():
+		return errServerClosed
 	}
 }
 
@@ -249,7 +286,7 @@ func (p *Proxy) reach(ctx context.Context, k machineKey, port int) (target, *pro
 // called once the response is consumed (closing a body relay already closed is harmless).
 type upstream struct {
 	resp    *http.Response
-	machine machineSnap
+	machine flysim.MachineSnapshot
 	end     func()
 }
 
@@ -271,7 +308,7 @@ func (p *Proxy) connect(attempt, ctx context.Context, resolve func(context.Conte
 			return nil, perr
 		}
 		last = t
-		k := t.machine.key()
+		k := keyOf(t.machine)
 		p.activity.begin(k)
 		resp, err := p.send(ctx, t, req, in) //nolint:bodyclose // owned by the returned upstream, whose end closes it
 		if err == nil {
@@ -294,10 +331,10 @@ func (p *Proxy) connect(attempt, ctx context.Context, resolve func(context.Conte
 	}
 	if attempt.Err() != nil {
 		return nil, &proxyError{status: http.StatusGatewayTimeout, reason: reasonTimeout,
-			msg: fmt.Sprintf("machine %s of app %q was not reachable in time", last.machine.id, last.machine.app)}
+			msg: fmt.Sprintf("machine %s of app %q was not reachable in time", last.machine.ID, last.machine.App)}
 	}
 	return nil, &proxyError{status: http.StatusBadGateway, reason: reasonRetriesExhausted,
-		msg: fmt.Sprintf("could not connect to machine %s of app %q", last.machine.id, last.machine.app)}
+		msg: fmt.Sprintf("could not connect to machine %s of app %q", last.machine.ID, last.machine.App)}
 }
 
 // isDialError reports whether err happened before a connection was made.
