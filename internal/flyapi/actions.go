@@ -1,8 +1,9 @@
 package flyapi
 
-// Action names, shared with the emulator (internal/flysim): they key the client-side limiter (see
-// Limits.PerAction) and label the metrics; the emulator uses the same names in its call log, fault
-// knobs and rate limits.
+// Action names: they key the client-side limiter (see Limits.PerAction) and label the metrics. The
+// emulator (internal/flysim) keeps its own copy of the list for its call log, fault knobs and rate
+// limits, on purpose: it does not import this package, so a mistake here cannot hide a mistake
+// there. A test in internal/flysim compares the two lists.
 const (
 	ActionCreateApp       = "create_app"
 	ActionGetApp          = "get_app"
@@ -37,3 +38,17 @@ const (
 	ActionDeleteMetadata  = "delete_metadata"
 	ActionPatchMetadata   = "patch_metadata"
 )
+
+// Actions returns every action name (each Action… constant once), in a new slice.
+func Actions() []string {
+	return []string{
+		ActionCreateApp, ActionGetApp, ActionListApps, ActionDeleteApp,
+		ActionListIPs, ActionAssignIP, ActionDeleteIP,
+		ActionListSecrets, ActionSetSecrets, ActionGetSecret, ActionSetSecret, ActionDeleteSecret,
+		ActionCreateMachine, ActionGetMachine, ActionListMachines, ActionUpdateMachine,
+		ActionStartMachine, ActionStopMachine, ActionSuspendMachine, ActionRestartMachine, ActionSignalMachine,
+		ActionCordonMachine, ActionUncordonMachine, ActionDestroyMachine, ActionWaitMachine,
+		ActionAcquireLease, ActionGetLease, ActionReleaseLease,
+		ActionGetMetadata, ActionSetMetadata, ActionDeleteMetadata, ActionPatchMetadata,
+	}
+}
