@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// App is a Fly app (reference sheet §2).
+// App is a Fly app (docs/fly-api.md §2).
 type App struct {
 	ID           string       `json:"id,omitempty"`
 	Name         string       `json:"name,omitempty"`

@@ -1,8 +1,8 @@
 package flyapi
 
-import "encoding/json"
-
-// This file holds the networking parts of a MachineConfig: services, ports and checks.
+// This file holds the networking parts of a MachineConfig: services, ports and checks. A port's
+// tls_options, http_options and proxy_proto_options are not modelled: hangar never sets them, so they
+// travel as unknown members, unchanged.
 
 // MachineService exposes an internal port through the Fly Proxy.
 type MachineService struct {
@@ -58,14 +58,11 @@ func (c MachineConcurrency) MarshalJSON() ([]byte, error) {
 
 // MachinePort is a public port (or range) of a service.
 type MachinePort struct {
-	Port              int                `json:"port,omitempty"`
-	StartPort         int                `json:"start_port,omitempty"`
-	EndPort           int                `json:"end_port,omitempty"`
-	Handlers          []string           `json:"handlers,omitzero"` // an empty list (kept as []) means raw TCP
-	ForceHTTPS        bool               `json:"force_https,omitempty"`
-	TLSOptions        *TLSOptions        `json:"tls_options,omitempty"`
-	HTTPOptions       *HTTPOptions       `json:"http_options,omitempty"`
-	ProxyProtoOptions *ProxyProtoOptions `json:"proxy_proto_options,omitempty"`
+	Port       int      `json:"port,omitempty"`
+	StartPort  int      `json:"start_port,omitempty"`
+	EndPort    int      `json:"end_port,omitempty"`
+	Handlers   []string `json:"handlers,omitzero"` // an empty list (kept as []) means raw TCP
+	ForceHTTPS bool     `json:"force_https,omitempty"`
 
 	unknown unknownFields
 }
@@ -80,116 +77,6 @@ func (p *MachinePort) UnmarshalJSON(data []byte) error {
 // MarshalJSON encodes with the unmodelled members.
 func (p MachinePort) MarshalJSON() ([]byte, error) {
 	return encodeObject(machinePortJSON(p), p.unknown)
-}
-
-// TLSOptions configures the proxy's TLS termination.
-type TLSOptions struct {
-	ALPN              []string `json:"alpn,omitzero"`
-	Versions          []string `json:"versions,omitzero"`
-	DefaultSelfSigned bool     `json:"default_self_signed,omitempty"`
-
-	unknown unknownFields
-}
-
-type tlsOptionsJSON TLSOptions
-
-// UnmarshalJSON decodes and keeps unmodelled members.
-func (o *TLSOptions) UnmarshalJSON(data []byte) error {
-	return decodeObject(data, (*tlsOptionsJSON)(o), &o.unknown)
-}
-
-// MarshalJSON encodes with the unmodelled members.
-func (o TLSOptions) MarshalJSON() ([]byte, error) {
-	return encodeObject(tlsOptionsJSON(o), o.unknown)
-}
-
-// HTTPOptions configures the proxy's HTTP handler.
-type HTTPOptions struct {
-	Compress           bool                 `json:"compress,omitempty"`
-	H2Backend          bool                 `json:"h2_backend,omitempty"`
-	IdleTimeout        uint32               `json:"idle_timeout,omitempty"`
-	HeadersReadTimeout uint32               `json:"headers_read_timeout,omitempty"`
-	Response           *HTTPResponseOptions `json:"response,omitempty"`
-	ReplayCache        []ReplayCacheRule    `json:"replay_cache,omitzero"`
-
-	unknown unknownFields
-}
-
-type httpOptionsJSON HTTPOptions
-
-// UnmarshalJSON decodes and keeps unmodelled members.
-func (o *HTTPOptions) UnmarshalJSON(data []byte) error {
-	return decodeObject(data, (*httpOptionsJSON)(o), &o.unknown)
-}
-
-// MarshalJSON encodes with the unmodelled members.
-func (o HTTPOptions) MarshalJSON() ([]byte, error) {
-	return encodeObject(httpOptionsJSON(o), o.unknown)
-}
-
-// HTTPResponseOptions edits responses on their way out of the proxy.
-type HTTPResponseOptions struct {
-	// Headers maps a header name to a JSON string or array of strings, kept raw because Fly
-	// accepts both forms and the difference must survive a round trip.
-	Headers  map[string]json.RawMessage `json:"headers,omitzero"`
-	Pristine bool                       `json:"pristine,omitempty"`
-
-	unknown unknownFields
-}
-
-type httpResponseOptionsJSON HTTPResponseOptions
-
-// UnmarshalJSON decodes and keeps unmodelled members.
-func (o *HTTPResponseOptions) UnmarshalJSON(data []byte) error {
-	return decodeObject(data, (*httpResponseOptionsJSON)(o), &o.unknown)
-}
-
-// MarshalJSON encodes with the unmodelled members.
-func (o HTTPResponseOptions) MarshalJSON() ([]byte, error) {
-	return encodeObject(httpResponseOptionsJSON(o), o.unknown)
-}
-
-// ReplayCacheRule caches fly-replay answers per session cookie or header.
-type ReplayCacheRule struct {
-	PathPrefix  string `json:"path_prefix,omitempty"`
-	TTLSeconds  int    `json:"ttl_seconds,omitempty"`
-	Type        string `json:"type,omitempty"` // cookie or header
-	Name        string `json:"name,omitempty"`
-	AllowBypass bool   `json:"allow_bypass,omitempty"`
-
-	unknown unknownFields
-}
-
-type replayCacheRuleJSON ReplayCacheRule
-
-// UnmarshalJSON decodes and keeps unmodelled members.
-func (r *ReplayCacheRule) UnmarshalJSON(data []byte) error {
-	return decodeObject(data, (*replayCacheRuleJSON)(r), &r.unknown)
-}
-
-// MarshalJSON encodes with the unmodelled members.
-func (r ReplayCacheRule) MarshalJSON() ([]byte, error) {
-	return encodeObject(replayCacheRuleJSON(r), r.unknown)
-}
-
-// ProxyProtoOptions configures the PROXY protocol handler.
-type ProxyProtoOptions struct {
-	Version string `json:"version,omitempty"` // v1 (default) or v2
-	FlySrc  bool   `json:"fly_src,omitempty"`
-
-	unknown unknownFields
-}
-
-type proxyProtoOptionsJSON ProxyProtoOptions
-
-// UnmarshalJSON decodes and keeps unmodelled members.
-func (o *ProxyProtoOptions) UnmarshalJSON(data []byte) error {
-	return decodeObject(data, (*proxyProtoOptionsJSON)(o), &o.unknown)
-}
-
-// MarshalJSON encodes with the unmodelled members.
-func (o ProxyProtoOptions) MarshalJSON() ([]byte, error) {
-	return encodeObject(proxyProtoOptionsJSON(o), o.unknown)
 }
 
 // MachineCheck is a health check, either top-level (MachineConfig.Checks, by name) or of a service.

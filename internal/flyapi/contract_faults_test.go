@@ -203,7 +203,11 @@ func TestContractFaults(t *testing.T) {
 		if ms := env.sim.Machines(env.app); len(ms) != 1 {
 			t.Errorf("%d machines, want 1", len(ms))
 		}
-		for _, d := range env.clock.Sleeps() {
+		sleeps := env.clock.Sleeps()
+		if len(sleeps) != 2 {
+			t.Errorf("slept %v, want one sleep before each of the 2 retries", sleeps)
+		}
+		for _, d := range sleeps {
 			if d < time.Second {
 				t.Errorf("slept %v before a retry, less than the Retry-After of 1s", d)
 			}

@@ -2,8 +2,8 @@ package flyapi_test
 
 // The contract suite runs the client against an API: always against the emulator
 // (internal/flysim), and against the real Fly Machines API when FLY_API_TOKEN, FLY_ORG and
-// HANGAR_FLY_LIVE=1 are set. The parts that run live use only the client. Checks of behaviour the
-// reference sheet marks unconfirmed ("?") are made against the emulator only (target.live false),
+// HANGAR_FLY_LIVE=1 are set. The parts that run live use only the client. Checks of behaviour
+// docs/fly-api.md marks unconfirmed ("?") are made against the emulator only (target.live false),
 // and the fault-knob cases are in contract_faults_test.go.
 //
 // Live runs create real apps and machines (shared-cpu-1x, 256 MB) named hct-<random>-<n> in
@@ -252,7 +252,11 @@ func TestContract(t *testing.T) {
 		runContract(t, tg)
 		// The client's limiter mirrors Fly's limits, so a whole suite of sequential calls never
 		// met a 429 from the emulator, which enforces the same limits.
-		for _, call := range tg.sim.Calls() {
+		calls := tg.sim.Calls()
+		if len(calls) == 0 {
+			t.Fatal("the emulator logged no calls: nothing shows the client stayed within its limits")
+		}
+		for _, call := range calls {
 			if call.RateLimited {
 				t.Errorf("the emulator rate-limited %s %s at %s: the client limiter let too much through", call.Action, call.Path, call.Time.Format("15:04:05.000000"))
 			}
@@ -381,7 +385,7 @@ func contractIPs(t *testing.T, tg *target) {
 		t.Errorf("listed %v after delete", got)
 	}
 	if !tg.live {
-		// Unconfirmed on the live API (the sheet cites a third party): 400 "network not found".
+		// Unconfirmed on the live API (docs/fly-api.md §3 cites a third party): 400 "network not found".
 		if _, err := c.AllocatePrivateV6(ctx, app, "no-such-network-"+tg.prefix); !flyapi.IsBadRequest(err) {
 			t.Errorf("AllocatePrivateV6 in an unknown network: %v, want 400", err)
 		}

@@ -2,6 +2,8 @@
 // client-side rate limits and side-effect-safe retries; it deliberately holds no state about Fly
 // resources (no caches, no reconciliation) and never resends a call that could duplicate an effect.
 //
+// Section marks (§N) refer to docs/fly-api.md.
+//
 // # Calls and retries
 //
 // Every method takes a context first and returns domain types (App, Machine, Lease, ...). A call is
@@ -39,5 +41,8 @@
 //
 // Fly replaces a machine's whole config on update, so a field this package does not model would be
 // wiped by a read-modify-write. Every config type therefore keeps the JSON keys it does not know and
-// writes them back unchanged.
+// writes them back unchanged. That is also why only the parts hangar reads or sets are modelled
+// (image, env, guest, metadata, services, checks, restart, stop_config and a few scalars): the rest
+// of the config (mounts, processes, files, dns, init, containers, ...) travels as raw JSON, exactly as
+// Fly sent it.
 package flyapi

@@ -2,7 +2,11 @@ package flyapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// fullConfig is a config using every modelled part, with keys this package does not know at
-// every level (each named x_*), the way a newer Fly API would send them.
+// fullConfig is a config using every part of Fly's config (docs/fly-api.md §6), modelled or not,
+// with keys nobody knows yet at every level (each named x_*), the way a newer Fly API would send
+// them. The parts this package does not model are listed in unmodelledConfigMembers and
+// unmodelledPortMembers.
 const fullConfig = `{
   "image": "registry.fly.io/app@sha256:abc",
   "env": {"A": "1"},
@@ -65,6 +71,17 @@ const fullConfig = `{
   "x_top": {"anything": ["goes", 1, null, true]}
 }`
 
+// unmodelledConfigMembers are the top-level members of fullConfig that MachineConfig does not
+// model: they must travel as raw JSON, exactly as received.
+var unmodelledConfigMembers = []string{
+	"cache_drive", "containers", "dns", "files", "init", "metrics", "mounts", "processes", "rootfs",
+	"spot", "statics", "volumes", "x_top",
+}
+
+// unmodelledPortMembers are the members of fullConfig's first service port that MachinePort does
+// not model.
+var unmodelledPortMembers = []string{"http_options", "proxy_proto_options", "tls_options", "x_port"}
+
 func roundTrip[T any](t *testing.T, in string) (T, []byte) {
 	t.Helper()
 	var v T
@@ -110,15 +127,19 @@ func TestMachineConfigRoundTrip(t *testing.T) {
 		{name: "duration strings", in: `{"checks":{"c":{"interval":"15s","timeout":"1m","grace_period":"0s"}}}`, want: `{"checks":{"c":{"interval":"15s","timeout":"1m0s","grace_period":"0s"}}}`},
 		{name: "duration nanoseconds", in: `{"stop_config":{"timeout":10000000000},"checks":{"c":{"interval":1.5e10}}}`, want: `{"checks":{"c":{"interval":"15s"}},"stop_config":{"timeout":"10s"}}`},
 		{name: "empty handlers mean raw TCP and stay", in: `{"services":[{"ports":[{"port":5432,"handlers":[]}]}]}`, want: `{"services":[{"ports":[{"port":5432,"handlers":[]}]}]}`},
-		{name: "present empty objects stay", in: `{"init":{},"env":{},"guest":{}}`, want: `{"env":{},"init":{},"guest":{}}`},
+		{name: "present empty objects stay", in: `{"init":{},"env":{},"guest":{}}`, want: `{"env":{},"guest":{},"init":{}}`},
 		{name: "explicit max_retries 0 kept", in: `{"restart":{"policy":"on-failure","max_retries":0}}`, want: `{"restart":{"policy":"on-failure","max_retries":0}}`},
 		{name: "keys differing only in case stay apart", in: `{"image":"a","IMAGE":"b"}`, want: `{"image":"a","IMAGE":"b"}`},
 		{name: "nulls are dropped", in: `{"guest":null,"env":null,"image":"a"}`, want: `{"image":"a"}`},
-		{name: "container healthcheck interval kept raw", in: `{"containers":[{"healthchecks":[{"interval":10,"grace_period":"5s","timeout":2}]}]}`, want: `{"containers":[{"healthchecks":[{"timeout":2,"grace_period":"5s","interval":10}]}]}`},
+		// Unmodelled parts are not decoded at all: member order, zero values, numbers and nulls
+		// inside them come back exactly as sent (only the whitespace between tokens goes).
+		{name: "unmodelled parts kept exactly as sent", in: `{"mounts": [{"path": "/data", "volume": "vol_1", "size_gb": 0}], "containers":[{"healthchecks":[{"interval":10,"grace_period":"5s","timeout":2.0}]}], "init":{}}`, want: `{"containers":[{"healthchecks":[{"interval":10,"grace_period":"5s","timeout":2.0}]}],"init":{},"mounts":[{"path":"/data","volume":"vol_1","size_gb":0}]}`},
+		{name: "unmodelled null kept", in: `{"dns":null,"image":"a"}`, want: `{"image":"a","dns":null}`},
+		{name: "unmodelled port options kept exactly as sent", in: `{"services":[{"ports":[{"tls_options":{"versions":["TLSv1.3"],"alpn":[]},"port":443,"http_options":{"response":{"headers":{"a":["b"],"c":"d"}}}}]}]}`, want: `{"services":[{"ports":[{"port":443,"http_options":{"response":{"headers":{"a":["b"],"c":"d"}}},"tls_options":{"versions":["TLSv1.3"],"alpn":[]}}]}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, out := roundTrip[MachineConfig](t, tt.in)
+			_, out := roundTrip[MachineConfig](t, tt.in)
 			assertPreserved(t, tt.in, out)
 			if tt.want != "" && string(out) != tt.want {
 				t.Errorf("encoded\n%s\nwant\n%s", out, tt.want)
@@ -128,7 +149,6 @@ func TestMachineConfigRoundTrip(t *testing.T) {
 			if string(again) != string(out) {
 				t.Errorf("second round trip differs:\n%s\n%s", out, again)
 			}
-			_ = cfg
 		})
 	}
 }
@@ -145,63 +165,159 @@ func TestMachineConfigDecodedValues(t *testing.T) {
 	if got := cfg.StopConfig.Timeout.Std(); got != 10*time.Second {
 		t.Errorf("stop timeout = %v", got)
 	}
-	if cfg.Guest.MemoryMB != 512 || cfg.Checks["ready"].Kind != "readiness" || cfg.Mounts[0].Volume != "vol_123" {
+	if cfg.Guest.MemoryMB != 512 || cfg.Checks["ready"].Kind != "readiness" || cfg.Schedule != "daily" || !slices.Equal(cfg.Standbys, []string{"m2"}) {
 		t.Errorf("decoded values wrong: %+v", cfg)
+	}
+	if ports := svc.Ports; len(ports) != 2 || ports[0].Port != 443 || !ports[0].ForceHTTPS ||
+		ports[1].StartPort != 10000 || ports[1].EndPort != 10010 || ports[1].Handlers == nil || len(ports[1].Handlers) != 0 {
+		t.Errorf("ports = %+v, want 443 with force_https and the range 10000-10010 with an empty (not absent) handler list", ports)
 	}
 	if cfg.Restart.MaxRetries == nil || *cfg.Restart.MaxRetries != 0 {
 		t.Errorf("max_retries = %v", cfg.Restart.MaxRetries)
 	}
 }
 
-// TestReadModifyWriteKeepsUnknownFields is the update path: read the machine, change a field,
-// send the config back. Fly replaces the whole config, so anything dropped here would be wiped.
-func TestReadModifyWriteKeepsUnknownFields(t *testing.T) {
-	machineJSON := `{"id":"3d8d413b29d089","state":"started","config":` + fullConfig + `,"x_machine":{"k":1}}`
-	var m Machine
-	if err := json.Unmarshal([]byte(machineJSON), &m); err != nil {
-		t.Fatal(err)
+// TestUnmodelledPartsTravelRaw checks where the parts this package does not model go: into the
+// unknown members of the object holding them, as the exact bytes received, and back out unchanged.
+func TestUnmodelledPartsTravelRaw(t *testing.T) {
+	cfg, out := roundTrip[MachineConfig](t, fullConfig)
+	in := membersOf(t, []byte(fullConfig))
+	inPort := membersOf(t, firstPort(t, in))
+	encoded := membersOf(t, out)
+	encodedPort := membersOf(t, firstPort(t, encoded))
+
+	if diff := cmp.Diff(unmodelledConfigMembers, sortedKeys(cfg.unknown)); diff != "" {
+		t.Errorf("unknown members of the config (-want +got):\n%s", diff)
 	}
-	clone, err := m.Config.Clone()
+	if diff := cmp.Diff(unmodelledPortMembers, sortedKeys(cfg.Services[0].Ports[0].unknown)); diff != "" {
+		t.Errorf("unknown members of the port (-want +got):\n%s", diff)
+	}
+	assertSameBytes(t, "decoded config", in, cfg.unknown, unmodelledConfigMembers)
+	assertSameBytes(t, "decoded port", inPort, cfg.Services[0].Ports[0].unknown, unmodelledPortMembers)
+	assertSameBytes(t, "encoded config", in, encoded, unmodelledConfigMembers)
+	assertSameBytes(t, "encoded port", inPort, encodedPort, unmodelledPortMembers)
+}
+
+// TestReadModifyWriteKeepsUnknownFields is the update path over HTTP: get the machine, change
+// managed fields on a clone of its config, send it back. Fly replaces the whole config, so
+// anything dropped here would be wiped.
+func TestReadModifyWriteKeepsUnknownFields(t *testing.T) {
+	machineJSON := `{"id":"3d8d413b29d089","state":"started","version":"v1","config":` + fullConfig + `,"x_machine":{"k":1}}`
+	rec := &recorder{t: t, status: http.StatusOK, body: machineJSON, header: http.Header{"Content-Type": {"application/json"}}}
+	c, _ := newTestClient(t, rec, func(o *Options) { o.Limiter = NewLimiter(NoLimits()) })
+	ctx := context.Background()
+
+	m, err := c.GetMachine(ctx, "app", "3d8d413b29d089")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := *clone
+	cfg, err := m.Config.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Image = "registry.fly.io/app:v2"
 	cfg.Env = map[string]string{"A": "2"}
 	cfg.Services[0].InternalPort = 9000
-	out, err := json.Marshal(UpdateMachineRequest{Config: cfg, CurrentVersion: "v1"})
+	if _, err := c.UpdateMachine(ctx, "app", m.ID, UpdateMachineRequest{Config: *cfg, CurrentVersion: m.Version}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.requests) != 2 || rec.requests[1].method != http.MethodPost {
+		t.Fatalf("requests = %+v, want a GET then the update", rec.requests)
+	}
+	sent := membersOf(t, []byte(rec.requests[1].body))["config"]
+
+	// The body is the config read with exactly the three edits: nothing lost, nothing added
+	// (apart from the rewrites preserved allows, both ways).
+	want, err := decodeGeneric([]byte(fullConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sent struct {
-		Config map[string]any `json:"config"`
-	}
-	if err := json.Unmarshal(out, &sent); err != nil {
+	wantConfig := want.(map[string]any)
+	wantConfig["image"] = "registry.fly.io/app:v2"
+	wantConfig["env"] = map[string]any{"A": "2"}
+	wantConfig["services"].([]any)[0].(map[string]any)["internal_port"] = json.Number("9000")
+	got, err := decodeGeneric(sent)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"x_top", "processes", "containers", "dns"} {
-		if _, ok := sent.Config[key]; !ok {
-			t.Errorf("update body lost %q", key)
+	if diff := preserved(wantConfig, got); diff != "" {
+		t.Errorf("update body lost or changed a member: %s\nbody: %s", diff, sent)
+	}
+	if diff := preserved(got, wantConfig); diff != "" {
+		t.Errorf("update body has a member the read config did not: %s\nbody: %s", diff, sent)
+	}
+	// What is not modelled goes back byte for byte.
+	in := membersOf(t, []byte(fullConfig))
+	sentMembers := membersOf(t, sent)
+	assertSameBytes(t, "update body", in, sentMembers, unmodelledConfigMembers)
+	assertSameBytes(t, "update body's port", membersOf(t, firstPort(t, in)), membersOf(t, firstPort(t, sentMembers)), unmodelledPortMembers)
+
+	// The config read is untouched: Clone shares no slice or map with it.
+	var pristine MachineConfig
+	if err := json.Unmarshal([]byte(fullConfig), &pristine); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&pristine, m.Config, cmpConfigOptions...); diff != "" {
+		t.Errorf("editing the clone changed the original (-want +got):\n%s", diff)
+	}
+}
+
+// membersOf decodes a JSON object into its raw members.
+func membersOf(t *testing.T, data []byte) map[string]json.RawMessage {
+	t.Helper()
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		t.Fatalf("not a JSON object: %v\n%s", err, data)
+	}
+	return members
+}
+
+// firstPort returns the raw first port of the first service of a config's members.
+func firstPort(t *testing.T, config map[string]json.RawMessage) []byte {
+	t.Helper()
+	var services []struct {
+		Ports []json.RawMessage `json:"ports"`
+	}
+	if err := json.Unmarshal(config["services"], &services); err != nil || len(services) == 0 || len(services[0].Ports) == 0 {
+		t.Fatalf("no first port in services %s (%v)", config["services"], err)
+	}
+	return services[0].Ports[0]
+}
+
+// assertSameBytes checks that got holds each of keys with the same JSON text as want, apart from
+// insignificant whitespace.
+func assertSameBytes(t *testing.T, what string, want map[string]json.RawMessage, got map[string]json.RawMessage, keys []string) {
+	t.Helper()
+	for _, k := range keys {
+		w, ok := want[k]
+		if !ok {
+			t.Fatalf("%s: the fixture has no %q", what, k)
+		}
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("%s: %q is missing", what, k)
+			continue
+		}
+		var cw, cg bytes.Buffer
+		if err := json.Compact(&cw, w); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Compact(&cg, g); err != nil {
+			t.Fatalf("%s: %q is not JSON: %v", what, k, err)
+		}
+		if !bytes.Equal(cw.Bytes(), cg.Bytes()) {
+			t.Errorf("%s: %q changed\n got %s\nwant %s", what, k, cg.Bytes(), cw.Bytes())
 		}
 	}
-	svc := sent.Config["services"].([]any)[0].(map[string]any)
-	if svc["x_service"] == nil || svc["internal_port"] != float64(9000) {
-		t.Errorf("service = %v", svc)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	port := svc["ports"].([]any)[0].(map[string]any)
-	if port["x_port"] != "p" || port["tls_options"].(map[string]any)["x_tls"] != "t" {
-		t.Errorf("port = %v", port)
-	}
-	if sent.Config["image"] != "registry.fly.io/app:v2" {
-		t.Errorf("image = %v", sent.Config["image"])
-	}
-	// The original is untouched: Clone shares no slice or map with it.
-	if m.Config.Image != "registry.fly.io/app@sha256:abc" || m.Config.Services[0].InternalPort != 8080 {
-		t.Errorf("original config changed: %q, port %d", m.Config.Image, m.Config.Services[0].InternalPort)
-	}
-	if diff := cmp.Diff(m.Config, clone, cmpConfigOptions...); diff == "" {
-		t.Errorf("the edits did not reach the clone")
-	}
+	slices.Sort(keys)
+	return keys
 }
 
 func TestMachineRoundTrip(t *testing.T) {
@@ -235,10 +351,10 @@ func TestMachineRoundTrip(t *testing.T) {
 	}
 }
 
-// cmpConfigOptions compare decoded values: unexported unknown members included, raw JSON
-// compared by meaning (encoding compacts it).
+// cmpConfigOptions compare decoded values: the unexported fields of this package's types (the
+// unknown members) included, raw JSON compared by meaning (encoding compacts it).
 var cmpConfigOptions = []cmp.Option{
-	cmp.AllowUnexported(allConfigTypes...),
+	cmp.Exporter(func(t reflect.Type) bool { return t.PkgPath() == reflect.TypeFor[MachineConfig]().PkgPath() }),
 	cmp.Comparer(func(a, b json.RawMessage) bool {
 		var ca, cb bytes.Buffer
 		if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
@@ -248,29 +364,20 @@ var cmpConfigOptions = []cmp.Option{
 	}),
 }
 
-// allConfigTypes lists the types with unexported unknown-member maps, for cmp.
-var allConfigTypes = []any{
-	Machine{}, MachineConfig{}, MachineInit{}, MachineGuest{}, MachineMount{}, MachineRestart{}, StopConfig{},
-	MachineMetrics{}, MachineStatic{}, MachineRootfs{}, CacheDrive{}, SpotConfig{}, MachineService{},
-	MachineConcurrency{}, MachinePort{}, TLSOptions{}, HTTPOptions{}, HTTPResponseOptions{}, ReplayCacheRule{},
-	ProxyProtoOptions{}, MachineCheck{}, CheckHeader{}, MachineProcess{}, EnvFrom{}, ProcessSecret{}, MachineFile{},
-	MachineDNS{}, DNSOption{}, DNSForwardRule{}, ContainerConfig{}, ContainerDependency{}, ContainerMount{},
-	ContainerHealthcheck{}, ContainerHTTPHealthcheck{}, ContainerTCPHealthcheck{}, ContainerExecHealthcheck{},
-	ContainerVolume{}, ContainerTempDir{}, ImageRef{}, MachineEvent{}, CheckStatus{}, MachineLeaseInfo{}, ContainerStatus{},
-}
-
 func TestDecodeErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
 		want string
 	}{
-		{"bad duration string", `{"stop_config":{"timeout":"ten seconds"}}`, "invalid duration"},
-		{"fractional nanoseconds", `{"stop_config":{"timeout":1.5}}`, "whole number"},
-		{"duration as bool", `{"stop_config":{"timeout":true}}`, "duration"},
-		{"autostop as number", `{"services":[{"autostop":1}]}`, "autostop"},
-		{"config is an array", `[]`, "decoding"},
-		{"wrong type in a known field", `{"guest":{"cpus":"two"}}`, "cpus"},
+		// Each want is specific to its failure: every decode error starts with "decoding" and
+		// names the member's path, so neither alone would tell the cases apart.
+		{"bad duration string", `{"stop_config":{"timeout":"ten seconds"}}`, `decoding "stop_config": decoding "timeout": invalid duration "ten seconds"`},
+		{"fractional nanoseconds", `{"stop_config":{"timeout":1.5}}`, "duration 1.5 is not a whole number of nanoseconds"},
+		{"duration as bool", `{"stop_config":{"timeout":true}}`, "duration must be a string or a number of nanoseconds"},
+		{"autostop as number", `{"services":[{"autostop":1}]}`, "autostop must be a bool or a string"},
+		{"config is an array", `[]`, "cannot unmarshal array"},
+		{"wrong type in a known field", `{"guest":{"cpus":"two"}}`, `decoding "guest": decoding "cpus": json: cannot unmarshal string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,7 +2,7 @@ package flyapi
 
 import "encoding/json"
 
-// Machine states (reference sheet §5). Persistent states are where a machine rests; transient
+// Machine states (docs/fly-api.md §5). Persistent states are where a machine rests; transient
 // ones pass on their own; destroyed is terminal, and replaced/migrated are reported only for an
 // old version asked for by ?version=.
 const (
@@ -25,7 +25,7 @@ const (
 	StateMigrated     = "migrated"
 )
 
-// Machine is a Fly Machine as get, list, create and update return it (reference sheet §4.1).
+// Machine is a Fly Machine as get, list, create and update return it (docs/fly-api.md §4.1).
 type Machine struct {
 	ID         string         `json:"id,omitempty"`
 	Name       string         `json:"name,omitempty"`
