@@ -31,10 +31,8 @@ func New(client *flyapi.Client) *Adapter { return &Adapter{client: client} }
 
 // CreateApp creates the app on its network.
 func (a *Adapter) CreateApp(ctx context.Context, org, name, network string) (controllers.FlyApp, error) {
-	var app *flyapi.App
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		app, err = a.client.CreateApp(ctx, org, name, network)
-		return err
+	app, err := callFor(ctx, func(ctx context.Context) (*flyapi.App, error) {
+		return a.client.CreateApp(ctx, org, name, network)
 	})
 	if err != nil {
 		return controllers.FlyApp{}, err
@@ -44,10 +42,8 @@ func (a *Adapter) CreateApp(ctx context.Context, org, name, network string) (con
 
 // GetApp reads the app.
 func (a *Adapter) GetApp(ctx context.Context, name string) (controllers.FlyApp, error) {
-	var app *flyapi.App
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		app, err = a.client.GetApp(ctx, name)
-		return err
+	app, err := callFor(ctx, func(ctx context.Context) (*flyapi.App, error) {
+		return a.client.GetApp(ctx, name)
 	})
 	if err != nil {
 		return controllers.FlyApp{}, err
@@ -57,7 +53,7 @@ func (a *Adapter) GetApp(ctx context.Context, name string) (controllers.FlyApp, 
 
 // DeleteApp deletes the app, forcing its machines to stop; an app already gone is success.
 func (a *Adapter) DeleteApp(ctx context.Context, name string) error {
-	return ignoreNotFound(a.call(ctx, func(ctx context.Context) error {
+	return ignoreNotFound(call(ctx, func(ctx context.Context) error {
 		return a.client.DeleteApp(ctx, name, true)
 	}))
 }
@@ -65,27 +61,22 @@ func (a *Adapter) DeleteApp(ctx context.Context, name string) error {
 // SetAppSecrets sets the values, then unsets the names (a second change only when there are names
 // to unset), and returns the resulting secrets version.
 func (a *Adapter) SetAppSecrets(ctx context.Context, app string, set map[string]string, unset []string) (int64, error) {
-	var version uint64
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		version, err = a.client.SetSecrets(ctx, app, set)
-		return err
+	version, err := callFor(ctx, func(ctx context.Context) (uint64, error) {
+		return a.client.SetSecrets(ctx, app, set)
 	})
 	if err != nil || len(unset) == 0 {
 		return int64(version), err
 	}
-	err = a.call(ctx, func(ctx context.Context) (err error) {
-		version, err = a.client.UnsetSecrets(ctx, app, unset...)
-		return err
+	version, err = callFor(ctx, func(ctx context.Context) (uint64, error) {
+		return a.client.UnsetSecrets(ctx, app, unset...)
 	})
 	return int64(version), err
 }
 
 // EnsurePrivateIP returns the app's Flycast address on network, allocating one when it has none.
 func (a *Adapter) EnsurePrivateIP(ctx context.Context, app, network string) (string, error) {
-	var ips []flyapi.IPAssignment
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		ips, err = a.client.ListIPAssignments(ctx, app)
-		return err
+	ips, err := callFor(ctx, func(ctx context.Context) ([]flyapi.IPAssignment, error) {
+		return a.client.ListIPAssignments(ctx, app)
 	})
 	if err != nil {
 		return "", err
@@ -95,10 +86,8 @@ func (a *Adapter) EnsurePrivateIP(ctx context.Context, app, network string) (str
 			return ip.IP, nil
 		}
 	}
-	var assigned *flyapi.IPAssignment
-	err = a.call(ctx, func(ctx context.Context) (err error) {
-		assigned, err = a.client.AllocatePrivateV6(ctx, app, network)
-		return err
+	assigned, err := callFor(ctx, func(ctx context.Context) (*flyapi.IPAssignment, error) {
+		return a.client.AllocatePrivateV6(ctx, app, network)
 	})
 	if err != nil {
 		return "", err
@@ -108,17 +97,15 @@ func (a *Adapter) EnsurePrivateIP(ctx context.Context, app, network string) (str
 
 // ReleasePrivateIP removes an address; one already gone is success.
 func (a *Adapter) ReleasePrivateIP(ctx context.Context, app, ip string) error {
-	return ignoreNotFound(a.call(ctx, func(ctx context.Context) error {
+	return ignoreNotFound(call(ctx, func(ctx context.Context) error {
 		return a.client.DeleteIPAssignment(ctx, app, ip)
 	}))
 }
 
 // GetMachine reads the machine.
 func (a *Adapter) GetMachine(ctx context.Context, app, id string) (controllers.FlyMachine, error) {
-	var m *flyapi.Machine
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		m, err = a.client.GetMachine(ctx, app, id)
-		return err
+	m, err := callFor(ctx, func(ctx context.Context) (*flyapi.Machine, error) {
+		return a.client.GetMachine(ctx, app, id)
 	})
 	if err != nil {
 		return controllers.FlyMachine{}, err
@@ -128,10 +115,8 @@ func (a *Adapter) GetMachine(ctx context.Context, app, id string) (controllers.F
 
 // FindMachine lists the machines whose metadata has key=value.
 func (a *Adapter) FindMachine(ctx context.Context, app, key, value string) ([]controllers.FlyMachine, error) {
-	var ms []flyapi.Machine
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		ms, err = a.client.ListMachines(ctx, app, flyapi.ListMachinesOptions{Metadata: map[string]string{key: value}})
-		return err
+	ms, err := callFor(ctx, func(ctx context.Context) ([]flyapi.Machine, error) {
+		return a.client.ListMachines(ctx, app, flyapi.ListMachinesOptions{Metadata: map[string]string{key: value}})
 	})
 	if err != nil {
 		return nil, err
@@ -157,10 +142,8 @@ func (a *Adapter) CreateMachine(ctx context.Context, app string, d controllers.D
 		v := uint64(d.MinSecretsVersion)
 		req.MinSecretsVersion = &v
 	}
-	var m *flyapi.Machine
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		m, err = a.client.CreateMachine(ctx, app, req)
-		return err
+	m, err := callFor(ctx, func(ctx context.Context) (*flyapi.Machine, error) {
+		return a.client.CreateMachine(ctx, app, req)
 	})
 	if err != nil {
 		return controllers.FlyMachine{}, err
@@ -172,10 +155,8 @@ func (a *Adapter) CreateMachine(ctx context.Context, app string, d controllers.D
 // and sends it back with the lease nonce and fromVersion (so a concurrent change is refused, not
 // overwritten). The lease is released whatever happens.
 func (a *Adapter) UpdateMachine(ctx context.Context, app, id, fromVersion string, d controllers.DesiredMachine) (controllers.FlyMachine, error) {
-	var lease *flyapi.Lease
-	err := a.call(ctx, func(ctx context.Context) (err error) {
-		lease, err = a.client.AcquireLease(ctx, app, id, leaseTTL, leaseDescription)
-		return err
+	lease, err := callFor(ctx, func(ctx context.Context) (*flyapi.Lease, error) {
+		return a.client.AcquireLease(ctx, app, id, leaseTTL, leaseDescription)
 	})
 	if err != nil {
 		return controllers.FlyMachine{}, err
@@ -184,13 +165,11 @@ func (a *Adapter) UpdateMachine(ctx context.Context, app, id, fromVersion string
 		// Released on a context of its own: the pass's context may be done already.
 		releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_ = a.call(releaseCtx, func(ctx context.Context) error { return a.client.ReleaseLease(ctx, app, id, lease.Nonce) })
+		_ = call(releaseCtx, func(ctx context.Context) error { return a.client.ReleaseLease(ctx, app, id, lease.Nonce) })
 	}()
 
-	var current *flyapi.Machine
-	err = a.call(ctx, func(ctx context.Context) (err error) {
-		current, err = a.client.GetMachine(ctx, app, id)
-		return err
+	current, err := callFor(ctx, func(ctx context.Context) (*flyapi.Machine, error) {
+		return a.client.GetMachine(ctx, app, id)
 	})
 	if err != nil {
 		return controllers.FlyMachine{}, err
@@ -209,10 +188,8 @@ func (a *Adapter) UpdateMachine(ctx context.Context, app, id, fromVersion string
 		v := uint64(d.MinSecretsVersion)
 		req.MinSecretsVersion = &v
 	}
-	var m *flyapi.Machine
-	err = a.call(ctx, func(ctx context.Context) (err error) {
-		m, err = a.client.UpdateMachine(ctx, app, id, req)
-		return err
+	m, err := callFor(ctx, func(ctx context.Context) (*flyapi.Machine, error) {
+		return a.client.UpdateMachine(ctx, app, id, req)
 	})
 	if err != nil {
 		return controllers.FlyMachine{}, err
@@ -222,41 +199,48 @@ func (a *Adapter) UpdateMachine(ctx context.Context, app, id, fromVersion string
 
 // StartMachine starts a stopped, suspended or created machine.
 func (a *Adapter) StartMachine(ctx context.Context, app, id string) error {
-	return a.call(ctx, func(ctx context.Context) error {
-		_, err := a.client.StartMachine(ctx, app, id, "")
-		return err
+	_, err := callFor(ctx, func(ctx context.Context) (*flyapi.StartResult, error) {
+		return a.client.StartMachine(ctx, app, id, "")
 	})
+	return err
 }
 
 // StopMachine stops the machine with its configured signal and timeout.
 func (a *Adapter) StopMachine(ctx context.Context, app, id string) error {
-	return a.call(ctx, func(ctx context.Context) error {
+	return call(ctx, func(ctx context.Context) error {
 		return a.client.StopMachine(ctx, app, id, flyapi.StopOptions{}, "")
 	})
 }
 
 // SuspendMachine suspends a started machine.
 func (a *Adapter) SuspendMachine(ctx context.Context, app, id string) error {
-	return a.call(ctx, func(ctx context.Context) error { return a.client.SuspendMachine(ctx, app, id, "") })
+	return call(ctx, func(ctx context.Context) error { return a.client.SuspendMachine(ctx, app, id, "") })
 }
 
 // DestroyMachine destroys the machine whatever its state (force stops it first); a machine or app
 // already gone is success.
 func (a *Adapter) DestroyMachine(ctx context.Context, app, id string) error {
-	return ignoreNotFound(a.call(ctx, func(ctx context.Context) error {
+	return ignoreNotFound(call(ctx, func(ctx context.Context) error {
 		return a.client.DestroyMachine(ctx, app, id, true, "")
 	}))
 }
 
-// call runs one client call with call statistics attached, reports throttling to the controllers'
-// note, and classifies the error.
-func (a *Adapter) call(ctx context.Context, fn func(context.Context) error) error {
+// callFor runs one client call with call statistics attached, reports throttling (a limiter wait
+// or a 429) to the controllers' note, and classifies the error. The result is returned as the
+// client gave it, even with an error.
+func callFor[T any](ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var stats flyapi.CallStats
-	err := fn(flyapi.WithCallStats(ctx, &stats))
+	result, err := fn(flyapi.WithCallStats(ctx, &stats))
 	if stats.Throttled() {
 		controllers.NoteThrottled(ctx)
 	}
-	return classify(err)
+	return result, classify(err)
+}
+
+// call is callFor for a call without a result.
+func call(ctx context.Context, fn func(context.Context) error) error {
+	_, err := callFor(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
 }
 
 func machineOf(m *flyapi.Machine) controllers.FlyMachine {

@@ -91,15 +91,30 @@ func TestApplyDesiredOnEmptyConfigIsTheDesiredMachine(t *testing.T) {
 	d.Checks, d.Restart, d.StopConfig, d.Env = nil, nil, nil, nil
 	var cfg flyapi.MachineConfig
 	applyDesired(&cfg, d)
-	raw, _ := json.Marshal(cfg)
-	var got map[string]any
-	_ = json.Unmarshal(raw, &got)
-	for _, absent := range []string{"checks", "restart", "stop_config", "env", "mounts"} {
-		if _, ok := got[absent]; ok {
-			t.Errorf("%s present though not asked for: %v", absent, got[absent])
-		}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got["image"] != d.Image || got["metadata"] == nil || got["services"] == nil {
-		t.Fatalf("config = %s", raw)
+	var got map[string]any
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	// Exactly the desired machine: the parts not asked for (checks, restart, stop_config, env) are
+	// absent, not empty.
+	want := map[string]any{
+		"image":    "registry.fly.io/new:v1",
+		"guest":    map[string]any{"cpu_kind": "performance", "cpus": 2.0, "memory_mb": 4096.0},
+		"metadata": map[string]any{"hangar.dev/uid": "u", "team": "blue"},
+		"services": []any{map[string]any{
+			"name": "public", "protocol": "tcp", "internal_port": 8080.0, "autostart": true, "autostop": "suspend",
+			"concurrency": map[string]any{"type": "requests", "soft_limit": 10.0, "hard_limit": 20.0},
+			"ports": []any{
+				map[string]any{"port": 80.0, "handlers": []any{"http"}},
+				map[string]any{"port": 443.0, "handlers": []any{"tls", "http"}},
+			},
+		}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("config from an empty one (-want +got):\n%s", diff)
 	}
 }

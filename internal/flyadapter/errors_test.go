@@ -52,8 +52,33 @@ func TestClassify(t *testing.T) {
 		t.Fatal("classify(nil) != nil")
 	}
 	var fe *controllers.FlyError
-	_ = errors.As(classify(&flyapi.APIError{Status: 429, RetryAfter: 3 * time.Second}), &fe)
-	if fe.RetryAfter != 3*time.Second {
-		t.Fatalf("RetryAfter = %s", fe.RetryAfter)
+	if !errors.As(classify(&flyapi.APIError{Status: 429, RetryAfter: 3 * time.Second}), &fe) || fe.RetryAfter != 3*time.Second {
+		t.Fatalf("classify of a 429 = %+v, want RetryAfter 3s", fe)
+	}
+}
+
+// TestClassifyMessage: the condition shows Fly's own message, not the client's wrapping of it,
+// except for a URL that is not the Machines API, which gets advice instead.
+func TestClassifyMessage(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"Fly's message", fmt.Errorf("updating: %w", &flyapi.APIError{Status: 422, Message: "invalid_argument: bad image", Action: "update_machine", RequestID: "01REQ"}), "invalid_argument: bad image"},
+		{"no message from Fly", &flyapi.APIError{Status: 503, Action: "get_machine"}, (&flyapi.APIError{Status: 503, Action: "get_machine"}).Error()},
+		{"not an API error", context.DeadlineExceeded, context.DeadlineExceeded.Error()},
+		{"unknown route", &flyapi.APIError{Status: 404, Code: flyapi.CodeRouteNotFound, Message: "404 page not found"}, "the Fly API URL does not serve the Machines API (404 page not found): check --fly-api-url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var fe *controllers.FlyError
+			if !errors.As(classify(tc.err), &fe) {
+				t.Fatalf("classify(%v) is not a FlyError", tc.err)
+			}
+			if fe.Message != tc.want {
+				t.Errorf("message %q, want %q", fe.Message, tc.want)
+			}
+		})
 	}
 }
