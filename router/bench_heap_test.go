@@ -78,8 +78,9 @@ func cacheLike[T any](t testing.TB, store toolscache.Indexer, raw string, transf
 	return stripped
 }
 
-// TestBenchHeap: heap held per cached UserMachine and per route.
-func TestBenchHeap(t *testing.T) {
+// TestReportHeap reports, for `make bench`, the heap held per cached UserMachine and per route. It
+// checks nothing.
+func TestReportHeap(t *testing.T) {
 	skipUnlessBench(t)
 	r := newTestRouter(t)
 	apps, machines := newStore(), newStore()

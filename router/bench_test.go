@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Benchmarks. `make bench` runs the TestBench... tests (HANGAR_BENCH=1) and keeps their
+// Benchmarks. `make bench` runs the TestReport... tests (HANGAR_BENCH=1) and keeps their
 // `BENCH <name> <value> <unit> target <op> <value>` lines. Every figure with a baseline is measured
 // against it in the same run, alternating rounds, and reported as the median of the rounds. They
 // are numbers, not assertions: nothing here fails on a slow machine.
@@ -174,8 +174,9 @@ func BenchmarkNormalizeHost(b *testing.B) {
 	}
 }
 
-// TestBenchHandlerCost: in-process cost of the router's handler against the bare handler.
-func TestBenchHandlerCost(t *testing.T) {
+// TestReportHandlerCost reports, for `make bench`, the in-process cost of the router's handler
+// against the bare handler. It checks nothing.
+func TestReportHandlerCost(t *testing.T) {
 	skipUnlessBench(t)
 	r, hostList := scaleWorld(t, 1000)
 	reqs := requestsFor(hostList)
@@ -199,11 +200,12 @@ func TestBenchHandlerCost(t *testing.T) {
 	report("router_handler_allocs_per_op", median(routerAllocs), "allocs", "<=", 0)
 }
 
-// TestBenchIndexScale: request latency (p99 over loopback HTTP) with 100 and with 100 000 routes in
-// the index. Each round sends requests one after another on one kept-alive connection, so the p99
-// is the cost of a request and not the jitter of a load generator's timers (which, on two shared
-// cores, varies by more than the index could). The in-process lookup alone is BenchmarkLookup.
-func TestBenchIndexScale(t *testing.T) {
+// TestReportIndexScale reports, for `make bench`, request latency (p99 over loopback HTTP) with 100
+// and with 100 000 routes in the index. It checks nothing. Each round sends requests one after
+// another on one kept-alive connection, so the p99 is the cost of a request and not the jitter of
+// a load generator's timers (which, on two shared cores, varies by more than the index could). The
+// in-process lookup alone is BenchmarkLookup.
+func TestReportIndexScale(t *testing.T) {
 	skipUnlessBench(t)
 	small, smallHosts := scaleWorld(t, 50)
 	large, largeHosts := scaleWorld(t, 50_000)
@@ -331,9 +333,9 @@ func latencyAt(t *testing.T, addr string, hostList []string, rate float64, d tim
 	return percentile(lat, 0.99)
 }
 
-// TestBenchLoopback: throughput and tail latency over loopback HTTP, router against the bare
-// handler with the same server settings.
-func TestBenchLoopback(t *testing.T) {
+// TestReportLoopback reports, for `make bench`, throughput and tail latency over loopback HTTP,
+// router against the bare handler with the same server settings. It checks nothing.
+func TestReportLoopback(t *testing.T) {
 	skipUnlessBench(t)
 	r, hostList := scaleWorld(t, 1000)
 	routerAddr, stopRouter := loopback(t, r.public)

@@ -15,6 +15,11 @@
 //     header form, or the JSON form when a header must be deleted. The replay's state is a
 //     pkg/replayauth token signed once per target and time bucket, so the hot path does no hashing.
 //
+// New assembles them into a Router (cmd/router and the local stack use nothing else): the source,
+// the public and management listeners, /metrics and /healthz + /readyz. Run serves until its
+// context ends, then drains: unready for the drain delay, traffic listeners shut (in-flight
+// requests finish), source stopped, then metrics and health.
+//
 // Answers: ReplayStatus (409) with the replay; 404 for an unknown host; 503 with Retry-After when
 // the target has no machine yet; 401/403 for failed auth; 413 for bodies Fly cannot replay; 400 and
 // 421 for malformed or contradictory requests (net/http itself answers 431). Client-sent fly-replay*

@@ -109,7 +109,7 @@ func (h *handler) servePublic(w http.ResponseWriter, r *http.Request, ix *Index,
 	}
 	deleteAuth := false
 	if t.auth == flyv1alpha1.RoutingAuthToken {
-		if o := h.checkPublicToken(r, t); o != outcomeReplayed {
+		if o := h.checkPublicToken(r, t); o != checkPassed {
 			return h.fail(w, o)
 		}
 		deleteAuth = true
@@ -117,7 +117,7 @@ func (h *handler) servePublic(w http.ResponseWriter, r *http.Request, ix *Index,
 	if !t.ready {
 		return h.fail(w, outcomeNotReady)
 	}
-	if o := h.checkUnsizedBody(r); o != outcomeReplayed {
+	if o := h.checkUnsizedBody(r); o != checkPassed {
 		return h.fail(w, o)
 	}
 	return h.replay(w, t, now, deleteAuth)
@@ -160,20 +160,21 @@ func (h *handler) serveManagement(w http.ResponseWriter, r *http.Request, ix *In
 	if !t.ready {
 		return h.fail(w, outcomeNotReady)
 	}
-	if o := h.checkUnsizedBody(r); o != outcomeReplayed {
+	if o := h.checkUnsizedBody(r); o != checkPassed {
 		return h.fail(w, o)
 	}
 	return h.replay(w, t, now, false)
 }
 
-// resolveHost finds the target of a Host header: 400 when it cannot be a host, 404 when no object
-// claims it. Canonical hosts (the common case) are looked up without allocating.
+// resolveHost finds the target of a Host header (with checkPassed), or refuses it: 400 when it
+// cannot be a host, 404 when no object claims it. Canonical hosts (the common case) are looked up
+// without allocating.
 func resolveHost(ix *Index, host string) (*target, outcome) {
 	// Every key of the index is canonical, so a hit on the host as sent (port and trailing dot
 	// cut) needs no validation; only a miss pays for checking and normalising.
 	if h, ok := stripPortAndDot(host); ok {
 		if t := ix.lookupHost(h); t != nil {
-			return t, outcomeReplayed
+			return t, checkPassed
 		}
 	}
 	key, ok := canonicalHostKey(host)
@@ -184,11 +185,12 @@ func resolveHost(ix *Index, host string) (*target, outcome) {
 		}
 	}
 	if t := ix.lookupHost(key); t != nil {
-		return t, outcomeReplayed
+		return t, checkPassed
 	}
 	return nil, outcomeNotFound
 }
 
+// checkPublicToken checks the coordinator's token of a request to a Token app.
 func (h *handler) checkPublicToken(r *http.Request, t *target) outcome {
 	if h.tokens == nil {
 		return outcomeAuthUnavailable
@@ -199,7 +201,7 @@ func (h *handler) checkPublicToken(r *http.Request, t *target) outcome {
 	}
 	switch err := h.tokens.Verify(token, t.flyApp); {
 	case err == nil:
-		return outcomeReplayed
+		return checkPassed
 	case errors.Is(err, ErrTokenAudience):
 		return outcomeForbidden
 	default:
@@ -211,7 +213,7 @@ func (h *handler) checkPublicToken(r *http.Request, t *target) outcome {
 // the Fly Proxy could replay it. Reading it is harmless: the proxy replays its own copy.
 func (h *handler) checkUnsizedBody(r *http.Request) outcome {
 	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
-		return outcomeReplayed
+		return checkPassed
 	}
 	n, err := io.CopyN(io.Discard, r.Body, h.maxBody+1)
 	switch {
@@ -220,7 +222,7 @@ func (h *handler) checkUnsizedBody(r *http.Request) outcome {
 	case err != nil && !errors.Is(err, io.EOF):
 		return outcomeBadRequest
 	}
-	return outcomeReplayed
+	return checkPassed
 }
 
 // headerReplayFailed is fly-replay-failed in canonical form.

@@ -2,13 +2,16 @@ package router
 
 import (
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hangar-dev/hangar/pkg/replayauth"
 )
@@ -108,30 +111,23 @@ func checkAnswer(t *testing.T, r *testRouter, rec interface {
 		}
 		return
 	}
-	var got Replay
-	var err error
 	if ct := res.Header.Get("Content-Type"); ct == ReplayJSONMediaType {
 		if !want.jsonForm && !want.deleteAuth {
 			t.Errorf("JSON form used, want the header form")
 		}
-		got, err = ParseReplayJSON(body)
-	} else {
-		if want.jsonForm || want.deleteAuth {
-			t.Errorf("header form used, want JSON")
-		}
-		if len(body) != 0 {
-			t.Errorf("header-form replay has body %q", body)
-		}
-		got, err = ParseReplayHeader(res.Header.Get(HeaderReplay))
+	} else if want.jsonForm || want.deleteAuth {
+		t.Errorf("header form used, want JSON")
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readReplay(t, res.Header, body)
 	if got.App != want.app || got.Instance != want.instance {
 		t.Errorf("replay app=%q instance=%q, want app=%q instance=%q", got.App, got.Instance, want.app, want.instance)
 	}
-	if gotDelete := len(got.DeleteHeaders) == 1 && got.DeleteHeaders[0] == "Authorization"; gotDelete != want.deleteAuth {
-		t.Errorf("replay deletes %v, want Authorization deleted = %v", got.DeleteHeaders, want.deleteAuth)
+	var deleted []string
+	if got.Transform != nil {
+		deleted = got.Transform.DeleteHeaders
+	}
+	if gotDelete := len(deleted) == 1 && deleted[0] == "Authorization"; gotDelete != want.deleteAuth {
+		t.Errorf("replay deletes %v, want Authorization deleted = %v", deleted, want.deleteAuth)
 	}
 	// The state must verify on the machine the Fly Proxy picks, with the key hangar gives the app.
 	machine := want.instance
@@ -272,6 +268,10 @@ func TestClientReplayHeadersAreIgnored(t *testing.T) {
 		"Fly-Force-Instance-Id", "00000000000000",
 		TargetHeader, "multi/m1", // the public listener never reads it
 	)})
+	// Both answers being the same 404 or 503 would prove nothing: the plain request must replay.
+	if plain.Code != ReplayStatus || plain.Header().Get(HeaderReplay) == "" {
+		t.Fatalf("plain request: %d %q, want a replay", plain.Code, plain.Header().Get(HeaderReplay))
+	}
 	if plain.Code != spoofed.Code || plain.Header().Get(HeaderReplay) != spoofed.Header().Get(HeaderReplay) {
 		t.Fatalf("client headers changed the answer: %d %q vs %d %q", plain.Code, plain.Header().Get(HeaderReplay),
 			spoofed.Code, spoofed.Header().Get(HeaderReplay))
@@ -291,11 +291,11 @@ func TestAnswersNeverEchoTheRequest(t *testing.T) {
 	for _, req := range reqs {
 		rec := r.do(req)
 		for name, values := range rec.Header() {
-			if contains(name+strings.Join(values, ","), marker) {
+			if strings.Contains(name+strings.Join(values, ","), marker) {
 				t.Errorf("host %q: header %s echoes the request", req.host, name)
 			}
 		}
-		if contains(rec.Body.String(), marker) {
+		if strings.Contains(rec.Body.String(), marker) {
 			t.Errorf("host %q: body %q echoes the request", req.host, rec.Body.String())
 		}
 	}
@@ -314,7 +314,7 @@ func TestReplayOptionsAndJSONForm(t *testing.T) {
 		t.Errorf("Content-Length = %s, body is %d bytes", cl, rec.Body.Len())
 	}
 	got := replayOf(t, rec)
-	if got.Timeout != "1500ms" || got.Fallback != "prefer_self" || got.App != "solo-app" || got.Instance != soloID {
+	if got.Timeout != 1500*time.Millisecond || got.Fallback != "prefer_self" || got.App != "solo-app" || got.Instance != soloID {
 		t.Errorf("replay = %+v, want solo-app/%s with timeout 1500ms and fallback prefer_self", got, soloID)
 	}
 
@@ -345,6 +345,42 @@ func TestRequestMetrics(t *testing.T) {
 		if got := counterValue(t, r.metrics.requests[c.l][c.o]); got != c.want {
 			t.Errorf("%s/%s = %v, want %v", c.l, c.o, got, c.want)
 		}
+	}
+}
+
+// TestRequestSeriesAreTheOutcomes: one series per listener and outcome, none for checkPassed (a
+// check letting a request on is not a way of answering it).
+func TestRequestSeriesAreTheOutcomes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "hangar_router_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["listener"]+"/"+labels["outcome"]] = true
+		}
+	}
+	want := map[string]bool{}
+	for l := range listenerCount {
+		for o := outcomeReplayed; o < outcomeCount; o++ {
+			if o.String() == "" {
+				t.Fatalf("outcome %d has no name", o)
+			}
+			want[l.String()+"/"+o.String()] = true
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("request series %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 	}
 }
 

@@ -5,16 +5,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/flysim/proxy"
 	"github.com/hangar-dev/hangar/internal/keys"
 )
 
@@ -195,25 +194,34 @@ func (r *testRouter) do(req request) *httptest.ResponseRecorder {
 	return rec
 }
 
-// replayOf reads the replay of a response in either form.
-func replayOf(t testing.TB, rec *httptest.ResponseRecorder) Replay {
+// replayOf reads the replay of a response in either form, with the Fly Proxy simulator's grammar
+// (internal/flysim/proxy), not the router's own: a mistake the router's writer made would otherwise
+// be read back just as wrongly.
+func replayOf(t testing.TB, rec *httptest.ResponseRecorder) proxy.Replay {
 	t.Helper()
 	if rec.Code != ReplayStatus {
 		t.Fatalf("status = %d (%q), want the replay status %d", rec.Code, rec.Body.String(), ReplayStatus)
 	}
-	if rec.Header().Get("Content-Type") == ReplayJSONMediaType {
-		r, err := ParseReplayJSON(rec.Body.Bytes())
+	return readReplay(t, rec.Header(), rec.Body.Bytes())
+}
+
+// readReplay reads a replaying answer's header and body as the Fly Proxy does: the JSON form when
+// the body has the replay media type, else the fly-replay header and an empty body.
+func readReplay(t testing.TB, header http.Header, body []byte) proxy.Replay {
+	t.Helper()
+	if header.Get("Content-Type") == proxy.ReplayJSONType {
+		r, err := proxy.ParseReplayJSON(body)
 		if err != nil {
-			t.Fatalf("JSON replay %q: %v", rec.Body.String(), err)
+			t.Fatalf("JSON replay %q: %v", body, err)
 		}
 		return r
 	}
-	if rec.Body.Len() != 0 {
-		t.Fatalf("header-form replay has a body %q", rec.Body.String())
+	if len(body) != 0 {
+		t.Fatalf("header-form replay has a body %q", body)
 	}
-	r, err := ParseReplayHeader(rec.Header().Get(HeaderReplay))
+	r, err := proxy.ParseReplayHeader(header.Get(proxy.HeaderReplay))
 	if err != nil {
-		t.Fatalf("fly-replay %q: %v", rec.Header().Get(HeaderReplay), err)
+		t.Fatalf("fly-replay %q: %v", header.Get(proxy.HeaderReplay), err)
 	}
 	return r
 }
@@ -227,10 +235,6 @@ func hdr(kv ...string) http.Header {
 }
 
 func bearer(tok string) string { return "Bearer " + tok }
-
-func discardLogger() logr.Logger { return logr.Discard() }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // counterValue reads a counter or gauge (prometheus' testutil needs a module hangar does not require).
 func counterValue(t testing.TB, c prometheus.Metric) float64 {

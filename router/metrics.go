@@ -28,7 +28,11 @@ func (l Listener) String() string {
 type outcome int
 
 const (
-	outcomeReplayed outcome = iota
+	// checkPassed is what a check on a request returns when the request may go on. It is not a way
+	// a request is answered: it has no metric series and no answer, and being the zero value, a
+	// check that forgets to say why it refused cannot pass for a replay.
+	checkPassed outcome = iota
+	outcomeReplayed
 	outcomeNotFound
 	outcomeNotReady
 	outcomeUnauthorized
@@ -73,7 +77,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hangar_router_requests_total",
-		Help: "Requests answered by the router, by listener and outcome (replayed, not_found, not_ready, unauthorized, forbidden, too_large, bad_request, misdirected, auth_unavailable).",
+		Help: "Requests answered by the router, by listener and outcome (replayed, not_found, not_ready, unauthorized, forbidden, too_large, bad_request, misdirected, auth_unavailable, replay_failed).",
 	}, []string{"listener", "outcome"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "hangar_router_request_duration_seconds",
@@ -101,7 +105,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for l := Listener(0); l < listenerCount; l++ {
 		m.latency[l] = latency.WithLabelValues(l.String())
-		for o := outcome(0); o < outcomeCount; o++ {
+		for o := outcomeReplayed; o < outcomeCount; o++ {
 			m.requests[l][o] = requests.WithLabelValues(l.String(), o.String())
 		}
 	}

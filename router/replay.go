@@ -163,60 +163,6 @@ func (r Replay) JSON() []byte {
 	return out
 }
 
-// ErrReplaySyntax means a fly-replay header value could not be read.
-var ErrReplaySyntax = errors.New("malformed fly-replay value")
-
-// ParseReplayHeader reads a header-form value written by HeaderValue (or by anyone following Fly's
-// grammar for the fields hangar uses): `;`-separated key=value fields, values optionally quoted.
-// Unknown keys are an error, so a round trip cannot silently lose a field.
-func ParseReplayHeader(s string) (Replay, error) {
-	var r Replay
-	seen := map[string]bool{}
-	for _, field := range strings.Split(s, ";") {
-		key, value, ok := strings.Cut(strings.TrimSpace(field), "=")
-		if !ok || key == "" {
-			return Replay{}, fmt.Errorf("%w: field %d is not key=value", ErrReplaySyntax, len(seen)+1)
-		}
-		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
-			value = value[1 : len(value)-1]
-		}
-		if seen[key] {
-			return Replay{}, fmt.Errorf("%w: %s given twice", ErrReplaySyntax, key)
-		}
-		seen[key] = true
-		switch key {
-		case "app":
-			r.App = value
-		case "instance":
-			r.Instance = value
-		case "state":
-			r.State = value
-		case "timeout":
-			r.Timeout = value
-		case "fallback":
-			r.Fallback = value
-		default:
-			return Replay{}, fmt.Errorf("%w: unknown field", ErrReplaySyntax)
-		}
-	}
-	return r, nil
-}
-
-// ParseReplayJSON reads a JSON-form body written by Replay.JSON.
-func ParseReplayJSON(body []byte) (Replay, error) {
-	var in replayJSON
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return Replay{}, fmt.Errorf("%w: %w", ErrReplaySyntax, err)
-	}
-	r := in.Replay
-	if in.Transform != nil {
-		r.DeleteHeaders = in.Transform.DeleteHeaders
-	}
-	return r, nil
-}
-
 // replayFor builds the replay of one target for one state token.
 func replayFor(app, machine, state string, opts ReplayOptions) Replay {
 	return Replay{

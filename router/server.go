@@ -3,7 +3,10 @@ package router
 import (
 	"log"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/go-logr/logr"
 )
 
 // ServerSettings are the net/http server limits of the public and management listeners. The
@@ -22,7 +25,7 @@ type ServerSettings struct {
 	MaxHeaderBytes int
 }
 
-// DefaultServerSettings are the settings cmd/router uses.
+// DefaultServerSettings are the settings of a Router's listeners.
 var DefaultServerSettings = ServerSettings{
 	ReadHeaderTimeout: 5 * time.Second,
 	ReadTimeout:       30 * time.Second,
@@ -44,4 +47,12 @@ func NewServer(addr string, h http.Handler, s ServerSettings, errorLog *log.Logg
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          errorLog,
 	}
+}
+
+// logWriter turns net/http's log lines (TLS and protocol errors) into structured log entries.
+type logWriter struct{ logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -34,7 +35,7 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	cfg.Timeout = 3 * time.Second
 	src, err := NewSource(ctx, SourceConfig{
 		RESTConfig: cfg, Builder: r.builder, Table: r.table, Metrics: r.metrics,
-		Logger: discardLogger(), RebuildDelay: 10 * time.Millisecond,
+		Logger: logr.Discard(), RebuildDelay: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

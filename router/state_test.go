@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangar-dev/hangar/internal/flysim/proxy"
 	"github.com/hangar-dev/hangar/pkg/replayauth"
 )
 
@@ -39,7 +40,7 @@ func TestReplayStateValidity(t *testing.T) {
 	s := &replaySource{app: "alice-app", machine: aliceID, key: key, cfg: &sourceConfig{clock: clock}}
 	for _, offset := range []time.Duration{0, time.Second, 14 * time.Second} {
 		now := time.Unix(1_800_000_000, 0).Add(offset) // 1_800_000_000 is a bucket boundary
-		r, err := ParseReplayHeader(s.values(now).header[0])
+		r, err := proxy.ParseReplayHeader(s.values(now).header[0])
 		if err != nil {
 			t.Fatal(err)
 		}

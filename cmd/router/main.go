@@ -10,21 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -78,7 +69,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.namespace, "namespace", "", "Watch only this namespace; empty watches all")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 5*time.Second, "On SIGTERM, report unready and keep serving this long before closing listeners, so load balancers stop sending first")
-	fs.DurationVar(&o.shutdownTime, "shutdown-timeout", 20*time.Second, "How long in-flight requests may take to finish after the listeners close")
+	fs.DurationVar(&o.shutdownTime, "shutdown-timeout", router.DefaultShutdownTimeout, "How long in-flight requests may take to finish after the listeners close")
 	o.log.BindFlags(fs)
 }
 
@@ -152,170 +143,60 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-// serve wires the router and runs it until ctx ends, then drains.
+// serve builds the router from the flags and runs it until ctx ends, then drains.
 func serve(ctx context.Context, opts options, logger logr.Logger) error {
-	root, err := keys.ReadRootFile(opts.rootKeyFile)
+	cfg, err := opts.routerConfig(logger)
 	if err != nil {
 		return err
+	}
+	r, err := router.New(cfg)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// routerConfig reads the key files and the Kubernetes client configuration and turns the flags
+// into the router's Config.
+func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
+	root, err := keys.ReadRootFile(o.rootKeyFile)
+	if err != nil {
+		return router.Config{}, err
 	}
 	var tokens *router.TokenVerifier
-	if opts.tokenKeyFile != "" {
-		key, err := router.ReadTokenKeyFile(opts.tokenKeyFile)
+	if o.tokenKeyFile != "" {
+		key, err := router.ReadTokenKeyFile(o.tokenKeyFile)
 		if err != nil {
-			return err
+			return router.Config{}, err
 		}
-		tokens, err = router.NewTokenVerifier(key, router.TokenOptions{MaxTTL: opts.tokenMaxTTL, Issuer: opts.tokenIssuer})
+		tokens, err = router.NewTokenVerifier(key, router.TokenOptions{MaxTTL: o.tokenMaxTTL, Issuer: o.tokenIssuer})
 		if err != nil {
-			return err
+			return router.Config{}, err
 		}
 	}
-	restCfg, err := restConfig(opts.kubeconfig)
+	restCfg, err := restConfig(o.kubeconfig)
 	if err != nil {
-		return fmt.Errorf("loading the Kubernetes client configuration: %w", err)
+		return router.Config{}, fmt.Errorf("loading the Kubernetes client configuration: %w", err)
 	}
 	restCfg.UserAgent = "hangar-router"
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := router.NewMetrics(registry)
-	builder, err := router.NewBuilder(router.BuildConfig{
-		BaseDomain: opts.baseDomain, Root: root, Replay: opts.replayOptions(), StateTTL: opts.stateTTL,
-	})
-	if err != nil {
-		return err
-	}
-	table := &router.Table{}
-	sourceCtx, stopSource := context.WithCancel(context.Background())
-	defer stopSource()
-	source, err := router.NewSource(sourceCtx, router.SourceConfig{
-		RESTConfig: restCfg, Namespace: opts.namespace, Builder: builder, Table: table, Metrics: metrics,
-		Logger: logger.WithName("index"),
-	})
-	if err != nil {
-		return err
-	}
-
-	var draining atomic.Bool
-	handlerCfg := router.HandlerConfig{
-		Table: table, Metrics: metrics, Tokens: tokens, RetryAfter: opts.retryAfter, MaxBodyBytes: opts.maxBodyBytes,
-	}
-	httpLog := log.New(logWriter{logger.WithName("http")}, "", 0)
-	servers := []*namedServer{
-		{name: "public", traffic: true, srv: router.NewServer(opts.publicAddr, router.NewHandler(router.ListenerPublic, handlerCfg), router.DefaultServerSettings, httpLog)},
-		{name: "health", srv: router.NewServer(opts.healthAddr, healthMux(source, &draining), router.DefaultServerSettings, httpLog)},
-	}
-	if opts.managementAddr != "" {
-		servers = append(servers, &namedServer{name: "management", traffic: true,
-			srv: router.NewServer(opts.managementAddr, router.NewHandler(router.ListenerManagement, handlerCfg), router.DefaultServerSettings, httpLog)})
-	}
-	if opts.metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
-		servers = append(servers, &namedServer{name: "metrics", srv: router.NewServer(opts.metricsAddr, mux, router.DefaultServerSettings, httpLog)})
-	}
-	// Bind every port before serving any, so a taken port stops start-up at once, and log the
-	// bound address (":0" picks a free port).
-	for _, s := range servers {
-		ln, err := net.Listen("tcp", s.srv.Addr)
-		if err != nil {
-			closeListeners(servers)
-			return fmt.Errorf("listening on %s for %s: %w", s.srv.Addr, s.name, err)
-		}
-		s.ln = ln
-		logger.Info("Listening", "listener", s.name, "address", ln.Addr().String())
-	}
-
-	failed := make(chan error, len(servers)+1)
-	sourceDone := make(chan struct{})
-	go func() {
-		defer close(sourceDone)
-		if err := source.Run(sourceCtx); err != nil {
-			failed <- fmt.Errorf("route index source: %w", err)
-		}
-	}()
-	for _, s := range servers {
-		go func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				failed <- fmt.Errorf("%s listener: %w", s.name, err)
-			}
-		}()
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("Draining: reporting unready before closing the listeners", "delay", opts.drainDelay)
-		draining.Store(true)
-		select {
-		case <-time.After(opts.drainDelay):
-		case runErr = <-failed:
-		}
-	case runErr = <-failed:
-		draining.Store(true)
-	}
-
-	// The traffic listeners stop accepting and finish what is in flight; then the source, metrics
-	// and health stop.
-	logger.Info("Shutting down listeners", "timeout", opts.shutdownTime)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.shutdownTime)
-	defer cancel()
-	shutdownErr := shutdown(shutdownCtx, servers, true)
-	stopSource()
-	<-sourceDone
-	shutdownErr = errors.Join(shutdownErr, shutdown(shutdownCtx, servers, false))
-	return errors.Join(runErr, shutdownErr)
-}
-
-type namedServer struct {
-	name    string
-	traffic bool // public or management: drained first
-	srv     *http.Server
-	ln      net.Listener
-}
-
-func shutdown(ctx context.Context, servers []*namedServer, traffic bool) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(servers))
-	for i, s := range servers {
-		if s.traffic != traffic {
-			continue
-		}
-		wg.Go(func() {
-			if err := s.srv.Shutdown(ctx); err != nil {
-				errs[i] = fmt.Errorf("draining the %s listener: %w", s.name, err)
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func closeListeners(servers []*namedServer) {
-	for _, s := range servers {
-		if s.ln != nil {
-			_ = s.ln.Close()
-		}
-	}
-}
-
-// healthMux serves /healthz (the process runs) and /readyz (the first index after the initial
-// cache sync is published, and the router is not draining).
-func healthMux(source *router.Source, draining *atomic.Bool) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case draining.Load():
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-		case !source.Ready():
-			http.Error(w, "route index not synced yet", http.StatusServiceUnavailable)
-		default:
-			_, _ = io.WriteString(w, "ok\n")
-		}
-	})
-	return mux
+	return router.Config{
+		RESTConfig:      restCfg,
+		Namespace:       o.namespace,
+		BaseDomain:      o.baseDomain,
+		Root:            root,
+		Replay:          o.replayOptions(),
+		StateTTL:        o.stateTTL,
+		Tokens:          tokens,
+		RetryAfter:      o.retryAfter,
+		MaxBodyBytes:    o.maxBodyBytes,
+		PublicAddr:      o.publicAddr,
+		ManagementAddr:  o.managementAddr,
+		MetricsAddr:     o.metricsAddr,
+		HealthAddr:      o.healthAddr,
+		DrainDelay:      o.drainDelay,
+		ShutdownTimeout: o.shutdownTime,
+		Logger:          logger,
+	}, nil
 }
 
 // restConfig loads --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.
@@ -323,12 +204,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-}
-
-// logWriter turns net/http's log lines (TLS and protocol errors) into structured log entries.
-type logWriter struct{ logr.Logger }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.Info(strings.TrimSpace(string(p)))
-	return len(p), nil
 }

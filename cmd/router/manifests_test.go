@@ -1,9 +1,12 @@
 package main
 
 import (
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,8 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/internal/keys"
 )
 
@@ -75,18 +80,28 @@ func TestRouterManifests(t *testing.T) {
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" ||
 		c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
-		t.Error("probes must use /readyz and /healthz")
+		t.Fatal("probes must use /readyz and /healthz")
+	}
+	_, healthPort, err := net.SplitHostPort(opts.healthAddr)
+	if err != nil {
+		t.Fatalf("--health-addr=%s: %v", opts.healthAddr, err)
+	}
+	for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+		if got := containerPort(c, probe.HTTPGet.Port); got != healthPort {
+			t.Errorf("probe %s goes to port %s, want the health listener's %s", probe.HTTPGet.Path, got, healthPort)
+		}
 	}
 
 	var pdb policyv1.PodDisruptionBudget
 	readManifest(t, "pdb.yaml", &pdb)
 	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 ||
-		pdb.Spec.Selector == nil || !mapsEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+		pdb.Spec.Selector == nil || !maps.Equal(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
 		t.Errorf("PDB %+v does not keep one router of the Deployment", pdb.Spec)
 	}
 
 	var role rbacv1.ClusterRole
 	readManifest(t, "role.yaml", &role)
+	watched := map[string]bool{}
 	for _, rule := range role.Rules {
 		for _, verb := range rule.Verbs {
 			if verb != "get" && verb != "list" && verb != "watch" {
@@ -97,7 +112,14 @@ func TestRouterManifests(t *testing.T) {
 			if !strings.HasPrefix(res, "userapps") && !strings.HasPrefix(res, "usermachines") {
 				t.Errorf("router RBAC reaches %q", res)
 			}
+			if slices.Equal(rule.APIGroups, []string{flyv1alpha1.GroupVersion.Group}) && slices.Contains(rule.Verbs, "list") && slices.Contains(rule.Verbs, "watch") {
+				watched[res] = true
+			}
 		}
+	}
+	// The checks above pass for a role granting nothing; the router's informers need list and watch.
+	if !watched["userapps"] || !watched["usermachines"] {
+		t.Errorf("router RBAC %+v does not let the router list and watch userapps and usermachines", role.Rules)
 	}
 	var binding rbacv1.ClusterRoleBinding
 	readManifest(t, "role_binding.yaml", &binding)
@@ -109,14 +131,15 @@ func TestRouterManifests(t *testing.T) {
 	}
 }
 
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
+// containerPort resolves a probe's port (a number or the name of one of c's ports) to a number.
+func containerPort(c corev1.Container, port intstr.IntOrString) string {
+	if port.Type == intstr.Int {
+		return strconv.Itoa(port.IntValue())
 	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
+	for _, p := range c.Ports {
+		if p.Name == port.StrVal {
+			return strconv.Itoa(int(p.ContainerPort))
 		}
 	}
-	return true
+	return "(no port named " + port.StrVal + ")"
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/flysim"
@@ -23,66 +20,46 @@ const (
 	routerManagementPort = 9090
 )
 
-// routerProcess is the in-process router: its route index source and its two listeners.
+// routerProcess is the in-process router: the bound addresses of its public and management
+// listeners.
 type routerProcess struct {
 	public, management string
 }
 
-// startRouter runs the router on loopback ports of its own and makes it the machine of the
-// emulator's router app, so the proxy sends every inbound request to it first.
+// startRouter runs the router as cmd/router does (router.New, then Run until the stack stops) on
+// loopback ports of its own, and makes it the machine of the emulator's router app, so the proxy
+// sends every inbound request to it first.
 func (s *Stack) startRouter(ctx context.Context) error {
 	log := s.cfg.Logger.WithName("router")
-	builder, err := router.NewBuilder(router.BuildConfig{BaseDomain: s.cfg.BaseDomain, Root: s.Root})
-	if err != nil {
-		return err
-	}
-	table := &router.Table{}
-	metrics := router.NewMetrics(prometheus.NewRegistry())
-	sourceCtx, stopSource := context.WithCancel(context.Background())
-	source, err := router.NewSource(sourceCtx, router.SourceConfig{
-		RESTConfig: s.Env.Config, Builder: builder, Table: table, Metrics: metrics, Logger: log.WithName("index"),
+	const loopback = "127.0.0.1:0"
+	r, err := router.New(router.Config{
+		RESTConfig: s.Env.Config, BaseDomain: s.cfg.BaseDomain, Root: s.Root,
+		PublicAddr: loopback, ManagementAddr: loopback, MetricsAddr: loopback, HealthAddr: loopback,
+		ShutdownTimeout: 5 * time.Second, Logger: log,
 	})
 	if err != nil {
-		stopSource()
 		return err
 	}
-	sourceDone := make(chan struct{})
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	var runErr error
 	go func() {
-		defer close(sourceDone)
-		if err := source.Run(sourceCtx); err != nil {
-			log.Error(err, "Route index source stopped")
+		defer close(runDone)
+		if runErr = r.Run(runCtx); runErr != nil {
+			log.Error(runErr, "Router failed")
 		}
 	}()
 	s.stops = append(s.stops, func() error {
-		stopSource()
-		<-sourceDone
-		return nil
+		stopRun()
+		<-runDone
+		return runErr
 	})
-
-	handlers := router.HandlerConfig{Table: table, Metrics: metrics}
-	s.router = &routerProcess{}
-	for _, l := range []struct {
-		listener router.Listener
-		addr     *string
-	}{
-		{router.ListenerPublic, &s.router.public},
-		{router.ListenerManagement, &s.router.management},
-	} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		srv := router.NewServer(ln.Addr().String(), router.NewHandler(l.listener, handlers), router.DefaultServerSettings, nil)
-		go func() { _ = srv.Serve(ln) }()
-		*l.addr = ln.Addr().String()
-		s.stops = append(s.stops, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(ctx)
-		})
-	}
+	addrs := r.Addrs()
+	s.router = &routerProcess{public: addrs.Public, management: addrs.Management}
 	select {
-	case <-source.Initialized():
+	case <-r.Initialized():
+	case <-runDone:
+		return errors.Join(errors.New("the router stopped before its route index was ready"), runErr)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
