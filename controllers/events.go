@@ -4,10 +4,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 )
 
 // Event reasons. Events are emitted on transitions only: when hangar acts on Fly or when an object
-// enters a failing state, never on a pass that changes nothing.
+// enters a failing state, never on a pass that changes nothing. A failing state's Event takes the
+// Ready condition's reason (see warnedReasons).
 const (
 	EventCreated        = "Created"
 	EventAdopted        = "Adopted"
@@ -17,9 +20,6 @@ const (
 	EventSuspended      = "Suspended"
 	EventDriftCorrected = "DriftCorrected"
 	EventThrottled      = "Throttled"
-	EventFlyRejected    = "FlyRejected"
-	EventUnauthorized   = "Unauthorized"
-	EventNameTaken      = "NameTaken"
 	EventDeleted        = "Deleted"
 	EventOrphaned       = "Orphaned"
 )
@@ -42,14 +42,19 @@ func (e eventer) warning(obj runtime.Object, reason, action, note string, args .
 	}
 }
 
-// failureEvent announces that an object entered a failing state: emitted when the Ready reason
-// changes to one of these, never again while it stays.
+// warnedReasons are the Ready reasons that deserve a Warning Event when an object enters them: the
+// failures a person may have to act on. Waiting and transient reasons are left to the condition.
+var warnedReasons = map[string]bool{
+	flyv1alpha1.ThrottledReason:    true,
+	flyv1alpha1.FlyRejectedReason:  true,
+	flyv1alpha1.UnauthorizedReason: true,
+	flyv1alpha1.NameTakenReason:    true,
+}
+
+// failureEvent announces that an object entered a failing state: a Warning with the Ready reason
+// when it changes to one of warnedReasons, never again while it stays.
 func (e eventer) failureEvent(obj runtime.Object, oldReason, newReason, message string) {
-	if oldReason == newReason {
-		return
-	}
-	switch newReason {
-	case EventThrottled, EventFlyRejected, EventUnauthorized, EventNameTaken:
+	if oldReason != newReason && warnedReasons[newReason] {
 		e.warning(obj, newReason, "Reconcile", "%s", message)
 	}
 }

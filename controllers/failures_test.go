@@ -143,7 +143,7 @@ func TestBadTokenThenRotationWithoutRestart(t *testing.T) {
 	if !strings.Contains(c.Message, "token") || strings.Contains(c.Message, "not-the-right-token") {
 		t.Fatalf("Unauthorized message = %q", c.Message)
 	}
-	if got := h.events("quinn")[controllers.EventUnauthorized]; len(got) != 1 {
+	if got := h.events("quinn")[flyv1alpha1.UnauthorizedReason]; len(got) != 1 {
 		t.Fatalf("Unauthorized events = %v, want one (transitions only)", got)
 	}
 	h.writeToken(testToken) // the rotated token, picked up without a restart
@@ -168,7 +168,7 @@ func TestSpecFlyRefusesIsReportedAndRetriedWithBackoff(t *testing.T) {
 	if attempts > 6 {
 		t.Fatalf("%d creates in %s: refused specs are retried too fast", attempts, elapsed)
 	}
-	if got := h.events(um.Name)[controllers.EventFlyRejected]; len(got) != 1 {
+	if got := h.events(um.Name)[flyv1alpha1.FlyRejectedReason]; len(got) != 1 {
 		t.Fatalf("FlyRejected events = %v, want one", got)
 	}
 

@@ -1,10 +1,8 @@
 package controllers
 
 import (
-	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -88,82 +86,5 @@ func TestMachineName(t *testing.T) {
 	a, b := machineName(long+"1"), machineName(long+"2")
 	if len(a) > maxMachineNameLength || a == b || machineName(long+"1") != a {
 		t.Fatalf("long names: %q, %q", a, b)
-	}
-}
-
-func TestPowerDecisions(t *testing.T) {
-	cases := []struct {
-		want      flyv1alpha1.PowerState
-		state     string
-		satisfied bool
-		action    string
-	}{
-		{flyv1alpha1.PowerStateStarted, MachineStarted, true, ""},
-		{flyv1alpha1.PowerStateStarted, MachineStopped, false, "start"},
-		{flyv1alpha1.PowerStateStarted, MachineSuspended, false, "start"},
-		{flyv1alpha1.PowerStateStarted, MachineCreated, false, "start"},
-		{flyv1alpha1.PowerStateStarted, MachineFailed, false, "start"},
-		{flyv1alpha1.PowerStateStopped, MachineStopped, true, ""},
-		{flyv1alpha1.PowerStateStopped, MachineCreated, true, ""},
-		{flyv1alpha1.PowerStateStopped, MachineStarted, false, "stop"},
-		{flyv1alpha1.PowerStateStopped, MachineSuspended, false, "stop"},
-		{flyv1alpha1.PowerStateSuspended, MachineSuspended, true, ""},
-		{flyv1alpha1.PowerStateSuspended, MachineStarted, false, "suspend"},
-		{flyv1alpha1.PowerStateSuspended, MachineStopped, false, "start"},
-		{flyv1alpha1.PowerStateAuto, MachineStopped, true, ""},
-	}
-	for _, tc := range cases {
-		if got := powerSatisfied(tc.want, tc.state); got != tc.satisfied {
-			t.Errorf("powerSatisfied(%s, %s) = %v", tc.want, tc.state, got)
-		}
-		if tc.satisfied {
-			continue
-		}
-		if action, _, _ := powerActionFor(tc.want, tc.state); action != tc.action {
-			t.Errorf("powerActionFor(%s, %s) = %s, want %s", tc.want, tc.state, action, tc.action)
-		}
-	}
-}
-
-func TestOutcomeOf(t *testing.T) {
-	o := Options{UnauthorizedRetry: time.Minute}
-	cases := []struct {
-		name       string
-		err        error
-		reason     string
-		requeue    time.Duration
-		returnsErr bool
-	}{
-		{"waiting", waitFor(5*time.Second, flyv1alpha1.WaitingForAppReason, "app"), flyv1alpha1.WaitingForAppReason, 5 * time.Second, false},
-		{"throttled", &FlyError{Kind: FlyThrottled, RetryAfter: 3 * time.Second}, flyv1alpha1.ThrottledReason, 3 * time.Second, false},
-		{"throttled without a hint", &FlyError{Kind: FlyThrottled}, flyv1alpha1.ThrottledReason, time.Second, false},
-		{"unauthorized", &FlyError{Kind: FlyUnauthorized}, flyv1alpha1.UnauthorizedReason, time.Minute, false},
-		{"rejected", &FlyError{Kind: FlyRejected, Message: "bad image"}, flyv1alpha1.FlyRejectedReason, 0, true},
-		{"unavailable", &FlyError{Kind: FlyUnavailable}, flyv1alpha1.FlyUnavailableReason, 0, true},
-		{"kubernetes error", errors.New("conflict"), flyv1alpha1.ReconcilingReason, 0, true},
-	}
-	for _, tc := range cases {
-		oc := outcomeOf(tc.err, o)
-		if oc.reason != tc.reason || oc.result.RequeueAfter != tc.requeue || (oc.err != nil) != tc.returnsErr {
-			t.Errorf("%s: outcome %+v", tc.name, oc)
-		}
-	}
-}
-
-func TestDriftIntervalJitter(t *testing.T) {
-	o := Options{DriftInterval: 100 * time.Second}
-	seen := map[time.Duration]bool{}
-	for _, uid := range []types.UID{"a", "b", "c", "d", "e"} {
-		d := o.driftIntervalFor(uid)
-		if d < 90*time.Second || d >= 110*time.Second {
-			t.Fatalf("interval %s outside ±10%%", d)
-		}
-		if o.driftIntervalFor(uid) != d {
-			t.Fatal("jitter not stable per object")
-		}
-		seen[d] = true
-	}
-	if len(seen) < 2 {
-		t.Fatal("no jitter between objects")
 	}
 }

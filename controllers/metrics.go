@@ -13,7 +13,7 @@ var (
 	reconcileOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "hangar",
 		Name:      "reconcile_outcomes_total",
-		Help:      "Reconcile passes by kind and outcome (ready, waiting, throttled, unauthorized, rejected, error).",
+		Help:      "Reconcile passes by kind and outcome (ready, waiting, throttled, conflict, precondition, unauthorized, rejected, error).",
 	}, []string{"kind", "outcome"})
 
 	timeToReady = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -39,9 +39,3 @@ func registerMetrics() {
 		ctrlmetrics.Registry.MustRegister(reconcileOutcomes, timeToReady, driftCorrections)
 	})
 }
-
-// Kind labels.
-const (
-	kindUserApp     = "UserApp"
-	kindUserMachine = "UserMachine"
-)

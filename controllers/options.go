@@ -70,11 +70,3 @@ func (o Options) untilDriftCheck(last *metav1.Time, uid types.UID, now time.Time
 	}
 	return last.Add(time.Second + o.driftIntervalFor(uid)).Sub(now)
 }
-
-// nowFrom reads clock, or the real time when it is nil (the reconcilers' Now field).
-func nowFrom(clock func() time.Time) time.Time {
-	if clock != nil {
-		return clock()
-	}
-	return time.Now()
-}

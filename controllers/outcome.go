@@ -1,16 +1,13 @@
 package controllers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 )
@@ -40,9 +37,13 @@ type outcome struct {
 	label string
 }
 
-// outcomeOf sorts an error into the three classes of STYLE.md: waiting (RequeueAfter), permanent
-// (a condition, retried no faster than the workqueue backoff, or slowly when only a person can fix
-// it) and transient (returned for backoff).
+// failed reports whether the pass stopped short of its last phase.
+func (o outcome) failed() bool { return o.reason != "" }
+
+// outcomeOf sorts an error into its class (docs/architecture.md, "Errors"): waiting (RequeueAfter),
+// contended (someone else holds or changed the machine: RequeueAfter, soon), permanent (a
+// condition, retried no faster than the workqueue backoff, or slowly when only a person can fix it)
+// and transient (returned for backoff).
 func outcomeOf(err error, o Options) outcome {
 	var wait *waitError
 	if errors.As(err, &wait) {
@@ -62,6 +63,16 @@ func outcomeOf(err error, o Options) outcome {
 		return outcome{reason: flyv1alpha1.UnauthorizedReason,
 			message: fmt.Sprintf("Fly refused the API token: check the manager's token Secret (retrying every %s)", o.UnauthorizedRetry),
 			result:  ctrl.Result{RequeueAfter: o.UnauthorizedRetry}, label: "unauthorized"}
+	case FlyConflict:
+		after := max(fe.RetryAfter, o.TransitionPoll)
+		return outcome{reason: flyv1alpha1.ConflictReason,
+			message: fmt.Sprintf("another client holds the machine's lease or changed it first (%s); retrying in %s", fe.Message, after),
+			result:  ctrl.Result{RequeueAfter: after}, label: "conflict"}
+	case FlyPrecondition:
+		after := max(fe.RetryAfter, o.TransitionPoll)
+		return outcome{reason: flyv1alpha1.PreconditionFailedReason,
+			message: fmt.Sprintf("the machine's state does not allow this yet (%s); retrying in %s", fe.Message, after),
+			result:  ctrl.Result{RequeueAfter: after}, label: "precondition"}
 	case FlyRejected, FlyForbidden:
 		return outcome{reason: flyv1alpha1.FlyRejectedReason, message: "Fly refused the request: " + fe.Message, err: err, label: "rejected"}
 	default:
@@ -91,19 +102,6 @@ func markKnown(conds *[]metav1.Condition, generation int64, condType, message st
 	if !isTrue(*conds, condType) {
 		markTrue(conds, generation, condType, flyv1alpha1.ReadyReason, message)
 	}
-}
-
-// writeStatus patches obj's status from before: once per pass, only when changed, and without
-// failing for an object deleted in this pass.
-func writeStatus(ctx context.Context, c client.Client, before, obj client.Object, changed bool) error {
-	if !changed {
-		return nil
-	}
-	err := c.Status().Patch(ctx, obj, client.MergeFrom(before))
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
 
 // summarizeReady sets Ready from the named conditions: True when all are True, else False with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,8 +28,19 @@ type Dependencies struct {
 	Options Options
 }
 
-// Setup registers the UserApp and UserMachine controllers and their indexes with mgr. The manager
-// must be built with ClientOptions so Secret data is never cached.
+// Finalizer holds every hangar object until its Fly resources are removed (or orphaned).
+const Finalizer = "fly.hangar.dev/finalizer"
+
+// Names of the cache's field indexes (registered by indexFields).
+const (
+	// indexMachineAppRef finds the UserMachines of a UserApp.
+	indexMachineAppRef = "spec.appRef.name"
+	// indexAppSecretRefs finds the UserApps that take a value from a Secret.
+	indexAppSecretRefs = "spec.secrets.secretKeyRef.name"
+)
+
+// Setup registers hangar's controllers and their indexes with mgr. The manager must be built with
+// ClientOptions so Secret data is never cached. A new kind adds its reconciler to the list below.
 func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	if deps.Fly == nil || deps.Keys.IsZero() {
 		return errors.New("controllers: a Fly client and the root key are required")
@@ -36,23 +48,35 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	if err := indexFields(mgr); err != nil {
 		return err
 	}
-	opts := deps.Options.withDefaults()
-	apps := &UserAppReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fly: deps.Fly, Keys: deps.Keys, Options: opts,
-		Events: mgr.GetEventRecorder("hangar-userapp"),
+	registerMetrics()
+	shared := func(kind string) base {
+		return base{
+			client: mgr.GetClient(), reader: mgr.GetAPIReader(), options: deps.Options.withDefaults(),
+			events: eventer{mgr.GetEventRecorder("hangar-" + controllerName(kind))},
+		}
 	}
-	if err := apps.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the UserApp controller: %w", err)
+	kinds := []struct {
+		kind  string
+		setup func(base) error
+	}{
+		{kindUserApp, func(b base) error {
+			return (&userAppReconciler{base: b, fly: deps.Fly, keys: deps.Keys}).setupWithManager(mgr)
+		}},
+		{kindUserMachine, func(b base) error {
+			return (&userMachineReconciler{base: b, fly: deps.Fly}).setupWithManager(mgr)
+		}},
 	}
-	machines := &UserMachineReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Fly: deps.Fly, Options: opts,
-		Events: mgr.GetEventRecorder("hangar-usermachine"),
-	}
-	if err := machines.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the UserMachine controller: %w", err)
+	for _, k := range kinds {
+		if err := k.setup(shared(k.kind)); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", k.kind, err)
+		}
 	}
 	return nil
 }
+
+// controllerName is a kind's controller name, as it appears in logs, metrics and the Events'
+// reporting controller ("userapp").
+func controllerName(kind string) string { return strings.ToLower(kind) }
 
 // ClientOptions are the client settings the manager needs: Secrets are read from the API, never
 // cached, so the manager holds no Secret data in memory and needs no cluster-wide Secret cache.

@@ -210,14 +210,7 @@ func (h *harness) update(obj client.Object, mutate func()) {
 // complaint. It waits for convergence; it never asserts on how long that took.
 func (h *harness) eventually(what string, check func() string) {
 	h.t.Helper()
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, waitTimeout, true, func(context.Context) (bool, error) {
-		last = check()
-		return last == "", nil
-	})
-	if err != nil {
-		h.t.Fatalf("%s: not reached: %s", what, last)
-	}
+	h.pollUntil(what, 100*time.Millisecond, waitTimeout, check)
 }
 
 // get reads obj fresh from the apiserver.
@@ -255,12 +248,10 @@ func (h *harness) condition(obj client.Object, condType string, status metav1.Co
 	return found
 }
 
+// conditionsOf reads the conditions of any hangar object.
 func conditionsOf(obj client.Object) []metav1.Condition {
-	switch o := obj.(type) {
-	case *flyv1alpha1.UserApp:
-		return o.Status.Conditions
-	case *flyv1alpha1.UserMachine:
-		return o.Status.Conditions
+	if o, ok := obj.(interface{ GetConditions() []metav1.Condition }); ok {
+		return o.GetConditions()
 	}
 	return nil
 }
@@ -279,6 +270,29 @@ func (h *harness) events(name string) map[string][]string {
 		}
 	}
 	return out
+}
+
+// eventCount counts the occurrences of Events with reason about the object named name. The event
+// recorder folds a repeated Event into a series instead of a new object, so a series counts as its
+// count.
+func (h *harness) eventCount(name, reason string) int {
+	h.t.Helper()
+	var list eventsv1.EventList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(h.ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range list.Items {
+		if e.Regarding.Name != name || e.Reason != reason {
+			continue
+		}
+		if e.Series != nil {
+			n += int(e.Series.Count)
+		} else {
+			n++
+		}
+	}
+	return n
 }
 
 // writes counts the calls that change something on Fly, for steady-state checks.
@@ -343,8 +357,8 @@ func newApp(name string) *flyv1alpha1.UserApp {
 	return &flyv1alpha1.UserApp{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: flyv1alpha1.UserAppSpec{
-			PrivateIP: true,
-			Routing:   &flyv1alpha1.AppRouting{Hosts: []string{name + ".example.com"}},
+			AllocatePrivateIP: true,
+			Routing:           &flyv1alpha1.AppRouting{Hosts: []string{name + ".example.com"}},
 		},
 	}
 }
@@ -427,11 +441,19 @@ func findCondition(conds []metav1.Condition, condType string) *metav1.Condition 
 	return meta.FindStatusCondition(conds, condType)
 }
 
-// eventuallyWithin is eventually with its own timeout, for long convergences (benchmarks).
+// eventuallyWithin is eventually with its own timeout, for long convergences (benchmarks); it looks
+// less often, so its own reads weigh little on what is measured.
 func (h *harness) eventuallyWithin(what string, timeout time.Duration, check func() string) {
 	h.t.Helper()
+	h.pollUntil(what, 500*time.Millisecond, timeout, check)
+}
+
+// pollUntil calls check every interval until it returns "" or timeout passes, then fails with the
+// last complaint.
+func (h *harness) pollUntil(what string, interval, timeout time.Duration, check func() string) {
+	h.t.Helper()
 	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), interval, timeout, true, func(context.Context) (bool, error) {
 		last = check()
 		return last == "", nil
 	})

@@ -2,7 +2,9 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -84,11 +86,35 @@ func TestAppAndMachineBecomeReady(t *testing.T) {
 			t.Errorf("config %s = %v, want %v", k, cfg[k], want)
 		}
 	}
-	// Fly answers autostop "stop" as true (reference sheet §6), and so does the emulator.
-	services := fmt.Sprint(cfg["services"])
-	for _, want := range []string{"internal_port:9090", "port:9090", "internal_port:8080", "port:80", "port:443", "handlers:[tls http]", "autostart:true", "autostop:true"} {
-		if !containsWord(services, want) {
-			t.Errorf("services %s lack %s", services, want)
+	// The blueprint's two services; Fly answers autostop "stop" as true (docs/fly-api.md §6), and
+	// so does the emulator.
+	type port struct {
+		Port     int      `json:"port"`
+		Handlers []string `json:"handlers"`
+	}
+	type service struct {
+		InternalPort int    `json:"internal_port"`
+		Autostart    *bool  `json:"autostart"`
+		Autostop     any    `json:"autostop"`
+		Ports        []port `json:"ports"`
+	}
+	var services []service
+	if err := json.Unmarshal(m.Config, &struct {
+		Services *[]service `json:"services"`
+	}{&services}); err != nil {
+		t.Fatal(err)
+	}
+	wantServices := map[int][]port{
+		9090: {{Port: 9090, Handlers: []string{"http"}}},
+		8080: {{Port: 80, Handlers: []string{"http"}}, {Port: 443, Handlers: []string{"tls", "http"}}},
+	}
+	if len(services) != len(wantServices) {
+		t.Errorf("services = %+v, want internal ports 9090 and 8080", services)
+	}
+	for _, svc := range services {
+		want, known := wantServices[svc.InternalPort]
+		if !known || !reflect.DeepEqual(svc.Ports, want) || svc.Autostart == nil || !*svc.Autostart || svc.Autostop != true {
+			t.Errorf("service on internal port %d = %+v, want ports %+v, autostart and autostop true", svc.InternalPort, svc, want)
 		}
 	}
 	if m.Metadata["team"] != "blue" || m.Metadata[controllers.MetadataUID] != string(um.UID) ||
@@ -130,18 +156,4 @@ func keysOfBytes(m map[string][]byte) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// containsWord reports whether s holds want as printed by fmt for a map entry.
-func containsWord(s, want string) bool {
-	return len(s) >= len(want) && (stringsIndex(s, want) >= 0)
-}
-
-func stringsIndex(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }

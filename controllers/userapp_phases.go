@@ -32,21 +32,21 @@ func connectionSecretName(app *flyv1alpha1.UserApp) string { return app.Name + "
 
 // ensureApp creates the Fly app, or adopts it when it is provably ours, and reads it back once per
 // drift interval to recreate it if it was deleted outside hangar.
-func (r *UserAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
+func (r *userAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
 	if st.AppID == "" {
 		return r.createApp(ctx, s)
 	}
-	if !r.driftDue(s.app) {
+	if r.untilDriftCheck(s.app) > 0 {
 		r.markAppKnown(s)
 		return nil
 	}
-	fa, err := r.Fly.GetApp(ctx, s.flyName)
+	fa, err := r.fly.GetApp(ctx, s.flyName)
 	switch {
 	case isFlyKind(err, FlyNotFound):
 		ctrl.LoggerFrom(ctx).Info("Fly app deleted outside hangar; creating it again", "flyApp", s.flyName)
 		driftCorrections.WithLabelValues(kindUserApp, "app").Inc()
-		eventer{r.Events}.normal(s.app, EventDriftCorrected, "Create", "Fly app %s was deleted outside hangar; creating it again", s.flyName)
+		r.events.normal(s.app, EventDriftCorrected, "Create", "Fly app %s was deleted outside hangar; creating it again", s.flyName)
 		st.AppID = ""
 		return r.createApp(ctx, s)
 	case err != nil:
@@ -60,21 +60,21 @@ func (r *UserAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 }
 
 // markAppKnown sets AppCreated True for the app found by its recorded ID.
-func (r *UserAppReconciler) markAppKnown(s *appScope) {
+func (r *userAppReconciler) markAppKnown(s *appScope) {
 	markKnown(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition,
 		fmt.Sprintf("Fly app %s exists", s.app.Status.AppName))
 }
 
-func (r *UserAppReconciler) createApp(ctx context.Context, s *appScope) error {
+func (r *userAppReconciler) createApp(ctx context.Context, s *appScope) error {
 	ctrl.LoggerFrom(ctx).Info("Creating Fly app", "flyApp", s.flyName, "org", s.org, "network", s.network)
-	fa, err := r.Fly.CreateApp(ctx, s.org, s.flyName, s.network)
+	fa, err := r.fly.CreateApp(ctx, s.org, s.flyName, s.network)
 	if isFlyKind(err, FlyNameTaken) {
 		return r.adoptApp(ctx, s)
 	}
 	if err != nil {
 		return err
 	}
-	eventer{r.Events}.normal(s.app, EventCreated, "Create", "Created Fly app %s in org %s on network %s", fa.Name, fa.Org, fa.Network)
+	r.events.normal(s.app, EventCreated, "Create", "Created Fly app %s in org %s on network %s", fa.Name, fa.Org, fa.Network)
 	r.recordApp(s, fa)
 	markTrue(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition, flyv1alpha1.CreatedReason,
 		fmt.Sprintf("Fly app %s created", fa.Name))
@@ -84,8 +84,8 @@ func (r *UserAppReconciler) createApp(ctx context.Context, s *appScope) error {
 // adoptApp takes over an existing app of our name only when it is provably ours: in the same org
 // and either named the way hangar names apps (so hangar created it, perhaps before a crash lost the
 // answer) or explicitly released to hangar with the adopt annotation.
-func (r *UserAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
-	fa, err := r.Fly.GetApp(ctx, s.flyName)
+func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
+	fa, err := r.fly.GetApp(ctx, s.flyName)
 	if isFlyKind(err, FlyForbidden) || isFlyKind(err, FlyNotFound) {
 		return r.nameTaken(s)
 	}
@@ -97,7 +97,7 @@ func (r *UserAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 		return r.nameTaken(s)
 	}
 	ctrl.LoggerFrom(ctx).Info("Adopting existing Fly app", "flyApp", fa.Name)
-	eventer{r.Events}.normal(s.app, EventAdopted, "Adopt", "Adopted existing Fly app %s in org %s", fa.Name, fa.Org)
+	r.events.normal(s.app, EventAdopted, "Adopt", "Adopted existing Fly app %s in org %s", fa.Name, fa.Org)
 	r.recordApp(s, fa)
 	markTrue(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.AppCreatedCondition, flyv1alpha1.AdoptedReason,
 		fmt.Sprintf("existing Fly app %s adopted", fa.Name))
@@ -106,33 +106,33 @@ func (r *UserAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 
 // nameTaken stops the pass without a hot loop: the name will not free itself, so the app is looked
 // at again only on a change (spec, annotation) or after a drift interval.
-func (r *UserAppReconciler) nameTaken(s *appScope) error {
-	return waitFor(r.Options.DriftInterval, flyv1alpha1.NameTakenReason,
+func (r *userAppReconciler) nameTaken(s *appScope) error {
+	return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
 		"Fly app name %q is taken by an app hangar cannot prove is its own: choose another spec.appName, "+
 			"or add the annotation %s: \"true\" if the app in org %s is yours", s.flyName, flyv1alpha1.AdoptAnnotation, s.org)
 }
 
-func (r *UserAppReconciler) recordApp(s *appScope, fa FlyApp) {
+func (r *userAppReconciler) recordApp(s *appScope, fa FlyApp) {
 	st := &s.app.Status
 	st.AppName, st.AppID, st.Org = fa.Name, fa.ID, fa.Org
 	st.Network = fa.Network
 	if st.Network == "" {
 		st.Network = s.network
 	}
-	now := metav1.NewTime(r.now())
+	now := metav1.Now()
 	st.LastObservedTime = &now
 }
 
 // syncSecrets sets the app's Fly secrets: hangar's two per-app keys plus every spec.secrets value,
 // and unsets the names hangar set before but no longer wants. It calls Fly only when the values
 // changed (compared through a keyed digest kept in status).
-func (r *UserAppReconciler) syncSecrets(ctx context.Context, s *appScope) error {
+func (r *userAppReconciler) syncSecrets(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
 	desired, err := r.desiredSecrets(ctx, s)
 	if err != nil {
 		return err
 	}
-	digest := secretsDigest(r.Keys.ReplayKey(st.AppName), desired)
+	digest := secretsDigest(r.keys.ReplayKey(st.AppName), desired)
 	if digest != st.SecretsDigest || st.SecretsVersion == 0 {
 		var unset []string
 		for _, name := range st.ManagedSecrets {
@@ -141,11 +141,11 @@ func (r *UserAppReconciler) syncSecrets(ctx context.Context, s *appScope) error 
 			}
 		}
 		ctrl.LoggerFrom(ctx).Info("Setting Fly app secrets", "count", len(desired), "unset", unset)
-		version, err := r.Fly.SetAppSecrets(ctx, st.AppName, desired, unset)
+		version, err := r.fly.SetAppSecrets(ctx, st.AppName, desired, unset)
 		if err != nil {
 			return err
 		}
-		eventer{r.Events}.normal(s.app, EventUpdated, "SetSecrets", "Set %d Fly secrets (secrets version %d)", len(desired), version)
+		r.events.normal(s.app, EventUpdated, "SetSecrets", "Set %d Fly secrets (secrets version %d)", len(desired), version)
 		st.SecretsVersion, st.SecretsDigest, st.ManagedSecrets = version, digest, sortedKeys(desired)
 	}
 	markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.SecretsSyncedCondition, flyv1alpha1.ReadyReason,
@@ -155,15 +155,15 @@ func (r *UserAppReconciler) syncSecrets(ctx context.Context, s *appScope) error 
 
 // desiredSecrets are the values the app's Fly secrets must hold. Secret data is read from the API,
 // never from a cache.
-func (r *UserAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (map[string]string, error) {
+func (r *userAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (map[string]string, error) {
 	appName := s.app.Status.AppName
 	desired := map[string]string{
-		keys.ReplayKeySecret:       keys.EncodeReplayKey(r.Keys.ReplayKey(appName)),
-		keys.ManagementTokenSecret: r.Keys.ManagementToken(appName),
+		keys.ReplayKeySecret:       keys.EncodeReplayKey(r.keys.ReplayKey(appName)),
+		keys.ManagementTokenSecret: r.keys.ManagementToken(appName),
 	}
 	for i, ref := range s.app.Spec.Secrets {
 		var secret corev1.Secret
-		err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.app.Namespace, Name: ref.SecretKeyRef.Name}, &secret)
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: s.app.Namespace, Name: ref.SecretKeyRef.Name}, &secret)
 		if apierrors.IsNotFound(err) {
 			return nil, waitFor(0, flyv1alpha1.SecretNotFoundReason,
 				"Secret %q named in spec.secrets[%d] does not exist: create it or fix the reference", ref.SecretKeyRef.Name, i)
@@ -200,14 +200,14 @@ func sortedKeys(m map[string]string) []string {
 	return names
 }
 
-// ensurePrivateIP allocates the Flycast address in the app's own network when spec.privateIP asks
+// ensurePrivateIP allocates the Flycast address in the app's own network when spec.allocatePrivateIP asks
 // for one, and releases it when it no longer does.
-func (r *UserAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) error {
+func (r *userAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
-	if !s.app.Spec.PrivateIP {
+	if !s.app.Spec.AllocatePrivateIP {
 		if st.PrivateIP != "" {
 			ctrl.LoggerFrom(ctx).Info("Releasing Flycast address", "ip", st.PrivateIP)
-			if err := r.Fly.ReleasePrivateIP(ctx, st.AppName, st.PrivateIP); err != nil {
+			if err := r.fly.ReleasePrivateIP(ctx, st.AppName, st.PrivateIP); err != nil {
 				return err
 			}
 			st.PrivateIP = ""
@@ -218,7 +218,7 @@ func (r *UserAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) er
 	if st.PrivateIP == "" {
 		// The network is named explicitly: Fly would otherwise put the address in the org's default
 		// network, from which the app's isolated machines cannot be reached.
-		ip, err := r.Fly.EnsurePrivateIP(ctx, st.AppName, st.Network)
+		ip, err := r.fly.EnsurePrivateIP(ctx, st.AppName, st.Network)
 		if err != nil {
 			return err
 		}
@@ -232,18 +232,18 @@ func (r *UserAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) er
 // writeConnectionSecret keeps the Secret the platform's coordinator reads to reach the app: the Fly
 // app name, the org, the management token and the Flycast address. It is owned by the UserApp, so
 // Kubernetes deletes it with the app.
-func (r *UserAppReconciler) writeConnectionSecret(ctx context.Context, s *appScope) error {
+func (r *userAppReconciler) writeConnectionSecret(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: connectionSecretName(s.app), Namespace: s.app.Namespace}}
 	data := map[string][]byte{
 		ConnectionAppName:         []byte(st.AppName),
 		ConnectionOrg:             []byte(st.Org),
-		ConnectionManagementToken: []byte(r.Keys.ManagementToken(st.AppName)),
+		ConnectionManagementToken: []byte(r.keys.ManagementToken(st.AppName)),
 	}
 	if st.PrivateIP != "" {
 		data[ConnectionPrivateIP] = []byte(st.PrivateIP)
 	}
-	_, err := controllerutil.CreateOrPatch(ctx, r.Client, secret, func() error {
+	_, err := controllerutil.CreateOrPatch(ctx, r.client, secret, func() error {
 		if secret.Labels == nil {
 			secret.Labels = map[string]string{}
 		}
@@ -251,7 +251,7 @@ func (r *UserAppReconciler) writeConnectionSecret(ctx context.Context, s *appSco
 		secret.Labels["fly.hangar.dev/userapp"] = s.app.Name
 		secret.Type = corev1.SecretTypeOpaque
 		secret.Data = data
-		return controllerutil.SetControllerReference(s.app, secret, r.Client.Scheme())
+		return controllerutil.SetControllerReference(s.app, secret, r.client.Scheme())
 	})
 	if err != nil {
 		return fmt.Errorf("writing connection Secret %s: %w", secret.Name, err)
@@ -262,36 +262,31 @@ func (r *UserAppReconciler) writeConnectionSecret(ctx context.Context, s *appSco
 	return nil
 }
 
-// reconcileDelete removes the Fly app (policy Delete) once every UserMachine of the app is gone,
-// or leaves it (Orphan), then releases the finalizer.
-func (r *UserAppReconciler) reconcileDelete(ctx context.Context, s *appScope) (ctrl.Result, error) {
+// finalize removes the Fly app (policy Delete) once every UserMachine of the app is gone, or leaves
+// it (Orphan).
+func (r *userAppReconciler) finalize(ctx context.Context, s *appScope) error {
 	app := s.app
-	if !controllerutil.ContainsFinalizer(app, Finalizer) {
-		return ctrl.Result{}, nil
+	if app.Status.AppName == "" {
+		return nil
 	}
-	if app.Spec.DeletionPolicy != flyv1alpha1.DeletionPolicyOrphan && app.Status.AppName != "" {
-		var machines flyv1alpha1.UserMachineList
-		if err := r.Client.List(ctx, &machines, client.InNamespace(app.Namespace),
-			client.MatchingFields{indexMachineAppRef: app.Name}); err != nil {
-			return ctrl.Result{}, err
-		}
-		if n := len(machines.Items); n > 0 {
-			markFalse(&app.Status.Conditions, app.Generation, flyv1alpha1.ReadyCondition, flyv1alpha1.DeletingReason,
-				fmt.Sprintf("waiting for %d UserMachines of this app to be deleted first", n))
-			// Their deletion enqueues this app; the requeue is a safety net.
-			return ctrl.Result{RequeueAfter: r.Options.DriftInterval}, nil
-		}
-		ctrl.LoggerFrom(ctx).Info("Deleting Fly app", "flyApp", app.Status.AppName)
-		if err := r.Fly.DeleteApp(ctx, app.Status.AppName); err != nil {
-			oc := outcomeOf(err, r.Options)
-			markFalse(&app.Status.Conditions, app.Generation, flyv1alpha1.ReadyCondition, oc.reason,
-				"deleting the Fly app: "+oc.message)
-			return oc.result, oc.err
-		}
-		eventer{r.Events}.normal(app, EventDeleted, "Delete", "Deleted Fly app %s", app.Status.AppName)
-	} else if app.Status.AppName != "" {
-		eventer{r.Events}.normal(app, EventOrphaned, "Delete", "Left Fly app %s in place (deletionPolicy Orphan)", app.Status.AppName)
+	if app.Spec.DeletionPolicy == flyv1alpha1.DeletionPolicyOrphan {
+		r.events.normal(app, EventOrphaned, "Delete", "Left Fly app %s in place (deletionPolicy Orphan)", app.Status.AppName)
+		return nil
 	}
-	controllerutil.RemoveFinalizer(app, Finalizer)
-	return ctrl.Result{}, r.Client.Update(ctx, app)
+	var machines flyv1alpha1.UserMachineList
+	if err := r.client.List(ctx, &machines, client.InNamespace(app.Namespace),
+		client.MatchingFields{indexMachineAppRef: app.Name}); err != nil {
+		return err
+	}
+	if n := len(machines.Items); n > 0 {
+		// Their deletion enqueues this app; the requeue is a safety net.
+		return waitFor(r.options.DriftInterval, flyv1alpha1.DeletingReason,
+			"waiting for %d UserMachines of this app to be deleted first", n)
+	}
+	ctrl.LoggerFrom(ctx).Info("Deleting Fly app", "flyApp", app.Status.AppName)
+	if err := r.fly.DeleteApp(ctx, app.Status.AppName); err != nil {
+		return err
+	}
+	r.events.normal(app, EventDeleted, "Delete", "Deleted Fly app %s", app.Status.AppName)
+	return nil
 }

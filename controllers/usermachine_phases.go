@@ -8,17 +8,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 )
 
 // waitForApp stops the pass until the machine's UserApp has its Fly app and secrets; the UserApp
 // watch brings the machine back when that changes.
-func (r *UserMachineReconciler) waitForApp(ctx context.Context, s *machineScope) error {
+func (r *userMachineReconciler) waitForApp(ctx context.Context, s *machineScope) error {
 	um := s.um
 	app := &flyv1alpha1.UserApp{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: um.Namespace, Name: um.Spec.AppRef.Name}, app)
+	err := r.reader.Get(ctx, client.ObjectKey{Namespace: um.Namespace, Name: um.Spec.AppRef.Name}, app)
 	if apierrors.IsNotFound(err) {
 		return waitFor(0, flyv1alpha1.WaitingForAppReason, "UserApp %q does not exist: create it or fix spec.appRef.name", um.Spec.AppRef.Name)
 	}
@@ -34,7 +33,7 @@ func (r *UserMachineReconciler) waitForApp(ctx context.Context, s *machineScope)
 		return waitFor(0, flyv1alpha1.WaitingForAppReason, "UserApp %q has not set its Fly secrets yet", app.Name)
 	}
 	s.app = app
-	s.desired = desiredMachineFor(um, app, r.Options.DefaultRegion)
+	s.desired = desiredMachineFor(um, app, r.options.DefaultRegion)
 	um.Status.AppName = app.Status.AppName
 	markTrue(&um.Status.Conditions, um.Generation, flyv1alpha1.AppReadyCondition, flyv1alpha1.ReadyReason,
 		fmt.Sprintf("Fly app %s is ready", app.Status.AppName))
@@ -44,7 +43,7 @@ func (r *UserMachineReconciler) waitForApp(ctx context.Context, s *machineScope)
 // needsRead reports whether this pass must read the machine from Fly. In steady state (the last
 // read is recent, the machine settled, config and power state as asked) it does not: a quiet fleet
 // costs one read per machine per drift interval and no writes.
-func (r *UserMachineReconciler) needsRead(s *machineScope) bool {
+func (r *userMachineReconciler) needsRead(s *machineScope) bool {
 	st := &s.um.Status
 	return st.LastObservedTime == nil ||
 		r.untilDriftCheck(s.um) <= 0 ||
@@ -56,14 +55,14 @@ func (r *UserMachineReconciler) needsRead(s *machineScope) bool {
 // ensureMachine finds the machine (by the ID in status, else by the object's UID in Fly metadata)
 // or creates it with a deterministic name, so a create whose answer was lost is adopted on the next
 // pass instead of duplicated. A machine destroyed outside hangar is created again.
-func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineScope) error {
+func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineScope) error {
 	st := &s.um.Status
 	if st.MachineID != "" {
 		if !r.needsRead(s) {
 			r.markMachineKnown(s)
 			return nil
 		}
-		m, err := r.Fly.GetMachine(ctx, st.AppName, st.MachineID)
+		m, err := r.fly.GetMachine(ctx, st.AppName, st.MachineID)
 		switch {
 		case err == nil && m.State != MachineDestroyed && m.State != MachineDestroying:
 			r.observe(s, m)
@@ -74,18 +73,18 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 		}
 		ctrl.LoggerFrom(ctx).Info("Machine destroyed outside hangar; creating it again", "machine", st.MachineID)
 		driftCorrections.WithLabelValues(kindUserMachine, "recreated").Inc()
-		eventer{r.Events}.normal(s.um, EventDriftCorrected, "Create", "Machine %s was destroyed outside hangar; creating it again", st.MachineID)
+		r.events.normal(s.um, EventDriftCorrected, "Create", "Machine %s was destroyed outside hangar; creating it again", st.MachineID)
 		st.MachineID, st.Version, st.State = "", "", ""
 	}
 
-	found, err := r.Fly.FindMachine(ctx, st.AppName, MetadataUID, string(s.um.UID))
+	found, err := r.fly.FindMachine(ctx, st.AppName, MetadataUID, string(s.um.UID))
 	if err != nil {
 		return err
 	}
 	if len(found) > 0 {
 		m := found[0]
 		ctrl.LoggerFrom(ctx).Info("Adopting machine found by its metadata", "machine", m.ID)
-		eventer{r.Events}.normal(s.um, EventAdopted, "Adopt", "Adopted machine %s (%s) found by its hangar.dev/uid metadata", m.ID, m.Name)
+		r.events.normal(s.um, EventAdopted, "Adopt", "Adopted machine %s (%s) found by its hangar.dev/uid metadata", m.ID, m.Name)
 		r.observe(s, m)
 		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.AdoptedReason,
 			fmt.Sprintf("machine %s adopted", m.ID))
@@ -93,7 +92,7 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	}
 
 	ctrl.LoggerFrom(ctx).Info("Creating machine", "name", s.desired.Name, "region", s.desired.Region, "image", s.desired.Image)
-	m, err := r.Fly.CreateMachine(ctx, st.AppName, s.desired)
+	m, err := r.fly.CreateMachine(ctx, st.AppName, s.desired)
 	if isFlyKind(err, FlyNameTaken) {
 		// Our deterministic name is taken, yet no machine carries our UID in the list: the list lags
 		// behind a create of ours whose answer was lost. Retry with backoff until it shows.
@@ -102,7 +101,7 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	if err != nil {
 		return err
 	}
-	eventer{r.Events}.normal(s.um, EventCreated, "Create", "Created machine %s (%s) in %s", m.ID, m.Name, m.Region)
+	r.events.normal(s.um, EventCreated, "Create", "Created machine %s (%s) in %s", m.ID, m.Name, m.Region)
 	s.created = true
 	r.observe(s, m)
 	if m.State == MachineCreated {
@@ -117,14 +116,14 @@ func (r *UserMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 }
 
 // markMachineKnown sets MachineCreated True for the machine found by its recorded ID.
-func (r *UserMachineReconciler) markMachineKnown(s *machineScope) {
+func (r *userMachineReconciler) markMachineKnown(s *machineScope) {
 	markKnown(&s.um.Status.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition,
 		fmt.Sprintf("machine %s exists", s.um.Status.MachineID))
 }
 
 // syncConfig updates the machine when the desired config (which covers the app's secrets version)
 // differs from the one applied, or when the machine's version changed outside hangar.
-func (r *UserMachineReconciler) syncConfig(ctx context.Context, s *machineScope) error {
+func (r *userMachineReconciler) syncConfig(ctx context.Context, s *machineScope) error {
 	st := &s.um.Status
 	want := s.desired.Metadata[MetadataConfigHash]
 	applied, drifted := st.ConfigHash, false
@@ -139,20 +138,20 @@ func (r *UserMachineReconciler) syncConfig(ctx context.Context, s *machineScope)
 		return nil
 	}
 	if s.machine == nil || !settled(s.machine.State) {
-		return waitFor(r.Options.TransitionPoll, flyv1alpha1.UpdatingReason, "machine is %s; it is updated once it settles", st.State)
+		return waitFor(r.options.TransitionPoll, flyv1alpha1.UpdatingReason, "machine is %s; it is updated once it settles", st.State)
 	}
 
 	ctrl.LoggerFrom(ctx).Info("Updating machine", "machine", st.MachineID, "fromVersion", s.machine.Version, "drifted", drifted)
-	m, err := r.Fly.UpdateMachine(ctx, st.AppName, st.MachineID, s.machine.Version, s.desired)
+	m, err := r.fly.UpdateMachine(ctx, st.AppName, st.MachineID, s.machine.Version, s.desired)
 	if err != nil {
 		return err
 	}
 	if drifted && st.ConfigHash == want {
 		driftCorrections.WithLabelValues(kindUserMachine, "config").Inc()
-		eventer{r.Events}.normal(s.um, EventDriftCorrected, "Update", "Machine %s was changed outside hangar (version %s); restored config %s",
+		r.events.normal(s.um, EventDriftCorrected, "Update", "Machine %s was changed outside hangar (version %s); restored config %s",
 			m.ID, s.machine.Version, want)
 	} else {
-		eventer{r.Events}.normal(s.um, EventUpdated, "Update", "Updated machine %s to config %s (version %s)", m.ID, want, m.Version)
+		r.events.normal(s.um, EventUpdated, "Update", "Updated machine %s to config %s (version %s)", m.ID, want, m.Version)
 	}
 	r.observe(s, m)
 	st.ConfigHash = want
@@ -163,18 +162,18 @@ func (r *UserMachineReconciler) syncConfig(ctx context.Context, s *machineScope)
 
 // syncPowerState keeps the machine started, stopped or suspended as spec.powerState asks. Under
 // Auto it never acts: the Fly Proxy's autostart and autostop own the machine's power.
-func (r *UserMachineReconciler) syncPowerState(ctx context.Context, s *machineScope) error {
+func (r *userMachineReconciler) syncPowerState(ctx context.Context, s *machineScope) error {
 	st := &s.um.Status
 	want := s.um.Spec.PowerState
 	switch {
 	case s.created:
-		return waitFor(r.Options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine %s is launching", st.MachineID)
+		return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine %s is launching", st.MachineID)
 	case want == flyv1alpha1.PowerStateAuto || want == "":
 		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.PowerStateSyncedCondition, flyv1alpha1.ReadyReason,
 			"powerState Auto: the Fly Proxy starts and stops the machine")
 		return nil
 	case !settled(st.State):
-		return waitFor(r.Options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine is %s", st.State)
+		return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine is %s", st.State)
 	case powerSatisfied(want, st.State):
 		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.PowerStateSyncedCondition, flyv1alpha1.ReadyReason,
 			fmt.Sprintf("machine is %s as powerState %s asks", st.State, want))
@@ -189,27 +188,27 @@ func (r *UserMachineReconciler) syncPowerState(ctx context.Context, s *machineSc
 	var err error
 	switch action {
 	case "start":
-		err = r.Fly.StartMachine(ctx, st.AppName, st.MachineID)
+		err = r.fly.StartMachine(ctx, st.AppName, st.MachineID)
 	case "stop":
-		err = r.Fly.StopMachine(ctx, st.AppName, st.MachineID)
+		err = r.fly.StopMachine(ctx, st.AppName, st.MachineID)
 	case "suspend":
-		err = r.Fly.SuspendMachine(ctx, st.AppName, st.MachineID)
+		err = r.fly.SuspendMachine(ctx, st.AppName, st.MachineID)
 	}
 	if isFlyKind(err, FlyPrecondition) {
-		return waitFor(r.Options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine is %s; retrying %s", st.State, action)
+		return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine is %s; retrying %s", st.State, action)
 	}
 	if err != nil {
 		return err
 	}
 	if outOfBand {
 		driftCorrections.WithLabelValues(kindUserMachine, "power").Inc()
-		eventer{r.Events}.normal(s.um, EventDriftCorrected, action, "Machine %s was %s outside hangar; powerState %s: %s it",
+		r.events.normal(s.um, EventDriftCorrected, action, "Machine %s was %s outside hangar; powerState %s: %s it",
 			st.MachineID, st.State, want, transient)
 	} else {
-		eventer{r.Events}.normal(s.um, event, action, "Machine %s: %s (was %s)", st.MachineID, transient, st.State)
+		r.events.normal(s.um, event, action, "Machine %s: %s (was %s)", st.MachineID, transient, st.State)
 	}
 	st.State = transient
-	return waitFor(r.Options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine %s is %s", st.MachineID, transient)
+	return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine %s is %s", st.MachineID, transient)
 }
 
 // powerSatisfied reports whether a machine in state meets powerState want. A machine created
@@ -242,54 +241,45 @@ func powerActionFor(want flyv1alpha1.PowerState, state string) (action, event, t
 }
 
 // observe records what Fly said of the machine.
-func (r *UserMachineReconciler) observe(s *machineScope, m FlyMachine) {
+func (r *userMachineReconciler) observe(s *machineScope, m FlyMachine) {
 	s.machine = &m
 	st := &s.um.Status
 	st.MachineID, st.MachineName, st.Version = m.ID, m.Name, m.Version
 	st.Region, st.PrivateIP, st.State = m.Region, m.PrivateIP, m.State
-	now := metav1.NewTime(r.now())
+	now := metav1.Now()
 	st.LastObservedTime = &now
 }
 
-// reconcileDelete destroys the machine (policy Delete, the default, possibly inherited from the
-// UserApp) or leaves it (Orphan), then releases the finalizer. A machine that is already gone, or
-// whose app is gone, counts as destroyed.
-func (r *UserMachineReconciler) reconcileDelete(ctx context.Context, s *machineScope) (ctrl.Result, error) {
+// finalize destroys the machine (policy Delete, the default, possibly inherited from the UserApp)
+// or leaves it (Orphan). A machine that is already gone, or whose app is gone, counts as destroyed.
+func (r *userMachineReconciler) finalize(ctx context.Context, s *machineScope) error {
 	um := s.um
-	if !controllerutil.ContainsFinalizer(um, Finalizer) {
-		return ctrl.Result{}, nil
-	}
 	app := &flyv1alpha1.UserApp{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: um.Namespace, Name: um.Spec.AppRef.Name}, app); err != nil {
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: um.Namespace, Name: um.Spec.AppRef.Name}, app); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, err
+			return err
 		}
 		app = nil
 	}
 	st := &um.Status
-	policy := um.Spec.EffectiveDeletionPolicy(app)
-	if policy == flyv1alpha1.DeletionPolicyDelete && st.AppName != "" {
-		if err := r.destroyMachines(ctx, s); err != nil {
-			oc := outcomeOf(err, r.Options)
-			markFalse(&st.Conditions, um.Generation, flyv1alpha1.ReadyCondition, oc.reason, "destroying the machine: "+oc.message)
-			return oc.result, oc.err
-		}
-	} else if st.MachineID != "" {
-		eventer{r.Events}.normal(um, EventOrphaned, "Delete", "Left machine %s in place (deletionPolicy Orphan)", st.MachineID)
+	if um.Spec.EffectiveDeletionPolicy(app) == flyv1alpha1.DeletionPolicyDelete && st.AppName != "" {
+		return r.destroyMachines(ctx, s)
 	}
-	controllerutil.RemoveFinalizer(um, Finalizer)
-	return ctrl.Result{}, r.Client.Update(ctx, um)
+	if st.MachineID != "" {
+		r.events.normal(um, EventOrphaned, "Delete", "Left machine %s in place (deletionPolicy Orphan)", st.MachineID)
+	}
+	return nil
 }
 
 // destroyMachines destroys the recorded machine and any other machine carrying this object's UID
 // (one created by a pass whose answer was lost).
-func (r *UserMachineReconciler) destroyMachines(ctx context.Context, s *machineScope) error {
+func (r *userMachineReconciler) destroyMachines(ctx context.Context, s *machineScope) error {
 	st := &s.um.Status
 	ids := map[string]bool{}
 	if st.MachineID != "" {
 		ids[st.MachineID] = true
 	}
-	found, err := r.Fly.FindMachine(ctx, st.AppName, MetadataUID, string(s.um.UID))
+	found, err := r.fly.FindMachine(ctx, st.AppName, MetadataUID, string(s.um.UID))
 	if err != nil && !isFlyKind(err, FlyNotFound) {
 		return err
 	}
@@ -298,10 +288,10 @@ func (r *UserMachineReconciler) destroyMachines(ctx context.Context, s *machineS
 	}
 	for id := range ids {
 		ctrl.LoggerFrom(ctx).Info("Destroying machine", "machine", id)
-		if err := r.Fly.DestroyMachine(ctx, st.AppName, id); err != nil {
+		if err := r.fly.DestroyMachine(ctx, st.AppName, id); err != nil {
 			return err
 		}
-		eventer{r.Events}.normal(s.um, EventDeleted, "Delete", "Destroyed machine %s", id)
+		r.events.normal(s.um, EventDeleted, "Delete", "Destroyed machine %s", id)
 	}
 	return nil
 }

@@ -56,6 +56,12 @@ const (
 	FlyRejectedReason = "FlyRejected"
 	// FlyUnavailableReason: Fly answered with a server error or could not be reached (any type).
 	FlyUnavailableReason = "FlyUnavailable"
+	// ConflictReason: another client holds the machine's lease or changed the machine first; hangar
+	// tries again shortly (any type).
+	ConflictReason = "Conflict"
+	// PreconditionFailedReason: the machine's current state does not allow the action yet (for
+	// example a start while it is still stopping); hangar tries again shortly (any type).
+	PreconditionFailedReason = "PreconditionFailed"
 	// DeletingReason: the object is being deleted and Fly resources are being removed (Ready).
 	DeletingReason = "Deleting"
 )

@@ -18,16 +18,16 @@ var (
 	// GroupVersion is the group and version of every kind in this package.
 	GroupVersion = schema.GroupVersion{Group: "fly.hangar.dev", Version: "v1alpha1"}
 
-	// SchemeBuilder registers the kinds of this package with a runtime.Scheme. It depends on
-	// apimachinery only, so the API package stays cheap to import.
-	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
+	// SchemeBuilder registers the kinds of this package with a runtime.Scheme; each kind's file adds
+	// its own types in an init func. It depends on apimachinery only, so the API package stays cheap
+	// to import.
+	SchemeBuilder = runtime.NewSchemeBuilder(addGroupVersion)
 
 	// AddToScheme adds the kinds of this package to a runtime.Scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
 
-func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &UserApp{}, &UserAppList{}, &UserMachine{}, &UserMachineList{})
+func addGroupVersion(s *runtime.Scheme) error {
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // UserAppSpec is the Fly app one end user gets: its name, org, private network, secrets and how the
@@ -40,10 +41,10 @@ type UserAppSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.network is immutable: a Fly app cannot move to another network"
 	Network string `json:"network,omitempty"`
 
-	// privateIP asks for a Flycast (private_v6) address in the app's own network, so services on that
-	// network can reach the app through the Fly Proxy.
+	// allocatePrivateIP asks for a Flycast (private_v6) address in the app's own network, so services
+	// on that network can reach the app through the Fly Proxy. status.privateIP shows the address.
 	// +optional
-	PrivateIP bool `json:"privateIP,omitempty"`
+	AllocatePrivateIP bool `json:"allocatePrivateIP,omitempty"`
 
 	// secrets are Fly app secrets whose values come from Kubernetes Secrets in this namespace. A change
 	// to a referenced Secret is synced to Fly and rolled out to the app's machines.
@@ -170,7 +171,7 @@ type UserAppStatus struct {
 	// +optional
 	Network string `json:"network,omitempty"`
 
-	// privateIP is the app's Flycast address, when spec.privateIP asks for one.
+	// privateIP is the app's Flycast address, when spec.allocatePrivateIP asks for one.
 	// +optional
 	PrivateIP string `json:"privateIP,omitempty"`
 
@@ -231,3 +232,25 @@ type UserAppList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserApp `json:"items"`
 }
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &UserApp{}, &UserAppList{})
+		return nil
+	})
+}
+
+// The accessors below let the controllers run one reconcile loop for every kind: they read and
+// write the conditions and observedGeneration of any hangar object the same way.
+
+// GetConditions returns the UserApp's status conditions.
+func (a *UserApp) GetConditions() []metav1.Condition { return a.Status.Conditions }
+
+// SetConditions replaces the UserApp's status conditions.
+func (a *UserApp) SetConditions(c []metav1.Condition) { a.Status.Conditions = c }
+
+// GetObservedGeneration returns the generation the last successful pass acted on.
+func (a *UserApp) GetObservedGeneration() int64 { return a.Status.ObservedGeneration }
+
+// SetObservedGeneration records the generation a successful pass acted on.
+func (a *UserApp) SetObservedGeneration(g int64) { a.Status.ObservedGeneration = g }

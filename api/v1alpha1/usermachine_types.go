@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // UserMachineSpec is one Fly Machine in a UserApp: what it runs, its size, its services and whether
@@ -506,3 +507,25 @@ type UserMachineList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserMachine `json:"items"`
 }
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(GroupVersion, &UserMachine{}, &UserMachineList{})
+		return nil
+	})
+}
+
+// The accessors below let the controllers run one reconcile loop for every kind: they read and
+// write the conditions and observedGeneration of any hangar object the same way.
+
+// GetConditions returns the UserMachine's status conditions.
+func (m *UserMachine) GetConditions() []metav1.Condition { return m.Status.Conditions }
+
+// SetConditions replaces the UserMachine's status conditions.
+func (m *UserMachine) SetConditions(c []metav1.Condition) { m.Status.Conditions = c }
+
+// GetObservedGeneration returns the generation the last successful pass acted on.
+func (m *UserMachine) GetObservedGeneration() int64 { return m.Status.ObservedGeneration }
+
+// SetObservedGeneration records the generation a successful pass acted on.
+func (m *UserMachine) SetObservedGeneration(g int64) { m.Status.ObservedGeneration = g }

@@ -94,7 +94,7 @@ func validUserApp(ns string) *v1.UserApp {
 	return &v1.UserApp{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("app-%d", counter.Add(1)), Namespace: ns},
 		Spec: v1.UserAppSpec{
-			PrivateIP: true,
+			AllocatePrivateIP: true,
 			Secrets: []v1.AppSecret{{
 				Name:         "DATABASE_URL",
 				SecretKeyRef: v1.SecretKeySelector{Name: "creds", Key: "database-url"},
@@ -177,7 +177,7 @@ func TestUserAppAdmissionOnUpdate(t *testing.T) {
 		{name: "routing and secrets may change", update: func(a *v1.UserApp) {
 			a.Spec.Routing.Hosts = []string{"new.example.com"}
 			a.Spec.Secrets = nil
-			a.Spec.PrivateIP = false
+			a.Spec.AllocatePrivateIP = false
 		}},
 		{name: "appName change", initial: func(a *v1.UserApp) { a.Spec.AppName = "alice-1" },
 			update: func(a *v1.UserApp) { a.Spec.AppName = "alice-2" }, wantErr: "spec.appName is immutable"},
@@ -186,7 +186,7 @@ func TestUserAppAdmissionOnUpdate(t *testing.T) {
 		{name: "appName removed", initial: func(a *v1.UserApp) { a.Spec.AppName = "alice-1" },
 			update: func(a *v1.UserApp) { a.Spec.AppName = "" }, wantErr: "spec.appName can only be chosen when the UserApp is created"},
 		{name: "appName unchanged", initial: func(a *v1.UserApp) { a.Spec.AppName = "alice-1" },
-			update: func(a *v1.UserApp) { a.Spec.PrivateIP = false }},
+			update: func(a *v1.UserApp) { a.Spec.AllocatePrivateIP = false }},
 		{name: "network change", initial: func(a *v1.UserApp) { a.Spec.Network = "net-a" },
 			update: func(a *v1.UserApp) { a.Spec.Network = "net-b" }, wantErr: "spec.network is immutable"},
 		{name: "network added later", update: func(a *v1.UserApp) { a.Spec.Network = "net-a" },

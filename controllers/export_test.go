@@ -1,0 +1,42 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+)
+
+// WaitFor lets external tests build a waiting error.
+var WaitFor = waitFor
+
+// ScriptedPhase is a phase whose work a test scripts.
+type ScriptedPhase struct {
+	Condition string
+	Run       func(context.Context, *flyv1alpha1.UserApp) error
+}
+
+// NewScriptedLoop returns the shared reconcile loop running UserApps through scripted phases and a
+// scripted finalize step, so tests can check what the loop does around any kind's phases. c serves
+// as both the writing client and the direct reader.
+func NewScriptedLoop(c client.Client, rec events.EventRecorder, phases []ScriptedPhase, finalize func(*flyv1alpha1.UserApp) error) reconcile.Reconciler {
+	lc := lifecycle[*flyv1alpha1.UserApp, *flyv1alpha1.UserApp]{
+		kind:     "ScriptedUserApp",
+		scope:    func(app *flyv1alpha1.UserApp) *flyv1alpha1.UserApp { return app },
+		finalize: func(_ context.Context, app *flyv1alpha1.UserApp) error { return finalize(app) },
+		nextPass: func(*flyv1alpha1.UserApp) time.Duration { return time.Minute },
+	}
+	for _, p := range phases {
+		lc.phases = append(lc.phases, phase[*flyv1alpha1.UserApp]{
+			condition: p.Condition,
+			run:       p.Run,
+		})
+	}
+	b := base{client: c, reader: c, events: eventer{rec}, options: Options{}.withDefaults()}
+	registerMetrics()
+	return &loop[flyv1alpha1.UserApp, *flyv1alpha1.UserApp, *flyv1alpha1.UserApp]{base: b, lifecycle: lc}
+}
