@@ -12,16 +12,18 @@ import (
 // enters a failing state, never on a pass that changes nothing. A failing state's Event takes the
 // Ready condition's reason (see warnedReasons).
 const (
-	EventCreated        = "Created"
-	EventAdopted        = "Adopted"
-	EventUpdated        = "Updated"
-	EventStarted        = "Started"
-	EventStopped        = "Stopped"
-	EventSuspended      = "Suspended"
-	EventDriftCorrected = "DriftCorrected"
-	EventThrottled      = "Throttled"
-	EventDeleted        = "Deleted"
-	EventOrphaned       = "Orphaned"
+	EventCreated = "Created"
+	EventAdopted = "Adopted"
+	// EventDuplicateDestroyed: a second machine carrying the object's UID was found and destroyed.
+	EventDuplicateDestroyed = "DuplicateDestroyed"
+	EventUpdated            = "Updated"
+	EventStarted            = "Started"
+	EventStopped            = "Stopped"
+	EventSuspended          = "Suspended"
+	EventDriftCorrected     = "DriftCorrected"
+	EventThrottled          = "Throttled"
+	EventDeleted            = "Deleted"
+	EventOrphaned           = "Orphaned"
 )
 
 // eventer emits hangar's Events. Its methods are the only way reconcilers emit them, so reasons and

@@ -26,6 +26,11 @@ type Options struct {
 	TransitionPoll time.Duration
 	// MaxConcurrentReconciles bounds the parallel reconciles per kind.
 	MaxConcurrentReconciles int
+	// ConsistencyWindow bounds how long Fly may take to show a write in its lists and reads (its
+	// read side lags behind writes). A create whose answer was lost is looked for this long before
+	// hangar concludes it failed and creates again; a deletion waits this long after a lost create
+	// before it trusts the list of what to destroy.
+	ConsistencyWindow time.Duration
 }
 
 // Defaults used for unset Options fields.
@@ -34,6 +39,7 @@ const (
 	DefaultUnauthorizedRetry = time.Minute
 	DefaultTransitionPoll    = 2 * time.Second
 	DefaultConcurrency       = 8
+	DefaultConsistencyWindow = 30 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -49,6 +55,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = DefaultConcurrency
 	}
+	if o.ConsistencyWindow <= 0 {
+		o.ConsistencyWindow = DefaultConsistencyWindow
+	}
 	return o
 }
 
@@ -59,6 +68,15 @@ func (o Options) driftIntervalFor(uid types.UID) time.Duration {
 	_, _ = h.Write([]byte(uid))
 	frac := float64(h.Sum32()%1000) / 1000
 	return time.Duration(float64(o.DriftInterval) * (0.9 + 0.2*frac))
+}
+
+// untilConsistent is how long until a write sent at sent is surely visible in Fly's reads (0 or
+// less: now; also when nothing was sent).
+func (o Options) untilConsistent(sent *metav1.Time, now time.Time) time.Duration {
+	if sent == nil {
+		return 0
+	}
+	return sent.Add(o.ConsistencyWindow).Sub(now)
 }
 
 // untilDriftCheck is how long until an object last read from Fly at last is due to be read again

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -116,6 +117,13 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 
 	ctx, throttled := WithThrottleNote(ctx)
 	before := obj.DeepCopyObject().(T)
+	ctx = context.WithValue(ctx, checkpointKey{}, checkpoint(func(ctx context.Context) error {
+		if err := writeStatus(ctx, l.client, before, obj); err != nil {
+			return err
+		}
+		before = obj.DeepCopyObject().(T)
+		return nil
+	}))
 	defer func() {
 		retErr = kerrors.NewAggregate([]error{retErr, writeStatus(ctx, l.client, before, obj)})
 	}()
@@ -216,6 +224,22 @@ func requestsByIndex(ctx context.Context, c client.Reader, list client.ObjectLis
 		}
 	}
 	return reqs
+}
+
+// checkpoint writes the status of the object a pass works on as it stands.
+type checkpoint func(context.Context) error
+
+type checkpointKey struct{}
+
+// persistStatus writes the pass's status now, ahead of the pass's one write at its end. A phase
+// calls it only to record an intent before a Fly call whose answer can be lost (a create): if the
+// process dies during the call, the next pass still knows the call may have been made.
+func persistStatus(ctx context.Context) error {
+	save, ok := ctx.Value(checkpointKey{}).(checkpoint)
+	if !ok {
+		return errors.New("persistStatus called outside a reconcile pass")
+	}
+	return save(ctx)
 }
 
 // writeStatus patches obj's status from before: once per pass, only when the status changed, and

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,6 +67,13 @@ func (r *userAppReconciler) markAppKnown(s *appScope) {
 }
 
 func (r *userAppReconciler) createApp(ctx context.Context, s *appScope) error {
+	// Recorded before the call: Fly makes apps asynchronously, and an app whose create answer was
+	// lost may not be readable yet when the next pass finds its name taken.
+	now := metav1.Now()
+	s.app.Status.CreateRequestedTime = &now
+	if err := persistStatus(ctx); err != nil {
+		return err
+	}
 	ctrl.LoggerFrom(ctx).Info("Creating Fly app", "flyApp", s.flyName, "org", s.org, "network", s.network)
 	fa, err := r.fly.CreateApp(ctx, s.org, s.flyName, s.network)
 	if isFlyKind(err, FlyNameTaken) {
@@ -86,6 +94,11 @@ func (r *userAppReconciler) createApp(ctx context.Context, s *appScope) error {
 // answer) or explicitly released to hangar with the adopt annotation.
 func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 	fa, err := r.fly.GetApp(ctx, s.flyName)
+	if isFlyKind(err, FlyNotFound) && r.options.untilConsistent(s.app.Status.CreateRequestedTime, time.Now()) > 0 {
+		// Taken but not readable: most likely our own create, still on its way.
+		return waitFor(r.options.TransitionPoll, flyv1alpha1.CreatePendingReason,
+			"Fly app %s was created but cannot be read yet; looking again", s.flyName)
+	}
 	if isFlyKind(err, FlyForbidden) || isFlyKind(err, FlyNotFound) {
 		return r.nameTaken(s)
 	}
@@ -121,6 +134,7 @@ func (r *userAppReconciler) recordApp(s *appScope, fa FlyApp) {
 	}
 	now := metav1.Now()
 	st.LastObservedTime = &now
+	st.CreateRequestedTime = nil
 }
 
 // syncSecrets sets the app's Fly secrets: hangar's two per-app keys plus every spec.secrets value,

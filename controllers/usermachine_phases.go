@@ -3,6 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,21 +85,30 @@ func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 		return err
 	}
 	if len(found) > 0 {
-		m := found[0]
-		ctrl.LoggerFrom(ctx).Info("Adopting machine found by its metadata", "machine", m.ID)
-		r.events.normal(s.um, EventAdopted, "Adopt", "Adopted machine %s (%s) found by its hangar.dev/uid metadata", m.ID, m.Name)
-		r.observe(s, m)
-		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.AdoptedReason,
-			fmt.Sprintf("machine %s adopted", m.ID))
-		return nil
+		return r.adoptMachines(ctx, s, found)
+	}
+	if wait := r.options.untilConsistent(st.CreateRequestedTime, time.Now()); wait > 0 {
+		// A create of ours may have been made without its answer reaching us, and Fly's list can
+		// lag behind it: look again until the window has passed, never create a second machine.
+		return waitFor(min(wait, r.options.TransitionPoll), flyv1alpha1.CreatePendingReason,
+			"the machine create sent at %s is not listed yet; looking for it again before creating another",
+			st.CreateRequestedTime.UTC().Format(time.RFC3339))
 	}
 
+	// Recorded before the call: if the answer is lost (a 408, a dropped connection, this process
+	// dying), the next pass knows a machine may exist that the list does not show yet.
+	now := metav1.Now()
+	st.CreateRequestedTime = &now
+	if err := persistStatus(ctx); err != nil {
+		return err
+	}
 	ctrl.LoggerFrom(ctx).Info("Creating machine", "name", s.desired.Name, "region", s.desired.Region, "image", s.desired.Image)
 	m, err := r.fly.CreateMachine(ctx, st.AppName, s.desired)
 	if isFlyKind(err, FlyNameTaken) {
 		// Our deterministic name is taken, yet no machine carries our UID in the list: the list lags
-		// behind a create of ours whose answer was lost. Retry with backoff until it shows.
-		return fmt.Errorf("machine %q exists in Fly app %s but is not listed yet: %w", s.desired.Name, st.AppName, err)
+		// behind a create of ours whose answer was lost. Look again until it shows.
+		return waitFor(r.options.TransitionPoll, flyv1alpha1.CreatePendingReason,
+			"machine %q exists in Fly app %s but is not listed yet; looking for it again", s.desired.Name, st.AppName)
 	}
 	if err != nil {
 		return err
@@ -112,6 +124,28 @@ func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	st.ConfigHash = s.desired.Metadata[MetadataConfigHash]
 	markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.CreatedReason,
 		fmt.Sprintf("machine %s created", m.ID))
+	return nil
+}
+
+// adoptMachines takes over the machine carrying this object's UID, created by a pass whose answer
+// was lost. Should there be several (a create retried before its first attempt showed), the first
+// by ID is kept and the others destroyed, so exactly one machine serves the object.
+func (r *userMachineReconciler) adoptMachines(ctx context.Context, s *machineScope, found []FlyMachine) error {
+	st := &s.um.Status
+	slices.SortFunc(found, func(a, b FlyMachine) int { return strings.Compare(a.ID, b.ID) })
+	m := found[0]
+	for _, extra := range found[1:] {
+		ctrl.LoggerFrom(ctx).Info("Destroying a duplicate machine", "machine", extra.ID, "kept", m.ID)
+		if err := r.fly.DestroyMachine(ctx, st.AppName, extra.ID); err != nil {
+			return err
+		}
+		r.events.warning(s.um, EventDuplicateDestroyed, "Delete", "Destroyed machine %s, a duplicate of %s carrying this object's UID", extra.ID, m.ID)
+	}
+	ctrl.LoggerFrom(ctx).Info("Adopting machine found by its metadata", "machine", m.ID)
+	r.events.normal(s.um, EventAdopted, "Adopt", "Adopted machine %s (%s) found by its hangar.dev/uid metadata", m.ID, m.Name)
+	r.observe(s, m)
+	markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.AdoptedReason,
+		fmt.Sprintf("machine %s adopted", m.ID))
 	return nil
 }
 
@@ -246,6 +280,8 @@ func (r *userMachineReconciler) observe(s *machineScope, m FlyMachine) {
 	st := &s.um.Status
 	st.MachineID, st.MachineName, st.Version = m.ID, m.Name, m.Version
 	st.Region, st.PrivateIP, st.State = m.Region, m.PrivateIP, m.State
+	// The machine is known by its ID from now on: no create of ours is pending.
+	st.CreateRequestedTime = nil
 	now := metav1.Now()
 	st.LastObservedTime = &now
 }
@@ -263,6 +299,13 @@ func (r *userMachineReconciler) finalize(ctx context.Context, s *machineScope) e
 	}
 	st := &um.Status
 	if um.Spec.EffectiveDeletionPolicy(app) == flyv1alpha1.DeletionPolicyDelete && st.AppName != "" {
+		if wait := r.options.untilConsistent(st.CreateRequestedTime, time.Now()); wait > 0 {
+			// A machine whose create answer was lost may not be listed yet; destroying only what
+			// the list shows now could leave it behind.
+			return waitFor(min(wait, r.options.TransitionPoll), flyv1alpha1.DeletingReason,
+				"a machine create sent at %s may not be listed yet; waiting before destroying what exists",
+				st.CreateRequestedTime.UTC().Format(time.RFC3339))
+		}
 		return r.destroyMachines(ctx, s)
 	}
 	if st.MachineID != "" {

@@ -42,6 +42,10 @@ const (
 	NameTakenReason = "NameTaken"
 	// SecretNotFoundReason: a Secret or key named in spec.secrets does not exist (SecretsSynced, Ready).
 	SecretNotFoundReason = "SecretNotFound"
+	// CreatePendingReason: a create was sent to Fly and its outcome is not known yet (the answer was
+	// lost, or Fly's lists lag behind); hangar looks for the app or machine before creating another
+	// (AppCreated, MachineCreated, Ready).
+	CreatePendingReason = "CreatePending"
 	// WaitingForAppReason: the referenced UserApp is missing or not Ready yet (AppReady, Ready).
 	WaitingForAppReason = "WaitingForApp"
 	// UpdatingReason: a new machine config is being applied (ConfigSynced).

@@ -196,6 +196,12 @@ type UserAppStatus struct {
 	// +optional
 	LastObservedTime *metav1.Time `json:"lastObservedTime,omitempty"`
 
+	// createRequestedTime is when the manager last sent a create for this app whose outcome it has
+	// not seen yet. Fly makes apps asynchronously: until the manager's list-consistency window has
+	// passed since this time, an app of this name that cannot be read yet is waited for.
+	// +optional
+	CreateRequestedTime *metav1.Time `json:"createRequestedTime,omitempty"`
+
 	// connectionSecretName names the Secret (in this namespace) with what the platform's coordinator
 	// needs to reach the app: the Fly app name, the management token and the private IP.
 	// +optional

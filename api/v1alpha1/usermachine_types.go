@@ -474,6 +474,13 @@ type UserMachineStatus struct {
 	// lastObservedTime is when the manager last read the machine from Fly.
 	// +optional
 	LastObservedTime *metav1.Time `json:"lastObservedTime,omitempty"`
+
+	// createRequestedTime is when the manager last sent a create for this machine whose outcome it
+	// has not seen yet. Fly may have made the machine without the answer arriving, and its machine
+	// list can lag behind: until the manager's list-consistency window has passed since this time,
+	// a machine missing from the list is waited for, never created again.
+	// +optional
+	CreateRequestedTime *metav1.Time `json:"createRequestedTime,omitempty"`
 }
 
 // UserMachine is one Fly Machine in a UserApp.

@@ -70,6 +70,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.controllers.AppNamePrefix, "app-name-prefix", "hangar-", "Prefix of the Fly app names derived for UserApps without spec.appName")
 	fs.DurationVar(&o.controllers.DriftInterval, "drift-interval", controllers.DefaultDriftInterval, "How often each settled object is read back from Fly to correct drift (jittered by ±10%)")
 	fs.IntVar(&o.controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultConcurrency, "Parallel reconciles per kind")
+	fs.DurationVar(&o.controllers.ConsistencyWindow, "fly-consistency-window", controllers.DefaultConsistencyWindow, "How long Fly's lists may lag behind its writes: a create whose answer was lost is looked for this long before it is sent again")
+	fs.DurationVar(&o.controllers.TransitionPoll, "transition-poll", controllers.DefaultTransitionPoll, "How soon a machine in a transition (starting, stopping...) or a pending create is looked at again")
 }
 
 // appNamePrefix keeps derived app names within Fly's rules and leaves room for namespace and name.
@@ -88,6 +90,9 @@ func (o *options) validate() error {
 	}
 	if o.controllers.DriftInterval < time.Second {
 		return fmt.Errorf("--drift-interval %s: use at least 1s", o.controllers.DriftInterval)
+	}
+	if o.controllers.ConsistencyWindow <= 0 || o.controllers.TransitionPoll <= 0 {
+		return errors.New("--fly-consistency-window and --transition-poll must be positive")
 	}
 	return nil
 }

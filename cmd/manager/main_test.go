@@ -28,6 +28,8 @@ func TestValidate(t *testing.T) {
 		o := options{flyTokenFile: "/tmp/token", rootKeySecret: "hangar-system/hangar-root-key"}
 		o.controllers.AppNamePrefix = "hangar-"
 		o.controllers.DriftInterval = time.Minute
+		o.controllers.ConsistencyWindow = 30 * time.Second
+		o.controllers.TransitionPoll = 2 * time.Second
 		return o
 	}
 	cases := []struct {
@@ -42,6 +44,8 @@ func TestValidate(t *testing.T) {
 		{name: "prefix too long", mutate: func(o *options) { o.controllers.AppNamePrefix = strings.Repeat("a", 21) }, wantErr: "--app-name-prefix"},
 		{name: "no prefix", mutate: func(o *options) { o.controllers.AppNamePrefix = "" }},
 		{name: "drift interval too short", mutate: func(o *options) { o.controllers.DriftInterval = time.Millisecond }, wantErr: "--drift-interval"},
+		{name: "no consistency window", mutate: func(o *options) { o.controllers.ConsistencyWindow = 0 }, wantErr: "--fly-consistency-window"},
+		{name: "no transition poll", mutate: func(o *options) { o.controllers.TransitionPoll = -time.Second }, wantErr: "--transition-poll"},
 	}
 	t.Setenv("FLY_API_TOKEN", "")
 	for _, tc := range cases {
