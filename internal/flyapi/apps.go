@@ -2,7 +2,6 @@ package flyapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -99,22 +98,21 @@ type listAppsResponse struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-// errCursorLoop is returned when Fly hands back a cursor already followed.
-var errCursorLoop = errors.New("flyapi: the API returned a page cursor it had already returned")
-
-// ListApps returns every app of org, following next_cursor through all pages. Each page is one
-// request (and one limiter token). Retried after 5xx.
+// ListApps returns every app of org, following next_cursor (or a fly-next-cursor header, the
+// machine list's form) through all pages. Like the machine list, a page may be shorter than asked
+// or empty while a cursor says more remain (see pager); an app listed twice is returned once. Each
+// page is one request (and one limiter token), retried after 5xx.
 func (c *Client) ListApps(ctx context.Context, org string) ([]App, error) {
 	var apps []App
-	seen := map[string]bool{}
-	cursor := ""
+	listed := map[string]bool{}
+	var pages pager
 	for {
 		query := url.Values{"org_slug": {org}, "limit": {strconv.Itoa(listAppsPageSize)}}
-		if cursor != "" {
-			query.Set("cursor", cursor)
+		if pages.cursor != "" {
+			query.Set("cursor", pages.cursor)
 		}
 		var page listAppsResponse
-		_, err := c.do(ctx, call{
+		res, err := c.do(ctx, call{
 			action: ActionListApps,
 			method: http.MethodGet,
 			path:   "/apps",
@@ -125,15 +123,23 @@ func (c *Client) ListApps(ctx context.Context, org string) ([]App, error) {
 		if err != nil {
 			return nil, err
 		}
-		apps = append(apps, page.Apps...)
-		if page.NextCursor == "" || len(page.Apps) == 0 {
+		for _, app := range page.Apps {
+			if !listed[app.Name] {
+				listed[app.Name] = true
+				apps = append(apps, app)
+			}
+		}
+		cursor := page.NextCursor
+		if cursor == "" {
+			cursor = res.header.Get(headerNextCursor)
+		}
+		more, err := pages.next(ActionListApps, cursor)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
 			return apps, nil
 		}
-		if seen[page.NextCursor] {
-			return nil, errCursorLoop
-		}
-		seen[page.NextCursor] = true
-		cursor = page.NextCursor
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -537,14 +539,217 @@ func TestListAppsPaging(t *testing.T) {
 	}
 }
 
-func TestPagingStopsOnARepeatedCursor(t *testing.T) {
-	srv := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("fly-next-cursor", "same")
-		_, _ = io.WriteString(w, `[{"id":"m1"}]`) // a failed write fails the client's call
+// page is one scripted page of a list: the IDs (machines) or names (apps) on it and the cursor
+// it hands back ("" on the last page).
+type page struct {
+	items []string
+	next  string
+}
+
+// pagedServer serves pages by the cursor asked for ("" is the first page), as the machine list
+// (a JSON array and a fly-next-cursor header) or the app list ({"apps","next_cursor"}, or the
+// cursor in the header when cursorInHeader). It records the cursors asked for.
+type pagedServer struct {
+	t              *testing.T
+	pages          map[string]page
+	cursorInHeader bool
+
+	mu      sync.Mutex
+	cursors []string
+}
+
+func (s *pagedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cursor := r.URL.Query().Get("cursor")
+	s.mu.Lock()
+	s.cursors = append(s.cursors, cursor)
+	s.mu.Unlock()
+	pg, ok := s.pages[cursor]
+	if !ok {
+		s.t.Errorf("asked for cursor %q, which no page handed out", cursor)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	var body any
+	if strings.HasSuffix(r.URL.Path, "/machines") {
+		machines := []map[string]string{}
+		for _, id := range pg.items {
+			machines = append(machines, map[string]string{"id": id})
+		}
+		body = machines
+		if pg.next != "" {
+			w.Header().Set("fly-next-cursor", pg.next)
+		}
+	} else {
+		apps := []map[string]string{}
+		for _, name := range pg.items {
+			apps = append(apps, map[string]string{"id": "id-" + name, "name": name})
+		}
+		page := map[string]any{"total_apps": 99, "apps": apps}
+		if s.cursorInHeader {
+			if pg.next != "" {
+				w.Header().Set("fly-next-cursor", pg.next)
+			}
+		} else {
+			page["next_cursor"] = pg.next
+		}
+		body = page
+	}
+	if err := json.NewEncoder(w).Encode(body); err != nil {
+		s.t.Errorf("answering cursor %q: %v", cursor, err)
+	}
+}
+
+// TestAdvisoryPaging: Fly's limit is advisory, so pages may be short or empty while a cursor says
+// more remain. Every list follows the cursor until there is none, never stops on a page's length,
+// returns an item listed twice once, and fails (instead of looping) on a cursor handed back twice.
+func TestAdvisoryPaging(t *testing.T) {
+	tests := []struct {
+		name        string
+		pages       map[string]page
+		want        []string
+		wantCursors []string
+		wantLoop    bool
+	}{
+		{
+			name:        "one page, no cursor",
+			pages:       map[string]page{"": {items: []string{"a", "b"}}},
+			want:        []string{"a", "b"},
+			wantCursors: []string{""},
+		},
+		{
+			name:        "empty list",
+			pages:       map[string]page{"": {}},
+			wantCursors: []string{""},
+		},
+		{
+			name: "short pages",
+			pages: map[string]page{
+				"": {items: []string{"a"}, next: "c1"}, "c1": {items: []string{"b"}, next: "c2"}, "c2": {items: []string{"c"}},
+			},
+			want:        []string{"a", "b", "c"},
+			wantCursors: []string{"", "c1", "c2"},
+		},
+		{
+			name: "an empty page in the middle",
+			pages: map[string]page{
+				"": {items: []string{"a", "b"}, next: "c1"}, "c1": {next: "c2"}, "c2": {items: []string{"c"}},
+			},
+			want:        []string{"a", "b", "c"},
+			wantCursors: []string{"", "c1", "c2"},
+		},
+		{
+			name: "an empty first page",
+			pages: map[string]page{
+				"": {next: "c1"}, "c1": {items: []string{"a"}},
+			},
+			want:        []string{"a"},
+			wantCursors: []string{"", "c1"},
+		},
+		{
+			name: "several empty pages, then the rest",
+			pages: map[string]page{
+				"": {next: "c1"}, "c1": {next: "c2"}, "c2": {next: "c3"}, "c3": {items: []string{"a", "b"}},
+			},
+			want:        []string{"a", "b"},
+			wantCursors: []string{"", "c1", "c2", "c3"},
+		},
+		{
+			name: "an empty last page with a cursor before it",
+			pages: map[string]page{
+				"": {items: []string{"a"}, next: "c1"}, "c1": {},
+			},
+			want:        []string{"a"},
+			wantCursors: []string{"", "c1"},
+		},
+		{
+			name: "an item on two pages is returned once",
+			pages: map[string]page{
+				"": {items: []string{"a", "b"}, next: "c1"}, "c1": {items: []string{"b", "c"}},
+			},
+			want:        []string{"a", "b", "c"},
+			wantCursors: []string{"", "c1"},
+		},
+		{
+			name:        "a page handing back its own cursor",
+			pages:       map[string]page{"": {items: []string{"a"}, next: "c1"}, "c1": {items: []string{"b"}, next: "c1"}},
+			wantCursors: []string{"", "c1"},
+			wantLoop:    true,
+		},
+		{
+			name: "an empty page handing back an earlier cursor",
+			pages: map[string]page{
+				"": {next: "c1"}, "c1": {next: "c2"}, "c2": {next: "c1"},
+			},
+			wantCursors: []string{"", "c1", "c2"},
+			wantLoop:    true,
+		},
+	}
+	lists := []struct {
+		name           string
+		cursorInHeader bool
+		list           func(context.Context, *Client) ([]string, error)
+	}{
+		{"machines", true, func(ctx context.Context, c *Client) ([]string, error) {
+			ms, err := c.ListMachines(ctx, "app", ListMachinesOptions{PageSize: 2})
+			var ids []string
+			for _, m := range ms {
+				ids = append(ids, m.ID)
+			}
+			return ids, err
+		}},
+		{"apps", false, listAppNames},
+		{"apps with the cursor in a header", true, listAppNames},
+	}
+	for _, list := range lists {
+		for _, tt := range tests {
+			t.Run(list.name+"/"+tt.name, func(t *testing.T) {
+				srv := &pagedServer{t: t, pages: tt.pages, cursorInHeader: list.cursorInHeader}
+				c, _ := newTestClient(t, srv, func(o *Options) { o.Limiter = NewLimiter(NoLimits()) })
+				got, err := list.list(context.Background(), c)
+				switch {
+				case tt.wantLoop && !errors.Is(err, ErrPaging):
+					t.Fatalf("error = %v, want ErrPaging", err)
+				case tt.wantLoop && got != nil:
+					t.Errorf("a failed list returned %v", got)
+				case !tt.wantLoop && err != nil:
+					t.Fatalf("list: %v", err)
+				}
+				if diff := cmp.Diff(tt.want, got); !tt.wantLoop && diff != "" {
+					t.Errorf("items (-want +got):\n%s", diff)
+				}
+				srv.mu.Lock()
+				defer srv.mu.Unlock()
+				if diff := cmp.Diff(tt.wantCursors, srv.cursors); diff != "" {
+					t.Errorf("cursors asked for (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+func listAppNames(ctx context.Context, c *Client) ([]string, error) {
+	apps, err := c.ListApps(ctx, "personal")
+	var names []string
+	for _, a := range apps {
+		names = append(names, a.Name)
+	}
+	return names, err
+}
+
+// TestPagingEnds: a list whose cursors never repeat but never end is failed after maxListPages
+// pages, not followed forever.
+func TestPagingEnds(t *testing.T) {
+	var requests atomic.Int64
+	srv := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("fly-next-cursor", strconv.FormatInt(requests.Add(1), 10))
+		_, _ = io.WriteString(w, `[]`) // a failed write fails the client's call
 	})
 	c, _ := newTestClient(t, srv, func(o *Options) { o.Limiter = NewLimiter(NoLimits()) })
-	if _, err := c.ListMachines(context.Background(), "app", ListMachinesOptions{}); !errors.Is(err, errCursorLoop) {
-		t.Fatalf("error = %v, want the cursor loop error", err)
+	if _, err := c.ListMachines(context.Background(), "app", ListMachinesOptions{}); !errors.Is(err, ErrPaging) {
+		t.Fatalf("error = %v, want ErrPaging", err)
+	}
+	if got := requests.Load(); got != maxListPages {
+		t.Errorf("%d pages read, want %d", got, maxListPages)
 	}
 }
 

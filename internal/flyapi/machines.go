@@ -141,20 +141,23 @@ func (o ListMachinesOptions) query() url.Values {
 }
 
 // ListMachines returns every machine of app that matches opts, following the fly-next-cursor
-// header through all pages (one request and one limiter token per page). Fly's list can lag
-// behind a create for a moment, so a machine just created may be missing. Retried after 5xx.
+// header through all pages (one request and one limiter token per page). Fly's page size is
+// advisory (§11): a page may be shorter than asked, or empty, while a cursor says more remain, so
+// only the absence of a cursor ends the list (see pager). A machine listed on two pages (the list
+// moved while it was read) is returned once. Fly's list can lag behind a create for a moment, so a
+// machine just created may be missing. Each page is retried after 5xx.
 func (c *Client) ListMachines(ctx context.Context, app string, opts ListMachinesOptions) ([]Machine, error) {
 	base := opts.query()
 	var machines []Machine
-	seen := map[string]bool{}
-	cursor := ""
+	listed := map[string]bool{}
+	var pages pager
 	for {
 		query := url.Values{}
 		for k, v := range base {
 			query[k] = v
 		}
-		if cursor != "" {
-			query.Set("cursor", cursor)
+		if pages.cursor != "" {
+			query.Set("cursor", pages.cursor)
 		}
 		var page []Machine
 		res, err := c.do(ctx, call{
@@ -168,15 +171,19 @@ func (c *Client) ListMachines(ctx context.Context, app string, opts ListMachines
 		if err != nil {
 			return nil, err
 		}
-		machines = append(machines, page...)
-		cursor = res.header.Get("fly-next-cursor")
-		if cursor == "" || len(page) == 0 {
+		for _, m := range page {
+			if !listed[m.ID] {
+				listed[m.ID] = true
+				machines = append(machines, m)
+			}
+		}
+		more, err := pages.next(ActionListMachines, res.header.Get(headerNextCursor))
+		if err != nil {
+			return nil, err
+		}
+		if !more {
 			return machines, nil
 		}
-		if seen[cursor] {
-			return nil, errCursorLoop
-		}
-		seen[cursor] = true
 	}
 }
 
