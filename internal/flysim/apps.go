@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // appNameRE is Fly's app name rule: under 63 characters of lowercase letters, digits and dashes, not
@@ -185,7 +186,7 @@ func (s *Server) listApps(req *request) reply {
 	if err != nil {
 		return errReply(err)
 	}
-	after, err := decodeCursor(q.Get("cursor"))
+	after, err := s.decodeCursor(q.Get("cursor"))
 	if err != nil {
 		return errReply(err)
 	}
@@ -203,14 +204,20 @@ func (s *Server) listApps(req *request) reply {
 	}
 	slices.Sort(names)
 	resp := appListResponse{TotalApps: len(names), Apps: []appListItem{}}
-	for _, name := range names {
-		if after != "" && name <= after {
-			continue
+	rest := slices.DeleteFunc(slices.Clone(names), func(name string) bool { return after != "" && name <= after })
+	page := rest
+	if limit > 0 {
+		// Advisory, like the machine list's (§4.3): the profile's ShortPages may cut a page short.
+		page = rest[:min(s.decide.pageLen(s.profile, limit), len(rest))]
+		if len(page) < len(rest) {
+			last := after
+			if len(page) > 0 {
+				last = page[len(page)-1]
+			}
+			resp.NextCursor = s.encodeCursor(last)
 		}
-		if limit > 0 && len(resp.Apps) == limit {
-			resp.NextCursor = encodeCursor(resp.Apps[len(resp.Apps)-1].Name)
-			break
-		}
+	}
+	for _, name := range page {
 		a := s.apps[name]
 		resp.Apps = append(resp.Apps, appListItem{ID: a.id, Name: a.name, MachineCount: a.liveMachineCount(), Network: a.network.displayName()})
 	}
@@ -230,10 +237,17 @@ func pageLimit(v string, maxLimit int) (int, *apiError) {
 	return min(n, maxLimit), nil
 }
 
-// Cursors are opaque to clients: base64 of the last item's sort key.
-func encodeCursor(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+// Cursors are opaque to clients: base64 of the last item's sort key. Under a profile that cuts pages
+// short, the key carries a "|n" suffix numbering the cursor, so that an empty page (whose position did
+// not move) still hands out a cursor never seen before, as an opaque server-side cursor would.
+func (s *Server) encodeCursor(key string) string {
+	if s.profile.ShortPages > 0 {
+		key += "|" + strconv.FormatUint(s.cursorSeq.Add(1), 10)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(key))
+}
 
-func decodeCursor(c string) (string, *apiError) {
+func (s *Server) decodeCursor(c string) (string, *apiError) {
 	if c == "" {
 		return "", nil
 	}
@@ -241,7 +255,8 @@ func decodeCursor(c string) (string, *apiError) {
 	if err != nil || len(b) == 0 {
 		return "", newAPIError(http.StatusBadRequest, "invalid_argument: invalid cursor")
 	}
-	return string(b), nil
+	key, _, _ := strings.Cut(string(b), "|") // app names and machine sequence numbers never hold "|"
+	return key, nil
 }
 
 func (s *Server) deleteApp(req *request) reply {

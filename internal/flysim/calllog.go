@@ -19,6 +19,9 @@ type Call struct {
 	Status      int
 	Faulted     bool // a configured fault changed the outcome
 	RateLimited bool // answered 429 by the rate limiter
+	// Unclear reports that the profile's UnclearFailures replaced the answer of a call whose change
+	// committed (a 408 or a dropped connection).
+	Unclear bool
 }
 
 type callLog struct {

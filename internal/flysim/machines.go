@@ -19,10 +19,16 @@ func (s *Server) machineFor(req *request) (*machine, *apiError) {
 		return nil, err
 	}
 	m := a.machines[req.machineID]
-	if m == nil {
+	if m == nil || s.gone(m) {
 		return nil, newAPIError(http.StatusNotFound, msgMachineNotFound)
 	}
 	return m, nil
+}
+
+// gone reports a destroyed machine past its profile's DestroyedReadable window: the API no longer
+// knows it (§11 "Destroyed"). Callers hold s.mu.
+func (s *Server) gone(m *machine) bool {
+	return m.state == StateDestroyed && !m.goneAt.IsZero() && !s.now().Before(m.goneAt)
 }
 
 // createMachineRequest is CreateMachineRequest (§4.2); update adds current_version (§4.4).
@@ -85,7 +91,9 @@ func (s *Server) createMachine(req *request) reply {
 		for name == "" || a.machineNamed(name) != nil {
 			name = s.ids.machineName()
 		}
-	} else if a.machineNamed(name) != nil {
+	} else if a.machineNamed(name) != nil && !s.profile.DuplicateMachineNames {
+		// Open in the sheet: whether Fly refuses a duplicate name. The fast profile does; the realistic
+		// one (DuplicateMachineNames) takes the less kind reading and creates a second machine.
 		return errReply(&apiError{httpStatus: http.StatusUnprocessableEntity,
 			message: fmt.Sprintf("Validation failed: a machine named %q already exists in this app", name), code: "name_taken"})
 	}
@@ -98,9 +106,11 @@ func (s *Server) createMachine(req *request) reply {
 	}
 	now := s.now()
 	a.machineSeq++
+	id := s.ids.machineID()
 	m := &machine{
 		app:       a,
-		id:        s.ids.machineID(),
+		id:        id,
+		rng:       seededRNG(s.opts.Seed, "machine/"+a.name+"/"+id),
 		name:      name,
 		region:    region,
 		privateIP: a.network.prefix() + ":" + s.ids.hostSuffix(),
@@ -114,6 +124,9 @@ func (s *Server) createMachine(req *request) reply {
 			secretsVersion: a.secretsVer, skipSecrets: body.SkipSecrets,
 			secretValues: secretSnapshot(a, body.SkipSecrets),
 		}},
+	}
+	if lag := s.profile.draw(m.rng, s.profile.ListLag); lag > 0 {
+		m.listedAt = now.Add(lag) // §11 "Read-after-write": the list learns of the create later
 	}
 	a.machines[m.id] = m
 	req.logMachine = m.id
@@ -281,7 +294,7 @@ func (s *Server) listMachines(req *request) reply {
 	}
 	var afterSeq uint64
 	if c := q.Get("cursor"); c != "" {
-		key, err := decodeCursor(c)
+		key, err := s.decodeCursor(c)
 		if err != nil {
 			return errReply(err)
 		}
@@ -320,28 +333,60 @@ func (s *Server) listMachines(req *request) reply {
 		ordered = append(ordered, m)
 	}
 	slices.SortFunc(ordered, func(x, y *machine) int { return cmp.Compare(x.seq, y.seq) })
-	out := []machineView{}
-	rep := reply{status: http.StatusOK}
-	var lastSeq uint64
+	type listed struct {
+		m     *machine
+		state string
+	}
+	var matched []listed
 	for _, m := range ordered {
+		state, ok := s.listedState(m, now)
 		switch {
-		case m.seq <= afterSeq,
-			m.state == StateDestroyed && !includeDeleted,
-			len(states) > 0 && !states[m.state],
+		case !ok,
+			m.seq <= afterSeq,
+			state == StateDestroyed && !includeDeleted,
+			len(states) > 0 && !states[state],
 			region != "" && m.region != region,
-			s.listLag > 0 && now.Sub(m.createdAt) < s.listLag,
 			!metadataMatches(configMetadata(m.current().config), metadata):
 			continue
 		}
-		if limit > 0 && len(out) == limit {
-			rep.header = map[string]string{"fly-next-cursor": encodeCursor(strconv.FormatUint(lastSeq, 10))}
-			break
+		matched = append(matched, listed{m, state})
+	}
+	page := matched
+	rep := reply{status: http.StatusOK}
+	if limit > 0 {
+		// The limit is advisory (§4.3): under the profile's ShortPages a page may hold fewer, none
+		// even, while the cursor says more remain.
+		n := min(s.decide.pageLen(s.profile, limit), len(matched))
+		page = matched[:n]
+		if n < len(matched) {
+			last := afterSeq
+			if n > 0 {
+				last = page[n-1].m.seq
+			}
+			rep.header = map[string]string{"fly-next-cursor": s.encodeCursor(strconv.FormatUint(last, 10))}
 		}
-		out = append(out, s.viewMachine(m, m.current(), opts))
-		lastSeq = m.seq
+	}
+	out := make([]machineView, 0, len(page))
+	for _, l := range page {
+		view := s.viewMachine(l.m, l.m.current(), opts)
+		view.State = l.state
+		out = append(out, view)
 	}
 	rep.body = out
 	return rep
+}
+
+// listedState is how the machine list shows m at now, and whether it shows it at all: the list
+// learns of a create and of a destroy only after the profile's ListLag (and SetListLag's fixed lag
+// on creates), and meanwhile lists a destroyed machine in the state it had before. Callers hold s.mu.
+func (s *Server) listedState(m *machine, now time.Time) (string, bool) {
+	switch {
+	case s.listLag > 0 && now.Sub(m.createdAt) < s.listLag, now.Before(m.listedAt):
+		return "", false
+	case m.state == StateDestroyed && now.Before(m.delistedAt):
+		return m.stateBeforeDestroyed, true
+	}
+	return m.state, true
 }
 
 // metadataMatches ANDs every metadata.<key>=<value> filter: exact matches only.

@@ -3,6 +3,7 @@ package flysim
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -103,6 +104,19 @@ type machine struct {
 	updateTarget string
 	// changed is closed and replaced on every state change, waking /wait callers.
 	changed chan struct{}
+
+	// rng draws everything the profile decides about this machine (seeded by Options.Seed and the
+	// machine's ID, so other machines' timers cannot change its draws).
+	rng *rand.Rand
+	// listedAt is when the machine list learns of the create (profile ListLag); zero: at once.
+	listedAt time.Time
+	// destroyedAt is when the machine reached destroyed; the list learns of it at delistedAt, and
+	// until then lists the machine in stateBeforeDestroyed. goneAt, when set, is when every call
+	// about the machine starts answering 404 (profile DestroyedReadable).
+	destroyedAt          time.Time
+	delistedAt           time.Time
+	stateBeforeDestroyed string
+	goneAt               time.Time
 }
 
 // machineVersion is one immutable config of a machine.

@@ -60,6 +60,13 @@ type Options struct {
 	DisableRateLimits bool
 	// Logger receives one line per API call at V(1); optional. Tokens are never logged.
 	Logger logr.Logger
+	// Profile sets how far the emulator departs from a fast, healthy Fly (profiles.go): the zero
+	// value is Fast(), for unit tests; Realistic() models what is known of real Fly (§11).
+	Profile Profile
+	// CallHook, when set, is called synchronously twice for every API call that reaches its handler:
+	// before the handler acts and after it has made its change, before the answer is written
+	// (hook.go). It may block, or kill another process; the call continues when it returns.
+	CallHook func(CallPoint)
 }
 
 func (o Options) withDefaults() Options {

@@ -2,6 +2,7 @@ package flysim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -23,12 +24,13 @@ type request struct {
 }
 
 // handle registers an endpoint. Every call runs the same pipeline: authenticate → rate limit →
-// fault (latency, early failure) → handler → commit-then-fail → write → call log.
+// fault (latency, early failure) → CallHook → handler → CallHook → commit-then-fail (a fault, or the
+// profile's unclear failures) → write → call log.
 func (s *Server) handle(pattern, action string, scope limitScope, h func(*request) reply) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		req := &request{r: r, appName: r.PathValue("app"), machineID: r.PathValue("id")}
 		call := Call{Time: s.now(), Action: action, Method: r.Method, Path: r.URL.Path, App: req.appName, Machine: req.machineID}
-		rep, dropped := s.run(req, action, scope, h, &call)
+		rep, dropped := s.run(req, s.callSeq.Add(1), action, scope, h, &call)
 		if req.logApp != "" {
 			call.App = req.logApp
 		}
@@ -48,7 +50,7 @@ func (s *Server) handle(pattern, action string, scope limitScope, h func(*reques
 }
 
 // run decides the answer of one call; dropped means the connection must be closed without one.
-func (s *Server) run(req *request, action string, scope limitScope, h func(*request) reply, call *Call) (rep reply, dropped bool) {
+func (s *Server) run(req *request, seq uint64, action string, scope limitScope, h func(*request) reply, call *Call) (rep reply, dropped bool) {
 	info, authErr := s.authenticate(req.r)
 	if authErr != nil {
 		return errReply(authErr), false
@@ -86,7 +88,13 @@ func (s *Server) run(req *request, action string, scope limitScope, h func(*requ
 		return faultReply(fault), false
 	}
 
+	point := CallPoint{Seq: seq, Action: action, Method: req.r.Method, Path: req.r.URL.Path, Org: req.org,
+		App: req.appName, Machine: req.machineID}
+	s.callHook(point)
 	rep = h(req)
+	point.Committed, point.Status = true, rep.status
+	point.App, point.Machine = cmp.Or(req.logApp, point.App), cmp.Or(req.logMachine, point.Machine)
+	s.callHook(point)
 
 	if fail && fault.CommitThenFail {
 		call.Faulted = true
@@ -94,6 +102,14 @@ func (s *Server) run(req *request, action string, scope limitScope, h func(*requ
 			return reply{}, true
 		}
 		return faultReply(fault), false
+	}
+	if !fail && rep.status >= 200 && rep.status < 300 && s.decide.chance(s.profile.UnclearFailures[action]) {
+		// The change committed; the answer is lost on the way back (§7, §11 "Unclear create").
+		call.Unclear = true
+		if s.decide.chance(s.profile.UnclearDrop) {
+			return reply{}, true
+		}
+		return errorf(http.StatusRequestTimeout, "deadline_exceeded: timed out waiting for the machine host to answer"), false
 	}
 	return rep, false
 }
@@ -123,7 +139,7 @@ func (s *Server) sleep(r *http.Request, d time.Duration) bool {
 func (s *Server) record(c Call) {
 	s.calls.add(c)
 	s.log.V(1).Info("Handled Fly API call", "action", c.Action, "method", c.Method, "path", c.Path,
-		"status", c.Status, "org", c.Org, "faulted", c.Faulted, "rateLimited", c.RateLimited)
+		"status", c.Status, "org", c.Org, "faulted", c.Faulted, "rateLimited", c.RateLimited, "unclear", c.Unclear)
 }
 
 // dropConnection closes the client connection without an answer.

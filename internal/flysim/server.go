@@ -12,10 +12,11 @@ import (
 
 // Server is the emulated Fly Machines API. It implements http.Handler, serving under /v1.
 type Server struct {
-	opts Options
-	log  logr.Logger
-	now  func() time.Time
-	mux  *http.ServeMux
+	opts    Options
+	profile Profile
+	log     logr.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
 
 	// mu guards all API state below (and every app, machine and network reachable from it).
 	mu          sync.Mutex
@@ -34,19 +35,27 @@ type Server struct {
 
 	limits     *limiterSet
 	faults     *faultSet
+	decide     *decider // the profile's per-request decisions
 	calls      callLog
 	bus        *eventBus
 	requestSeq atomic.Uint64
+	callSeq    atomic.Uint64 // numbers the calls for the call log and CallHook
+	cursorSeq  atomic.Uint64 // numbers list cursors under a profile with ShortPages
 }
 
-// New returns a Server for opts. It panics when opts.Orgs is empty, a programming error.
+// New returns a Server for opts. It panics when opts.Orgs is empty or opts.Profile is invalid
+// (Profile.Validate), programming errors.
 func New(opts Options) *Server {
 	if len(opts.Orgs) == 0 {
 		panic("flysim: Options.Orgs needs at least one token")
 	}
+	if err := opts.Profile.Validate(); err != nil {
+		panic(err.Error())
+	}
 	opts = opts.withDefaults()
 	s := &Server{
 		opts:        opts,
+		profile:     opts.Profile,
 		log:         opts.Logger,
 		now:         opts.Now,
 		mux:         http.NewServeMux(),
@@ -59,6 +68,7 @@ func New(opts Options) *Server {
 		revoked:     map[string]bool{},
 		limits:      &limiterSet{buckets: map[[2]string]*rate.Limiter{}},
 		faults:      newFaultSet(opts.Seed),
+		decide:      newDecider(opts.Seed),
 		bus:         newEventBus(),
 	}
 	for i, ot := range opts.Orgs {

@@ -65,6 +65,9 @@ func (s *Server) setState(m *machine, next, eventType, source string) {
 	now := s.now()
 	m.state = next
 	m.updatedAt = now
+	if next == StateDestroyed && old != StateDestroyed {
+		s.markDestroyed(m, old, now)
+	}
 	m.events = append([]machineEvent{{id: s.ids.ulid(now), typ: eventType, status: next, source: source, at: now}}, m.events...)
 	if len(m.events) > maxMachineEvents {
 		m.events = m.events[:maxMachineEvents]
@@ -177,4 +180,17 @@ func (s *Server) replace(m *machine, target string) {
 			s.setState(m, StateCreated, "update", sourceFlyd)
 		}
 	})
+}
+
+// markDestroyed records when m was destroyed, for the profile's windows: the list learns of it after
+// ListLag (listing it as it was until then), and the API forgets it after DestroyedReadable (§11
+// "Destroyed"). Callers hold s.mu.
+func (s *Server) markDestroyed(m *machine, before string, now time.Time) {
+	m.destroyedAt, m.stateBeforeDestroyed = now, before
+	if lag := s.profile.draw(m.rng, s.profile.ListLag); lag > 0 {
+		m.delistedAt = now.Add(lag)
+	}
+	if readable := s.profile.draw(m.rng, s.profile.DestroyedReadable); readable > 0 {
+		m.goneAt = now.Add(readable)
+	}
 }

@@ -1,0 +1,426 @@
+package flysim
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
+)
+
+// withProfile sets the harness's profile.
+func withProfile(p Profile) func(*Options) { return func(o *Options) { o.Profile = p } }
+
+func TestProfileByNameAndValidate(t *testing.T) {
+	for _, name := range []string{"fast", "realistic", " Realistic ", ""} {
+		p, err := ProfileByName(name)
+		if err != nil {
+			t.Errorf("ProfileByName(%q): %v", name, err)
+		}
+		if err := p.Validate(); err != nil {
+			t.Errorf("profile %q: %v", name, err)
+		}
+	}
+	if _, err := ProfileByName("slow"); err == nil || !strings.Contains(err.Error(), "fast, realistic") {
+		t.Errorf("unknown name: %v", err)
+	}
+	if p := Fast(); p.Name != "fast" || p.TimeScale != 0 || p.ListLag != (Dist{}) || p.UnclearFailures != nil || p.TypedConfig {
+		t.Errorf("Fast() = %+v, want the zero profile", p)
+	}
+
+	tests := []struct {
+		name   string
+		tweak  func(*Profile)
+		errHas string
+	}{
+		{"negative time scale", func(p *Profile) { p.TimeScale = -1 }, "TimeScale"},
+		{"rate above 1", func(p *Profile) { p.ShortPages = 1.5 }, "ShortPages"},
+		{"negative rate", func(p *Profile) { p.SlowTransitions = -0.1 }, "SlowTransitions"},
+		{"unknown action", func(p *Profile) { p.UnclearFailures = map[string]float64{"launch": 0.1} }, `"launch"`},
+		{"action rate", func(p *Profile) { p.UnclearFailures = map[string]float64{actCreateMachine: 2} }, "create_machine"},
+		{"min above max", func(p *Profile) { p.ListLag = Dist{Min: 2 * time.Second, Max: time.Second} }, "ListLag"},
+		{"negative min", func(p *Profile) { p.Transitions.Stop.Typical = Dist{Min: -1} }, "Transitions.Stop"},
+		{"slow row", func(p *Profile) { p.Transitions.Start.Slow = Dist{Min: 2, Max: 1} }, "Transitions.Start.Slow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Realistic()
+			tt.tweak(&p)
+			err := p.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+				t.Errorf("Validate = %v, want an error naming %s", err, tt.errHas)
+			}
+		})
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("New accepted an invalid profile")
+		}
+	}()
+	New(Options{Orgs: []OrgToken{{Token: tokenA, Org: orgA}}, Profile: Profile{ShortPages: 2}})
+}
+
+func TestProfileDrawsScaleAndStayInRange(t *testing.T) {
+	rng := seededRNG(1, "draws")
+	p := Profile{TimeScale: 0.1}
+	d := Dist{Min: time.Second, Max: 3 * time.Second}
+	for range 200 {
+		if got := p.draw(rng, d); got < 100*time.Millisecond || got > 300*time.Millisecond {
+			t.Fatalf("scaled draw %v outside [100ms, 300ms]", got)
+		}
+	}
+	if got := p.draw(rng, Fixed(time.Second)); got != 100*time.Millisecond {
+		t.Errorf("fixed draw %v", got)
+	}
+	if got := p.draw(rng, Dist{}); got != 0 {
+		t.Errorf("zero Dist drew %v", got)
+	}
+	slow := Profile{SlowTransitions: 1}
+	if got, ok := slow.drawTransition(rng, Transition{Typical: Fixed(time.Second), Slow: Fixed(time.Minute)}); !ok || got != time.Minute {
+		t.Errorf("slow draw %v %v", got, ok)
+	}
+	if _, ok := slow.drawTransition(rng, Transition{}); ok {
+		t.Error("a zero row drew a duration")
+	}
+}
+
+// listedIDs lists app's machines (with extra query parameters) and returns id → state.
+func listedIDs(t *testing.T, h *harness, app, query string) map[string]string {
+	t.Helper()
+	var ms []flysimtest.Machine
+	h.Do("GET", "/v1/apps/"+app+"/machines"+query, nil).Expect(t, http.StatusOK, &ms)
+	out := map[string]string{}
+	for _, m := range ms {
+		out[m.ID] = m.State
+	}
+	return out
+}
+
+func TestProfileListLag(t *testing.T) {
+	clock := flysimtest.NewClock()
+	const lag = 2 * time.Second
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now }, withProfile(Profile{ListLag: Fixed(lag)}))
+	h.CreateApp("lagged")
+	m := h.StartedMachine("lagged")
+
+	// The create: by ID at once, in the list only after the lag.
+	if got := listedIDs(t, h, "lagged", ""); len(got) != 0 {
+		t.Errorf("listed before the lag: %v", got)
+	}
+	h.GetMachine("lagged", m.ID)
+	clock.Advance(lag)
+	if got := listedIDs(t, h, "lagged", ""); got[m.ID] != StateStarted {
+		t.Errorf("after the lag: %v", got)
+	}
+
+	// The destroy: GET says destroyed, the list still shows the machine as it was.
+	h.Do("DELETE", "/v1/apps/lagged/machines/"+m.ID+"?force=true", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("lagged", m.ID, StateDestroyed)
+	if got := h.GetMachine("lagged", m.ID).State; got != StateDestroyed {
+		t.Errorf("GET after destroy: %s", got)
+	}
+	if got := listedIDs(t, h, "lagged", ""); got[m.ID] != StateDestroying {
+		t.Errorf("list right after the destroy: %v, want it listed as destroying", got)
+	}
+	if got := listedIDs(t, h, "lagged", "?state=destroying"); got[m.ID] != StateDestroying {
+		t.Errorf("state filter reads the listed state: %v", got)
+	}
+	clock.Advance(lag)
+	if got := listedIDs(t, h, "lagged", ""); len(got) != 0 {
+		t.Errorf("list after the destroy lag: %v", got)
+	}
+	if got := listedIDs(t, h, "lagged", "?include_deleted=true"); got[m.ID] != StateDestroyed {
+		t.Errorf("include_deleted after the lag: %v", got)
+	}
+}
+
+// listLagPattern creates four machines under a drawn list lag and samples the list every 250 ms of
+// the fake clock: one string of visible-machine counts.
+func listLagPattern(t *testing.T, seed int64) string {
+	clock := flysimtest.NewClock()
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now; o.Seed = seed },
+		withProfile(Profile{ListLag: Dist{Min: 0, Max: 2 * time.Second}}))
+	h.CreateApp("dice")
+	for range 4 {
+		h.CreateMachine("dice", map[string]any{"skip_launch": true})
+	}
+	var out strings.Builder
+	for range 9 {
+		fmt.Fprint(&out, len(listedIDs(t, h, "dice", "")))
+		clock.Advance(250 * time.Millisecond)
+	}
+	return out.String()
+}
+
+func TestProfileListLagReplaysUnderASeed(t *testing.T) {
+	a, b := listLagPattern(t, 3), listLagPattern(t, 3)
+	if a != b {
+		t.Errorf("same seed, different list lags: %s vs %s", a, b)
+	}
+	if !strings.HasSuffix(a, "4") {
+		t.Errorf("every machine is listed after the maximum lag: %s", a)
+	}
+	// Some seed among a few gives a different pattern: the lag is drawn, not fixed.
+	differs := false
+	for seed := int64(4); seed < 10 && !differs; seed++ {
+		differs = listLagPattern(t, seed) != a
+	}
+	if !differs {
+		t.Errorf("six seeds gave the same list lag pattern %s", a)
+	}
+}
+
+// collectPages follows a list's cursors, returning every page's length and the items in order.
+func collectPages(t *testing.T, fetch func(cursor string) (items []string, next string)) (lengths []int, items []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	cursor := ""
+	for range 200 {
+		page, next := fetch(cursor)
+		lengths = append(lengths, len(page))
+		items = append(items, page...)
+		if next == "" {
+			return lengths, items
+		}
+		if seen[next] {
+			t.Fatalf("cursor %q handed out twice", next)
+		}
+		seen[next] = true
+		cursor = next
+	}
+	t.Fatal("more than 200 pages")
+	return nil, nil
+}
+
+func TestProfileShortPages(t *testing.T) {
+	const limit = 3
+	run := func(t *testing.T, seed int64) (machinePages, appPages []int) {
+		h := newHarness(t, func(o *Options) { o.Seed = seed }, withProfile(Profile{ShortPages: 0.5}))
+		h.CreateApp("paged")
+		var want []string
+		for range 10 {
+			want = append(want, h.CreateMachine("paged", map[string]any{"skip_launch": true}).ID)
+		}
+		lengths, got := collectPages(t, func(cursor string) ([]string, string) {
+			var ms []flysimtest.Machine
+			r := h.Do("GET", fmt.Sprintf("/v1/apps/paged/machines?limit=%d&cursor=%s", limit, cursor), nil).Expect(t, 200, &ms)
+			ids := make([]string, len(ms))
+			for i, m := range ms {
+				ids[i] = m.ID
+			}
+			return ids, r.Header.Get("fly-next-cursor")
+		})
+		if !slices.Equal(got, want) {
+			t.Errorf("machines over all pages %v, want %v", got, want)
+		}
+		for i := range 7 {
+			h.CreateApp(fmt.Sprintf("paged-%d", i))
+		}
+		appLengths, apps := collectPages(t, func(cursor string) ([]string, string) {
+			var page struct {
+				TotalApps  int `json:"total_apps"`
+				Apps       []struct{ Name string }
+				NextCursor string `json:"next_cursor"`
+			}
+			h.Do("GET", fmt.Sprintf("/v1/apps?org_slug=%s&limit=%d&cursor=%s", orgA, limit, cursor), nil).Expect(t, 200, &page)
+			if page.TotalApps != 8 {
+				t.Errorf("total_apps %d", page.TotalApps)
+			}
+			var names []string
+			for _, a := range page.Apps {
+				names = append(names, a.Name)
+			}
+			return names, page.NextCursor
+		})
+		if len(apps) != 8 || !slices.IsSorted(apps) {
+			t.Errorf("apps over all pages: %v", apps)
+		}
+		return lengths, appLengths
+	}
+	m1, a1 := run(t, 12)
+	m2, a2 := run(t, 12)
+	if !slices.Equal(m1, m2) || !slices.Equal(a1, a2) {
+		t.Errorf("same seed, different pages: %v/%v vs %v/%v", m1, a1, m2, a2)
+	}
+	short := func(lengths []int) bool {
+		for _, n := range lengths[:len(lengths)-1] {
+			if n < limit {
+				return true
+			}
+		}
+		return false
+	}
+	if !short(m1) || !short(a1) {
+		t.Errorf("no short page before the last under ShortPages 0.5: machines %v, apps %v", m1, a1)
+	}
+	if !slices.Contains(append(m1, a1...), 0) {
+		t.Logf("no empty page with this seed (allowed): %v %v", m1, a1)
+	}
+}
+
+func TestProfileUnclearFailures(t *testing.T) {
+	body := map[string]any{"config": flysimtest.BaseConfig(), "skip_launch": true}
+	tests := []struct {
+		name     string
+		drop     float64
+		fault    *Fault
+		app      string
+		wantCode int // 0: the connection is dropped
+		wantNew  int // machines created
+		unclear  bool
+	}{
+		{"408 after commit", 0, nil, "unclear", http.StatusRequestTimeout, 1, true},
+		{"dropped after commit", 1, nil, "unclear", 0, 1, true},
+		{"a refused call stays refused", 0, nil, "missing", http.StatusNotFound, 0, false},
+		{"a configured fault wins", 0, &Fault{Status: http.StatusBadGateway}, "unclear", http.StatusBadGateway, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, withProfile(Profile{UnclearFailures: map[string]float64{actCreateMachine: 1}, UnclearDrop: tt.drop}))
+			h.CreateApp("unclear")
+			if tt.fault != nil {
+				h.srv.SetFault(actCreateMachine, *tt.fault)
+			}
+			status, err := h.Try(context.Background(), "POST", "/v1/apps/"+tt.app+"/machines", `{"config":{"image":"nginx"},"skip_launch":true}`)
+			switch {
+			case tt.wantCode == 0 && err == nil:
+				t.Errorf("status %d, want a dropped connection", status)
+			case tt.wantCode != 0 && (err != nil || status != tt.wantCode):
+				t.Errorf("status %d (%v), want %d", status, err, tt.wantCode)
+			}
+			if got := len(h.srv.Machines("unclear")); got != tt.wantNew {
+				t.Errorf("%d machines, want %d", got, tt.wantNew)
+			}
+			calls := h.srv.CallsFor(actCreateMachine, "")
+			if len(calls) != 1 || calls[0].Unclear != tt.unclear {
+				t.Errorf("call log %+v, want Unclear %v", calls, tt.unclear)
+			}
+			// Other actions are untouched.
+			h.Do("GET", "/v1/apps/unclear/machines", nil).Expect(t, http.StatusOK, nil)
+		})
+	}
+
+	pattern := func(seed int64) string {
+		h := newHarness(t, func(o *Options) { o.Seed = seed },
+			withProfile(Profile{UnclearFailures: map[string]float64{actCreateMachine: 0.3}}))
+		h.CreateApp("dice")
+		var out strings.Builder
+		for range 30 {
+			if h.Do("POST", "/v1/apps/dice/machines", body).Status == http.StatusRequestTimeout {
+				out.WriteByte('x')
+			} else {
+				out.WriteByte('.')
+			}
+		}
+		if n := len(h.srv.Machines("dice")); n != 30 {
+			t.Errorf("seed %d: %d machines after 30 committed creates", seed, n)
+		}
+		return out.String()
+	}
+	if a, b := pattern(5), pattern(5); a != b || !strings.Contains(a, "x") || !strings.Contains(a, ".") {
+		t.Errorf("rate 0.3 under seed 5: %s then %s", a, b)
+	}
+}
+
+func TestCallHook(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		points []CallPoint
+		seen   []int // machines of app "hooked" at each point, read from inside the hook
+		srv    *Server
+	)
+	h := newHarness(t, func(o *Options) {
+		o.CallHook = func(p CallPoint) {
+			n := len(srv.Machines("hooked")) // the hook may use the Server: no lock is held
+			mu.Lock()
+			defer mu.Unlock()
+			points = append(points, p)
+			seen = append(seen, n)
+		}
+	})
+	srv = h.srv
+	h.CreateApp("hooked")
+	m := h.CreateMachine("hooked", map[string]any{"skip_launch": true})
+	h.As("").Do("GET", "/v1/apps/hooked", nil).Expect(t, http.StatusUnauthorized, nil) // never reaches its handler
+	h.Do("GET", "/v1/apps/hooked/machines/nope", nil).Expect(t, http.StatusNotFound, nil)
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := []CallPoint{
+		{Seq: 1, Action: actCreateApp, Method: "POST", Path: "/v1/apps", Org: orgA},
+		{Seq: 1, Action: actCreateApp, Method: "POST", Path: "/v1/apps", Org: orgA, App: "hooked", Committed: true, Status: 201},
+		{Seq: 2, Action: actCreateMachine, Method: "POST", Path: "/v1/apps/hooked/machines", Org: orgA, App: "hooked"},
+		{Seq: 2, Action: actCreateMachine, Method: "POST", Path: "/v1/apps/hooked/machines", Org: orgA, App: "hooked", Machine: m.ID, Committed: true, Status: 200},
+		{Seq: 4, Action: actGetMachine, Method: "GET", Path: "/v1/apps/hooked/machines/nope", Org: orgA, App: "hooked", Machine: "nope"},
+		{Seq: 4, Action: actGetMachine, Method: "GET", Path: "/v1/apps/hooked/machines/nope", Org: orgA, App: "hooked", Machine: "nope", Committed: true, Status: 404},
+	}
+	if !slices.Equal(points, want) {
+		t.Errorf("points:\n%+v\nwant\n%+v", points, want)
+	}
+	// Before the create the machine does not exist; after it, it does.
+	if !slices.Equal(seen[2:4], []int{0, 1}) {
+		t.Errorf("machines seen at the create's points: %v", seen[2:4])
+	}
+}
+
+func TestCallHookBlocksTheAnswer(t *testing.T) {
+	release := make(chan struct{})
+	reached := make(chan CallPoint, 1)
+	h := newHarness(t, func(o *Options) {
+		o.CallHook = func(p CallPoint) {
+			if p.Action == actCreateMachine && p.Committed {
+				reached <- p
+				<-release
+			}
+		}
+	})
+	h.CreateApp("blocked")
+	answered := make(chan int, 1)
+	go func() {
+		status, _ := h.Try(context.Background(), "POST", "/v1/apps/blocked/machines", `{"config":{"image":"nginx"},"skip_launch":true}`)
+		answered <- status
+	}()
+	p := <-reached
+	// The change is made, the answer is not written while the hook blocks.
+	if ms := h.srv.Machines("blocked"); len(ms) != 1 || ms[0].ID != p.Machine {
+		t.Errorf("at the committed point: %+v, hook saw %q", ms, p.Machine)
+	}
+	select {
+	case s := <-answered:
+		t.Fatalf("answered %d while the hook blocked", s)
+	default:
+	}
+	close(release)
+	if s := <-answered; s != http.StatusOK {
+		t.Errorf("status %d after the hook returned", s)
+	}
+}
+
+func TestProfileDestroyedReadableThen404(t *testing.T) {
+	clock := flysimtest.NewClock()
+	const window = 30 * time.Second
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now }, withProfile(Profile{DestroyedReadable: Fixed(window)}))
+	h.CreateApp("gone")
+	m := h.CreateMachine("gone", map[string]any{"skip_launch": true})
+	h.Do("DELETE", "/v1/apps/gone/machines/"+m.ID, nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("gone", m.ID, StateDestroyed)
+
+	path := "/v1/apps/gone/machines/" + m.ID
+	if got := h.GetMachine("gone", m.ID).State; got != StateDestroyed {
+		t.Errorf("within the window: %s", got)
+	}
+	h.Do("GET", path+"/wait?state=destroyed&timeout=1", nil).Expect(t, http.StatusOK, nil)
+	clock.Advance(window)
+	for _, call := range []struct{ method, suffix string }{{"GET", ""}, {"GET", "/wait?state=destroyed&timeout=1"}, {"GET", "/lease"}, {"DELETE", "?force=true"}} {
+		h.Do(call.method, path+call.suffix, nil).ExpectError(t, http.StatusNotFound, msgMachineNotFound)
+	}
+	// Inspection still knows it.
+	if info, ok := h.srv.Machine("gone", m.ID); !ok || info.State != StateDestroyed {
+		t.Errorf("Machine() after the window: %+v %v", info, ok)
+	}
+}
