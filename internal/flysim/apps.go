@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // appNameRE is Fly's app name rule: under 63 characters of lowercase letters, digits and dashes, not
@@ -17,7 +18,7 @@ var appNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // token cannot read (names are global, so the lookup is global first). Callers hold s.mu.
 func (s *Server) appFor(req *request) (*app, *apiError) {
 	a := s.apps[req.appName]
-	if a == nil {
+	if a == nil || !s.appVisible(a) {
 		return nil, newAPIError(http.StatusNotFound, msgAppNotFound)
 	}
 	if a.org != req.org {
@@ -25,6 +26,10 @@ func (s *Server) appFor(req *request) (*app, *apiError) {
 	}
 	return a, nil
 }
+
+// appVisible reports whether reads see a yet: an app is invisible for the profile's AppCreateLag
+// after its create answered (§11 "App create"), though its name is taken. Callers hold s.mu.
+func (s *Server) appVisible(a *app) bool { return !s.now().Before(a.visibleAt) }
 
 // orgFor resolves an org_slug of a request body or query: the token's org only (403 otherwise).
 func (s *Server) orgFor(req *request, slug string) (*org, *apiError) {
@@ -57,6 +62,10 @@ func (s *Server) createApp(req *request) reply {
 	if err := req.decodeBody(&body, false); err != nil {
 		return errReply(err)
 	}
+	wait, err := req.boolQuery("wait")
+	if err != nil {
+		return errReply(err)
+	}
 	// The docs send app_name, the spec and fly-go name (§10): accept either, not both disagreeing.
 	name := body.Name
 	if body.AppName != "" {
@@ -67,38 +76,49 @@ func (s *Server) createApp(req *request) reply {
 	}
 	req.logApp = name
 
+	rep, a, hold := s.createAppLocked(req, body, name, wait)
+	if hold > 0 {
+		s.holdUntilVisible(req, a, hold)
+	}
+	return rep
+}
+
+// createAppLocked creates the app. hold is how long a ?wait=true create holds its answer (the app's
+// invisible window but for a residual), 0 when it answers at once.
+func (s *Server) createAppLocked(req *request, body createAppRequest, name string, wait bool) (rep reply, a *app, hold time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.orgFor(req, body.OrgSlug)
 	if err != nil {
-		return errReply(err)
+		return errReply(err), nil, 0
 	}
 	if key := body.IdempotencyKey; key != "" {
 		if prior, ok := o.idempotencyKeys[key]; ok {
 			if name != "" && name != prior {
-				return errorf(http.StatusUnprocessableEntity, "Validation failed: idempotency_key was already used to create another app")
+				return errorf(http.StatusUnprocessableEntity, "Validation failed: idempotency_key was already used to create another app"), nil, 0
 			}
 			if a := s.apps[prior]; a != nil {
 				req.logApp = prior
-				return jsonReply(http.StatusCreated, createAppResponse{ID: a.id, CreatedAt: a.createdAt.UnixMilli()})
+				return jsonReply(http.StatusCreated, createAppResponse{ID: a.id, CreatedAt: a.createdAt.UnixMilli()}), nil, 0
 			}
 			delete(o.idempotencyKeys, key) // that app was deleted since: create afresh
 		}
 	}
 	switch {
 	case name == "":
-		return errorf(http.StatusUnprocessableEntity, "Validation failed: Name can't be blank")
+		return errorf(http.StatusUnprocessableEntity, "Validation failed: Name can't be blank"), nil, 0
 	case !appNameRE.MatchString(name):
-		return errorf(http.StatusUnprocessableEntity, "Validation failed: Name under 63 chars using numbers, lowercase letters and dashes")
+		return errorf(http.StatusUnprocessableEntity, "Validation failed: Name under 63 chars using numbers, lowercase letters and dashes"), nil, 0
 	case s.apps[name] != nil:
-		return errReply(&apiError{httpStatus: http.StatusUnprocessableEntity, message: "Validation failed: Name has already been taken", code: "name_taken"})
+		return errReply(&apiError{httpStatus: http.StatusUnprocessableEntity, message: "Validation failed: Name has already been taken", code: "name_taken"}), nil, 0
 	}
 	nw, err := s.networkForApp(o, body.Network)
 	if err != nil {
-		return errReply(err)
+		return errReply(err), nil, 0
 	}
-	a := &app{
-		id:        s.ids.appID(),
+	id := s.ids.appID()
+	a = &app{
+		id:        id,
 		name:      name,
 		org:       o.slug,
 		network:   nw,
@@ -106,13 +126,38 @@ func (s *Server) createApp(req *request) reply {
 		createdAt: s.now(),
 		machines:  map[string]*machine{},
 		secrets:   map[string]*secret{},
+		rng:       seededRNG(s.opts.Seed, "app/"+name+"/"+id),
+	}
+	// §11 "App create": the app is not readable at once. With ?wait=true (fly-go) the answer waits
+	// for most of that window, but not all of it: fly-go still polls GET for up to a minute.
+	if lag := s.profile.draw(a.rng, s.profile.AppCreateLag); lag > 0 {
+		a.visibleAt = a.createdAt.Add(lag)
+		if wait {
+			residual := min(s.profile.draw(a.rng, s.profile.AppCreateWaitResidual), lag)
+			hold = lag - residual
+		}
 	}
 	s.apps[name] = a
 	delete(s.deletedApps, name)
 	if body.IdempotencyKey != "" {
 		o.idempotencyKeys[body.IdempotencyKey] = name
 	}
-	return jsonReply(http.StatusCreated, createAppResponse{ID: a.id, CreatedAt: a.createdAt.UnixMilli()})
+	return jsonReply(http.StatusCreated, createAppResponse{ID: a.id, CreatedAt: a.createdAt.UnixMilli()}), a, hold
+}
+
+// holdUntilVisible holds a ?wait=true create's answer for hold (a real sleep), then makes the app
+// visible but for the rest of its window from now, as measured by Options.Now: with a fake clock
+// the residual still has to pass on it.
+func (s *Server) holdUntilVisible(req *request, a *app, hold time.Duration) {
+	if !s.sleep(req.r, hold) {
+		return // the client left or the server closed: the app keeps its whole window
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	residual := a.visibleAt.Sub(a.createdAt) - hold
+	if v := s.now().Add(residual); v.Before(a.visibleAt) {
+		a.visibleAt = v
+	}
 }
 
 type orgView struct {
@@ -198,7 +243,7 @@ func (s *Server) listApps(req *request) reply {
 	}
 	var names []string
 	for name, a := range s.apps {
-		if a.org == o.slug {
+		if a.org == o.slug && s.appVisible(a) {
 			names = append(names, name)
 		}
 	}
@@ -279,6 +324,22 @@ func (s *Server) deleteApp(req *request) reply {
 					"failed_precondition: app has running machines, stop them first or delete with force=true")
 			}
 		}
+	}
+	if a.deleting {
+		return emptyReply(http.StatusAccepted) // already on its way
+	}
+	// §2: 202 Accepted, completion asynchronous. Under the profile's AppDeleteLag the app, its machines
+	// and its name stay until the delete completes.
+	if lag := s.profile.draw(a.rng, s.profile.AppDeleteLag); lag > 0 {
+		a.deleting = true
+		a.deleteTimer = time.AfterFunc(lag, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.closed && s.apps[a.name] == a {
+				s.removeApp(a)
+			}
+		})
+		return emptyReply(http.StatusAccepted)
 	}
 	s.removeApp(a)
 	return emptyReply(http.StatusAccepted)

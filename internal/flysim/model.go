@@ -53,6 +53,15 @@ type app struct {
 	secrets    map[string]*secret
 	secretsVer uint64
 	ips        []*ipAssignment
+
+	// rng draws everything the profile decides about this app (seeded by Options.Seed and the app).
+	rng *rand.Rand
+	// visibleAt is when the app becomes readable after its create (profile AppCreateLag); zero: at once.
+	visibleAt time.Time
+	// deleting is set by a delete whose completion the profile delays (AppDeleteLag); deleteTimer
+	// completes it.
+	deleting    bool
+	deleteTimer *time.Timer
 }
 
 // liveMachineCount is machine_count in the app shapes: machines not destroyed.

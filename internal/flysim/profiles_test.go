@@ -424,3 +424,103 @@ func TestProfileDestroyedReadableThen404(t *testing.T) {
 		t.Errorf("Machine() after the window: %+v %v", info, ok)
 	}
 }
+
+func TestProfileAppCreateWindow(t *testing.T) {
+	clock := flysimtest.NewClock()
+	const window = 2 * time.Second
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now }, withProfile(Profile{AppCreateLag: Fixed(window)}))
+	h.Do("POST", "/v1/apps", map[string]any{"app_name": "async", "org_slug": orgA}).Expect(t, http.StatusCreated, nil)
+
+	for _, call := range []struct{ method, path string }{
+		{"GET", "/v1/apps/async"},
+		{"GET", "/v1/apps/async/machines"},
+		{"POST", "/v1/apps/async/machines"},
+		{"GET", "/v1/apps/async/secrets"},
+		{"GET", "/v1/apps/async/ip_assignments"},
+		{"DELETE", "/v1/apps/async"},
+	} {
+		var body any
+		if call.method == "POST" {
+			body = map[string]any{"config": flysimtest.BaseConfig()}
+		}
+		h.Do(call.method, call.path, body).ExpectError(t, http.StatusNotFound, msgAppNotFound)
+	}
+	// The name is taken meanwhile, and the list does not show the app yet.
+	h.Do("POST", "/v1/apps", map[string]any{"app_name": "async", "org_slug": orgA}).ExpectError(t, http.StatusUnprocessableEntity, "Validation failed: Name has already been taken")
+	var list struct {
+		TotalApps int `json:"total_apps"`
+	}
+	h.Do("GET", "/v1/apps?org_slug="+orgA, nil).Expect(t, http.StatusOK, &list)
+	if list.TotalApps != 0 {
+		t.Errorf("listed during the window: %d apps", list.TotalApps)
+	}
+	if _, ok := h.srv.App("async"); !ok {
+		t.Error("inspection does not see the app")
+	}
+
+	clock.Advance(window)
+	h.Do("GET", "/v1/apps/async", nil).Expect(t, http.StatusOK, nil)
+	h.Do("GET", "/v1/apps?org_slug="+orgA, nil).Expect(t, http.StatusOK, &list)
+	if list.TotalApps != 1 {
+		t.Errorf("listed after the window: %d apps", list.TotalApps)
+	}
+}
+
+func TestProfileAppCreateWaitTrue(t *testing.T) {
+	tests := []struct {
+		name     string
+		residual time.Duration
+		query    string
+		// visible right after the answer, and after the residual passed on the fake clock
+		visibleAtAnswer bool
+	}{
+		{"wait=true with a residual is no guarantee", 30 * time.Millisecond, "?wait=true", false},
+		{"wait=true without a residual", 0, "?wait=true", true},
+		{"no wait: the whole window remains", 0, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := flysimtest.NewClock()
+			h := newHarness(t, func(o *Options) { o.Now = clock.Now },
+				withProfile(Profile{AppCreateLag: Fixed(80 * time.Millisecond), AppCreateWaitResidual: Fixed(tt.residual)}))
+			h.Do("POST", "/v1/apps"+tt.query, map[string]any{"app_name": "waited", "org_slug": orgA}).Expect(t, http.StatusCreated, nil)
+			visible := h.Do("GET", "/v1/apps/waited", nil).Status == http.StatusOK
+			if visible != tt.visibleAtAnswer {
+				t.Errorf("visible right after the answer: %v, want %v", visible, tt.visibleAtAnswer)
+			}
+			clock.Advance(80 * time.Millisecond)
+			h.Do("GET", "/v1/apps/waited", nil).Expect(t, http.StatusOK, nil)
+		})
+	}
+	h := newHarness(t)
+	h.Do("POST", "/v1/apps?wait=maybe", map[string]any{"app_name": "x", "org_slug": orgA}).ExpectError(t, http.StatusBadRequest, "")
+}
+
+func TestProfileAppDeleteWindow(t *testing.T) {
+	h := newHarness(t, withProfile(Profile{AppDeleteLag: Fixed(time.Hour)}))
+	h.CreateApp("leaving")
+	m := h.CreateMachine("leaving", map[string]any{"skip_launch": true})
+	h.Do("DELETE", "/v1/apps/leaving", nil).Expect(t, http.StatusAccepted, nil)
+	h.Do("DELETE", "/v1/apps/leaving", nil).Expect(t, http.StatusAccepted, nil) // again: still on its way
+	h.Do("GET", "/v1/apps/leaving", nil).Expect(t, http.StatusOK, nil)
+	if got := h.GetMachine("leaving", m.ID).State; got != StateCreated {
+		t.Errorf("machine during the delete: %s", got)
+	}
+	h.Do("POST", "/v1/apps", map[string]any{"app_name": "leaving", "org_slug": orgA}).ExpectError(t, http.StatusUnprocessableEntity, "")
+
+	// With a short window the app, its machines and its name go.
+	h = newHarness(t, withProfile(Profile{AppDeleteLag: Fixed(5 * time.Millisecond)}))
+	h.CreateApp("leaving")
+	m = h.CreateMachine("leaving", map[string]any{"skip_launch": true})
+	h.Do("DELETE", "/v1/apps/leaving", nil).Expect(t, http.StatusAccepted, nil)
+	flysimtest.Eventually(t, "the delete to complete", func() bool {
+		return h.Do("GET", "/v1/apps/leaving", nil).Status == http.StatusNotFound
+	})
+	if info, ok := h.srv.App("leaving"); !ok || !info.Deleted {
+		t.Errorf("App() after the delete: %+v", info)
+	}
+	if _, ok := h.srv.Machine("leaving", m.ID); ok {
+		t.Error("the machine outlived its app")
+	}
+	h.CreateApp("leaving") // the name is free again
+}

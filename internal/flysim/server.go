@@ -108,6 +108,9 @@ func (s *Server) Close() {
 	s.closed = true
 	close(s.done)
 	for _, a := range s.apps {
+		if a.deleteTimer != nil {
+			a.deleteTimer.Stop()
+		}
 		for _, m := range a.machines {
 			s.cancelPending(m)
 		}
