@@ -26,7 +26,7 @@ func (s *Server) doStart(m *machine, source string) (previous string, err *apiEr
 		return "", stateError("start", m.state)
 	}
 	previous = m.state
-	s.boot(m, "start", source)
+	s.boot(m, "start", source, previous == StateSuspended)
 	return previous, nil
 }
 

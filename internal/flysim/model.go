@@ -126,6 +126,9 @@ type machine struct {
 	delistedAt           time.Time
 	stateBeforeDestroyed string
 	goneAt               time.Time
+	// listenDelay is how long after reaching started its simulated listeners open (profile
+	// ListenDelay), drawn at each boot.
+	listenDelay time.Duration
 }
 
 // machineVersion is one immutable config of a machine.

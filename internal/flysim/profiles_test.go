@@ -524,3 +524,113 @@ func TestProfileAppDeleteWindow(t *testing.T) {
 	}
 	h.CreateApp("leaving") // the name is free again
 }
+
+func TestProfileTransitionDrawsReplayPerMachine(t *testing.T) {
+	row := Transition{Typical: Dist{Min: time.Second, Max: 3 * time.Second}}
+	draws := func(seed int64) (first, second []time.Duration) {
+		h := newHarness(t, func(o *Options) { o.Seed = seed }, withProfile(Profile{TimeScale: 0.5, Transitions: Transitions{Stop: row}}))
+		h.CreateApp("dice")
+		a := h.CreateMachine("dice", map[string]any{"skip_launch": true})
+		b := h.CreateMachine("dice", map[string]any{"skip_launch": true})
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		for range 5 {
+			first = append(first, h.srv.transitionDelay(h.srv.apps["dice"].machines[a.ID], row, time.Hour))
+			second = append(second, h.srv.transitionDelay(h.srv.apps["dice"].machines[b.ID], row, time.Hour))
+		}
+		return first, second
+	}
+	a1, b1 := draws(9)
+	a2, b2 := draws(9)
+	if !slices.Equal(a1, a2) || !slices.Equal(b1, b2) {
+		t.Errorf("same seed, different draws: %v %v vs %v %v", a1, b1, a2, b2)
+	}
+	if slices.Equal(a1, b1) {
+		t.Errorf("two machines drew the same delays: %v", a1)
+	}
+	for _, d := range append(a1, b1...) {
+		if d < 500*time.Millisecond || d > 1500*time.Millisecond {
+			t.Errorf("draw %v outside the scaled row [0.5s, 1.5s]", d)
+		}
+	}
+	h := newHarness(t)
+	h.CreateApp("fixed")
+	m := h.CreateMachine("fixed", map[string]any{"skip_launch": true})
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	if got := h.srv.transitionDelay(h.srv.apps["fixed"].machines[m.ID], Transition{}, 7*time.Millisecond); got != 7*time.Millisecond {
+		t.Errorf("a zero row gave %v, want the fixed delay", got)
+	}
+}
+
+// A resume takes the Resume row, a cold start the Start row.
+func TestProfileResumeAndColdStartRows(t *testing.T) {
+	h := newHarness(t, withProfile(Profile{Transitions: Transitions{
+		Start:  Transition{Typical: Fixed(time.Millisecond)},
+		Resume: Transition{Typical: Fixed(time.Hour)},
+	}}))
+	h.CreateApp("rows")
+	resumed, cold := h.StartedMachine("rows"), h.StartedMachine("rows")
+	h.Do("POST", "/v1/apps/rows/machines/"+resumed.ID+"/suspend", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("rows", resumed.ID, StateSuspended)
+	h.Stop("rows", cold.ID)
+
+	h.Do("POST", "/v1/apps/rows/machines/"+resumed.ID+"/start", nil).Expect(t, http.StatusOK, nil)
+	h.Do("POST", "/v1/apps/rows/machines/"+cold.ID+"/start", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("rows", cold.ID, StateStarted)
+	if m, _, _ := h.srv.SnapshotMachine("rows", resumed.ID); m.State != StateStarting || !m.Pending {
+		t.Errorf("the resume (an hour) is %s, pending %v, after the cold start (a millisecond) finished", m.State, m.Pending)
+	}
+}
+
+// The realistic table, shrunk by TimeScale, runs every transition in order, asynchronously.
+func TestRealisticProfileLifecycle(t *testing.T) {
+	p := Realistic()
+	p.TimeScale = 0.002 // the table's seconds become milliseconds
+	p.UnclearFailures = nil
+	var mu sync.Mutex
+	var states []string
+	h := newHarness(t, withProfile(p))
+	h.srv.Subscribe(func(e MachineEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		states = append(states, e.NewState)
+	})
+	h.CreateApp("real")
+	h.WaitApp("real")
+	m := h.CreateMachine("real", nil)
+	if m.State != StateCreated {
+		t.Errorf("create answered %s, want created (the launch is asynchronous)", m.State)
+	}
+	base := "/v1/apps/real/machines/" + m.ID
+	h.WaitFor("real", m.ID, StateStarted)
+	h.Stop("real", m.ID)
+	h.Do("POST", base+"/start", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("real", m.ID, StateStarted)
+	h.Do("POST", base+"/suspend", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("real", m.ID, StateSuspended)
+	h.Do("POST", base+"/start", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("real", m.ID, StateStarted)
+	h.Do("POST", base, map[string]any{"config": flysimtest.BaseConfig()}).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("real", m.ID, StateStarted)
+	h.Do("DELETE", base+"?force=true", nil).Expect(t, http.StatusOK, nil)
+	h.WaitSettled("real", m.ID, StateDestroyed)
+
+	want := []string{
+		StateCreated, StateStarting, StateStarted, // create
+		StateStopping, StateStopped, StateStarting, StateStarted, // stop, start
+		StateSuspending, StateSuspended, StateStarting, StateStarted, // suspend, resume
+		StateReplacing, StateStarting, StateStarted, // update
+		StateDestroying, StateDestroyed,
+	}
+	flysimtest.Eventually(t, "every event delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(states) >= len(want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(states, want) {
+		t.Errorf("states %v\nwant   %v", states, want)
+	}
+}

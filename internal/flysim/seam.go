@@ -53,6 +53,9 @@ type MachineBoot struct {
 	SecretsVersion uint64
 	// Secrets are the values the version sees (none when made with skip_secrets).
 	Secrets map[string]string
+	// ListenDelay is how long after reaching started the machine's app opens its listeners (the
+	// profile's ListenDelay, drawn at each boot; 0 when started at once or not started).
+	ListenDelay time.Duration
 }
 
 func snapshotOf(m *machine) MachineSnapshot {
@@ -121,7 +124,11 @@ func (s *Server) MachineBoot(app, id string) (MachineBoot, bool) {
 		return MachineBoot{}, false
 	}
 	v := m.current()
-	return MachineBoot{MachineSnapshot: snapshotOf(m), SecretsVersion: v.secretsVersion, Secrets: maps.Clone(v.secretValues)}, true
+	boot := MachineBoot{MachineSnapshot: snapshotOf(m), SecretsVersion: v.secretsVersion, Secrets: maps.Clone(v.secretValues)}
+	if m.state == StateStarted {
+		boot.ListenDelay = m.listenDelay
+	}
+	return boot, true
 }
 
 // Done returns a channel closed when the Server closes, to end waits on it.

@@ -65,8 +65,12 @@ func (s *Server) setState(m *machine, next, eventType, source string) {
 	now := s.now()
 	m.state = next
 	m.updatedAt = now
-	if next == StateDestroyed && old != StateDestroyed {
+	switch {
+	case next == StateDestroyed && old != StateDestroyed:
 		s.markDestroyed(m, old, now)
+	case next == StateStarted:
+		// §4.7: started means the VM booted, not that the app listens (profile ListenDelay).
+		m.listenDelay = s.profile.draw(m.rng, s.profile.ListenDelay)
 	}
 	m.events = append([]machineEvent{{id: s.ids.ulid(now), typ: eventType, status: next, source: source, at: now}}, m.events...)
 	if len(m.events) > maxMachineEvents {
@@ -102,40 +106,55 @@ func (s *Server) cancelPending(m *machine) {
 	}
 }
 
-// boot moves m through starting to started.
-func (s *Server) boot(m *machine, eventType, source string) {
+// transitionDelay is how long m stays in a transient state: drawn from the profile's row when the
+// profile sets it (the realistic transition table), else the fixed delay of Options.Delays.
+// Callers hold s.mu.
+func (s *Server) transitionDelay(m *machine, row Transition, fixed time.Duration) time.Duration {
+	if d, ok := s.profile.drawTransition(m.rng, row); ok {
+		return d
+	}
+	return fixed
+}
+
+// boot moves m through starting to started; resume says it resumes from a suspend snapshot, which
+// is faster than a cold boot.
+func (s *Server) boot(m *machine, eventType, source string, resume bool) {
+	row := s.profile.Transitions.Start
+	if resume {
+		row = s.profile.Transitions.Resume
+	}
 	s.setState(m, StateStarting, eventType, source)
-	s.schedule(m, s.opts.Delays.Start, func() { s.setState(m, StateStarted, "start", sourceFlyd) })
+	s.schedule(m, s.transitionDelay(m, row, s.opts.Delays.Start), func() { s.setState(m, StateStarted, "start", sourceFlyd) })
 }
 
 // launch is the boot after create: created, then starting and started.
 func (s *Server) launch(m *machine) {
-	s.schedule(m, s.opts.Delays.Create, func() { s.boot(m, "start", sourceFlyd) })
+	s.schedule(m, s.transitionDelay(m, s.profile.Transitions.Create, s.opts.Delays.Create), func() { s.boot(m, "start", sourceFlyd, false) })
 }
 
 // halt moves m through stopping to stopped.
 func (s *Server) halt(m *machine, source string) {
 	s.setState(m, StateStopping, "stop", source)
-	s.schedule(m, s.opts.Delays.Stop, func() { s.setState(m, StateStopped, "exit", sourceFlyd) })
+	s.schedule(m, s.transitionDelay(m, s.profile.Transitions.Stop, s.opts.Delays.Stop), func() { s.setState(m, StateStopped, "exit", sourceFlyd) })
 }
 
 // pause moves m through suspending to suspended.
 func (s *Server) pause(m *machine, source string) {
 	s.setState(m, StateSuspending, "suspend", source)
-	s.schedule(m, s.opts.Delays.Suspend, func() { s.setState(m, StateSuspended, "suspend", sourceFlyd) })
+	s.schedule(m, s.transitionDelay(m, s.profile.Transitions.Suspend, s.opts.Delays.Suspend), func() { s.setState(m, StateSuspended, "suspend", sourceFlyd) })
 }
 
 // reboot moves m through restarting, starting and started.
 func (s *Server) reboot(m *machine) {
 	s.setState(m, StateRestarting, "restart", sourceUser)
-	s.schedule(m, s.opts.Delays.Restart, func() { s.boot(m, "restart", sourceFlyd) })
+	s.schedule(m, s.transitionDelay(m, s.profile.Transitions.Restart, s.opts.Delays.Restart), func() { s.boot(m, "restart", sourceFlyd, false) })
 }
 
 // teardown moves m through destroying to destroyed, dropping its lease.
 func (s *Server) teardown(m *machine, source string) {
 	m.lease = nil
 	s.setState(m, StateDestroying, "destroy", source)
-	s.schedule(m, s.opts.Delays.Destroy, func() { s.setState(m, StateDestroyed, "destroy", sourceFlyd) })
+	s.schedule(m, s.transitionDelay(m, s.profile.Transitions.Destroy, s.opts.Delays.Destroy), func() { s.setState(m, StateDestroyed, "destroy", sourceFlyd) })
 }
 
 // destroyNow stops (when running) and destroys m at once: the app delete cascade.
@@ -166,14 +185,14 @@ func afterUpdate(prior string, skipLaunch bool) string {
 	return StateStopped
 }
 
-// replace runs the update swap: replacing for Delays.Update, then the state afterUpdate picked.
+// replace runs the update swap: replacing for the Update transition, then the state afterUpdate picked.
 func (s *Server) replace(m *machine, target string) {
 	m.updateTarget = target
 	s.setState(m, StateReplacing, "update", sourceUser)
-	s.schedule(m, s.opts.Delays.Update, func() {
+	s.schedule(m, s.transitionDelay(m, s.profile.Transitions.Update, s.opts.Delays.Update), func() {
 		switch target {
 		case StateStarted:
-			s.boot(m, "start", sourceFlyd)
+			s.boot(m, "start", sourceFlyd, false)
 		case StateStopped:
 			s.setState(m, StateStopped, "update", sourceFlyd)
 		default:

@@ -67,6 +67,15 @@ func (c *Client) CreateApp(name string) {
 	c.Do("POST", "/v1/apps", map[string]any{"app_name": name, "org_slug": OrgOf(c.token)}).Expect(c.t, http.StatusCreated, nil)
 }
 
+// WaitApp polls GET until the app is readable, as fly-go's WaitForApp does after a create: under a
+// realistic profile an app is invisible for a moment after its create answered.
+func (c *Client) WaitApp(name string) {
+	c.t.Helper()
+	Eventually(c.t, "app "+name+" to be readable", func() bool {
+		return c.Do("GET", "/v1/apps/"+name, nil).Status == http.StatusOK
+	})
+}
+
 // CreateMachine creates a machine in app with body merged over {"config": BaseConfig()}.
 func (c *Client) CreateMachine(app string, body map[string]any) Machine {
 	c.t.Helper()

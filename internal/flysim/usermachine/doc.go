@@ -1,7 +1,9 @@
 // Package usermachine simulates started Fly machines as loopback HTTP listeners that answer with their identity.
 //
 // Start(srv, Options{}) follows the state changes of a flysim.Server: every started machine gets one
-// listener on 127.0.0.1 (an ephemeral port) per internal port of its services; leaving started (stop,
+// listener on 127.0.0.1 (an ephemeral port) per internal port of its services, at once or, under a
+// Server profile with a ListenDelay, that drawn delay after it reads started (started means the VM
+// booted, not that the app listens; the proxy waits for the listeners); leaving started (stop,
 // suspend, restart, update, destroy, app delete) closes them and the connections on them, and starting
 // again opens new ones. Each answers any method and path with an Answer (JSON): app, machine, region,
 // version, service (internal port and the config's service `name`), method, path, query, host, headers

@@ -39,6 +39,7 @@ type Machines struct {
 
 	mu       sync.Mutex
 	running  map[machineKey]*simMachine
+	opening  map[machineKey]*pendingOpen
 	external map[machineKey]map[int]string
 	// changed is closed and replaced whenever an endpoint appears or goes, waking the proxy.
 	changed chan struct{}
@@ -59,6 +60,13 @@ type simListener struct {
 	server *http.Server
 }
 
+// pendingOpen is a started machine whose app has not opened its listeners yet (the Server's profile
+// gives a ListenDelay): the timer opens them unless the machine changed state first.
+type pendingOpen struct {
+	event string // the machine's LastEvent when it reached started
+	timer *time.Timer
+}
+
 // ErrClosed is returned by methods called after Close.
 var ErrClosed = errors.New("flysim: user machines closed")
 
@@ -74,6 +82,7 @@ func Start(srv *flysim.Server, opts Options) *Machines {
 	u := &Machines{
 		srv: srv, now: opts.Now, log: opts.Logger,
 		running:  map[machineKey]*simMachine{},
+		opening:  map[machineKey]*pendingOpen{},
 		external: map[machineKey]map[int]string{},
 		changed:  make(chan struct{}),
 	}
@@ -118,7 +127,33 @@ func (u *Machines) reconcile(k machineKey) {
 	if cur := u.running[k]; cur != nil && cur.version == boot.Version {
 		return
 	}
+	if boot.ListenDelay > 0 {
+		// Started is not listening (§4.7): the app opens its ports a little later.
+		if p := u.opening[k]; p != nil && p.event == boot.LastEvent {
+			return
+		}
+		u.closeLocked(k)
+		event := boot.LastEvent
+		u.opening[k] = &pendingOpen{event: event, timer: time.AfterFunc(boot.ListenDelay, func() { u.openLater(k, event) })}
+		return
+	}
 	u.closeLocked(k)
+	u.openLocked(k, boot)
+}
+
+// openLater opens k's listeners once its ListenDelay has passed, if the machine is still in the
+// started state it reached at event.
+func (u *Machines) openLater(k machineKey, event string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if p := u.opening[k]; u.closed || p == nil || p.event != event {
+		return
+	}
+	delete(u.opening, k)
+	boot, ok := u.srv.MachineBoot(k.app, k.id)
+	if _, external := u.external[k]; !ok || external || boot.State != flysim.StateStarted || boot.LastEvent != event {
+		return
+	}
 	u.openLocked(k, boot)
 }
 
@@ -139,8 +174,13 @@ func (u *Machines) openLocked(k machineKey, boot flysim.MachineBoot) {
 	u.notifyLocked()
 }
 
-// closeLocked closes k's listeners and the connections on them, as a stopping VM drops its sockets.
+// closeLocked closes k's listeners and the connections on them, as a stopping VM drops its sockets,
+// and drops a pending open.
 func (u *Machines) closeLocked(k machineKey) {
+	if p := u.opening[k]; p != nil {
+		p.timer.Stop()
+		delete(u.opening, k)
+	}
 	sm := u.running[k]
 	if sm == nil {
 		return
@@ -261,6 +301,9 @@ func (u *Machines) Close() error {
 	}
 	u.closed = true
 	for k := range u.running {
+		u.closeLocked(k)
+	}
+	for k := range u.opening {
 		u.closeLocked(k)
 	}
 	return nil

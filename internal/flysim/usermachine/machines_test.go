@@ -26,7 +26,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	srv := flysim.New(flysim.Options{Orgs: []flysim.OrgToken{{Token: flysimtest.TokenA, Org: flysimtest.OrgA}}, Seed: 1, DisableRateLimits: true})
+	return newFixtureWith(t, flysim.Profile{})
+}
+
+// newFixtureWith is newFixture with a Server profile.
+func newFixtureWith(t *testing.T, profile flysim.Profile) *fixture {
+	t.Helper()
+	srv := flysim.New(flysim.Options{Orgs: []flysim.OrgToken{{Token: flysimtest.TokenA, Org: flysimtest.OrgA}}, Seed: 1,
+		DisableRateLimits: true, Profile: profile})
 	t.Cleanup(srv.Close) // after the HTTP server's close, registered by Serve
 	f := &fixture{srv: srv, Client: flysimtest.Serve(t, srv, func(app, id string) (string, bool, bool) {
 		m, _, ok := srv.SnapshotMachine(app, id)
@@ -210,4 +217,38 @@ func TestStartOpensAlreadyStartedMachines(t *testing.T) {
 	machines := usermachine.Start(f.srv, usermachine.Options{})
 	t.Cleanup(func() { _ = machines.Close() })
 	flysimtest.Eventually(t, "listening", func() bool { return len(machines.Endpoints("early", m.ID)) == 2 })
+}
+
+// Under a profile's ListenDelay, a machine reads started before its app listens.
+func TestListenersOpenAfterTheProfilesListenDelay(t *testing.T) {
+	t.Run("started is not listening", func(t *testing.T) {
+		f := newFixtureWith(t, flysim.Profile{ListenDelay: flysim.Fixed(time.Hour)})
+		f.UserApp("alice", "")
+		m := f.CreateMachine("alice", map[string]any{"config": flysimtest.ConfigWith(flysimtest.BlueprintServices(true, "off", 0))})
+		f.WaitSettled("alice", m.ID, flysim.StateStarted)
+		boot, _ := f.srv.MachineBoot("alice", m.ID)
+		if boot.ListenDelay != time.Hour {
+			t.Errorf("MachineBoot.ListenDelay %v", boot.ListenDelay)
+		}
+		if eps := f.machines.Endpoints("alice", m.ID); len(eps) != 0 {
+			t.Errorf("listening an hour early: %v", eps)
+		}
+	})
+	t.Run("then it listens", func(t *testing.T) {
+		f := newFixtureWith(t, flysim.Profile{ListenDelay: flysim.Fixed(5 * time.Millisecond)})
+		f.UserApp("alice", "")
+		id := f.UserMachine(f.machines, "alice", flysimtest.BlueprintServices(true, "off", 0))
+		if _, err := getDirect(f.machines.Endpoints("alice", id)[8080]); err != nil {
+			t.Fatal(err)
+		}
+		// Stopped before its delay passed, a machine never opens the listeners of that boot.
+		f.Stop("alice", id)
+		f.Do("POST", "/v1/apps/alice/machines/"+id+"/start", nil).Expect(t, http.StatusOK, nil)
+		f.WaitSettled("alice", id, flysim.StateStarted)
+		f.Stop("alice", id)
+		time.Sleep(20 * time.Millisecond) // beyond the delay: an open that was not cancelled would show
+		if eps := f.machines.Endpoints("alice", id); len(eps) != 0 {
+			t.Errorf("a stopped machine listens: %v", eps)
+		}
+	})
 }
