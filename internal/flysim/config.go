@@ -9,7 +9,8 @@ import (
 )
 
 // Machine configs are kept as the JSON object the client sent (a map with json.Number numbers, so
-// nothing is rounded or dropped). Validation walks only the fields Fly is known to check (§6).
+// nothing is rounded or dropped), unless the profile's TypedConfig drops the keys Fly's typed config
+// does not know. Validation walks only the fields Fly is known to check (§6).
 // Convention: a value of the wrong JSON type is a 400 (Fly's typed decoder fails); a well-typed value
 // Fly would not accept is a 422.
 
@@ -21,8 +22,9 @@ func configInvalid(field, format string, args ...any) *apiError {
 	return newAPIError(http.StatusUnprocessableEntity, "invalid_argument: config.%s: %s", field, fmt.Sprintf(format, args...))
 }
 
-// parseConfig decodes, validates and normalises a machine config, returning its normalised encoding.
-func parseConfig(raw json.RawMessage) (json.RawMessage, *apiError) {
+// parseConfig decodes, validates and normalises a machine config, returning its normalised encoding;
+// typed (the profile's TypedConfig) drops the keys Fly's typed config does not know (configschema.go).
+func parseConfig(raw json.RawMessage, typed bool) (json.RawMessage, *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, newAPIError(http.StatusUnprocessableEntity, "invalid_argument: config is required")
 	}
@@ -38,6 +40,9 @@ func parseConfig(raw json.RawMessage) (json.RawMessage, *apiError) {
 		return nil, err
 	}
 	normalizeConfig(cfg)
+	if typed {
+		pruneConfig(cfg)
+	}
 	return encodeConfig(cfg)
 }
 

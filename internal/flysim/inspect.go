@@ -256,7 +256,7 @@ func (s *Server) UpdateOutOfBand(app, id string, mutate func(config map[string]a
 		if err != nil {
 			return err
 		}
-		stored, err := parseConfig(enc)
+		stored, err := parseConfig(enc, s.profile.TypedConfig)
 		if err != nil {
 			return err
 		}

@@ -66,7 +66,7 @@ func (s *Server) createMachine(req *request) reply {
 	if err := req.decodeBody(&body, false); err != nil {
 		return errReply(err)
 	}
-	cfgJSON, err := parseConfig(body.Config)
+	cfgJSON, err := parseConfig(body.Config, s.profile.TypedConfig)
 	if err != nil {
 		return errReply(err)
 	}

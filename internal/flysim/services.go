@@ -17,7 +17,8 @@ const (
 
 // Service is the part of one machine service the simulators act on.
 type Service struct {
-	// Name is the blueprint's optional service name ("management", "public").
+	// Name is the blueprint's optional service name ("management", "public"). Fly's typed config
+	// has no such field, so under a profile with TypedConfig it is dropped and reads "".
 	Name         string
 	InternalPort int
 	Ports        []ServicePort
