@@ -104,6 +104,7 @@ func (s *Server) createMachine(req *request) reply {
 	if region == "" {
 		region = DefaultRegion
 	}
+	secretValues, secretsVersion := s.bootSecrets(a, body.SkipSecrets, body.MinSecretsVersion)
 	now := s.now()
 	a.machineSeq++
 	id := s.ids.machineID()
@@ -121,8 +122,8 @@ func (s *Server) createMachine(req *request) reply {
 		changed:   make(chan struct{}),
 		versions: []*machineVersion{{
 			id: s.ids.ulid(now), config: cfgJSON, createdAt: now,
-			secretsVersion: a.secretsVer, skipSecrets: body.SkipSecrets,
-			secretValues: secretSnapshot(a, body.SkipSecrets),
+			secretsVersion: secretsVersion, skipSecrets: body.SkipSecrets,
+			secretValues: secretValues,
 		}},
 	}
 	if lag := s.profile.draw(m.rng, s.profile.ListLag); lag > 0 {

@@ -50,9 +50,13 @@ type app struct {
 
 	machines   map[string]*machine // by machine ID, destroyed ones included
 	machineSeq uint64              // creation counter; orders list results and cursors
-	secrets    map[string]*secret
-	secretsVer uint64
-	ips        []*ipAssignment
+	secrets    map[string]*secret  // as of the last write
+	secretsVer uint64              // the last write's version
+	// secretsPending are writes not yet visible to reads and booting machines (profile SecretsLag),
+	// oldest first; meanwhile they see secretsVisible.
+	secretsPending []secretsState
+	secretsVisible secretsState
+	ips            []*ipAssignment
 
 	// rng draws everything the profile decides about this app (seeded by Options.Seed and the app).
 	rng *rand.Rand

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -632,5 +633,120 @@ func TestRealisticProfileLifecycle(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Equal(states, want) {
 		t.Errorf("states %v\nwant   %v", states, want)
+	}
+}
+
+// secretNames lists the app's secrets as reads see them (query: extra parameters).
+func secretNames(t *testing.T, h *harness, app, query string) []string {
+	t.Helper()
+	var list wireSecrets
+	h.Do("GET", "/v1/apps/"+app+"/secrets"+query, nil).Expect(t, http.StatusOK, &list)
+	var names []string
+	for _, s := range list.Secrets {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func TestProfileSecretsLag(t *testing.T) {
+	clock := flysimtest.NewClock()
+	const lag = 2 * time.Second
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now }, withProfile(Profile{SecretsLag: Fixed(lag)}))
+	h.CreateApp("sec")
+	var set wireSecrets
+	h.Do("POST", "/v1/apps/sec/secrets", map[string]any{"values": map[string]any{"A": "1"}}).Expect(t, http.StatusOK, &set)
+	if set.Version != 1 {
+		t.Fatalf("write answered version %d", set.Version)
+	}
+
+	reads := []struct {
+		query string
+		want  []string
+	}{
+		{"", nil},                     // not propagated yet
+		{"?version=1", []string{"A"}}, // fly-go's spelling: at least the version written
+		{"?min_version=1", []string{"A"}},
+		{"?min_version=0", nil},
+	}
+	for _, r := range reads {
+		if got := secretNames(t, h, "sec", r.query); !slices.Equal(got, r.want) {
+			t.Errorf("read%s during the lag: %v, want %v", r.query, got, r.want)
+		}
+	}
+	h.Do("GET", "/v1/apps/sec/secrets/A", nil).ExpectError(t, http.StatusNotFound, "secret not found")
+	h.Do("GET", "/v1/apps/sec/secrets/A?min_version=1", nil).Expect(t, http.StatusOK, nil)
+	h.Do("GET", "/v1/apps/sec/secrets?min_version=2", nil).ExpectError(t, http.StatusPreconditionFailed, "")
+
+	// Booting machines: without min_secrets_version they get what reads see, with it at least that.
+	boots := []struct {
+		name    string
+		min     any
+		status  int
+		version uint64
+		secrets int
+	}{
+		{"no minimum: the propagated secrets", nil, http.StatusOK, 0, 0},
+		{"min_secrets_version 1", 1, http.StatusOK, 1, 1},
+		{"min_secrets_version 2 does not exist yet", 2, http.StatusPreconditionFailed, 0, 0},
+	}
+	for _, b := range boots {
+		body := map[string]any{"config": flysimtest.BaseConfig(), "skip_launch": true}
+		if b.min != nil {
+			body["min_secrets_version"] = b.min
+		}
+		var m flysimtest.Machine
+		r := h.Do("POST", "/v1/apps/sec/machines", body)
+		if r.Status != b.status {
+			t.Errorf("%s: create answered %d", b.name, r.Status)
+			continue
+		}
+		if b.status != http.StatusOK {
+			continue
+		}
+		r.Expect(t, http.StatusOK, &m)
+		values, version, _ := h.srv.MachineSecrets("sec", m.ID)
+		if version != b.version || len(values) != b.secrets {
+			t.Errorf("%s: machine booted with %v at version %d", b.name, values, version)
+		}
+		// An update with the minimum moves the machine to the write.
+		h.Do("POST", "/v1/apps/sec/machines/"+m.ID, map[string]any{"config": flysimtest.BaseConfig(), "min_secrets_version": 1}).Expect(t, http.StatusOK, nil)
+		if _, version, _ := h.srv.MachineSecrets("sec", m.ID); version != 1 {
+			t.Errorf("%s: after an update with min_secrets_version 1: version %d", b.name, version)
+		}
+	}
+
+	clock.Advance(lag)
+	if got := secretNames(t, h, "sec", ""); !slices.Equal(got, []string{"A"}) {
+		t.Errorf("after the lag: %v", got)
+	}
+}
+
+// Writes become visible in the order they were made, however the lags were drawn.
+func TestProfileSecretsLagKeepsWriteOrder(t *testing.T) {
+	clock := flysimtest.NewClock()
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now }, withProfile(Profile{SecretsLag: Dist{Max: 5 * time.Second}}))
+	h.CreateApp("order")
+	for i := 1; i <= 10; i++ {
+		h.Do("POST", "/v1/apps/order/secrets", map[string]any{"values": map[string]any{"V": fmt.Sprint(i)}}).Expect(t, http.StatusOK, nil)
+		clock.Advance(100 * time.Millisecond)
+	}
+	seen := 0
+	for range 60 {
+		var s wireSecret
+		if r := h.Do("GET", "/v1/apps/order/secrets/V?show_secrets=true", nil); r.Status == http.StatusOK {
+			r.Expect(t, http.StatusOK, &s)
+			v, err := strconv.Atoi(*s.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v < seen {
+				t.Fatalf("read version %d after %d", v, seen)
+			}
+			seen = v
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	if seen != 10 {
+		t.Errorf("last read saw write %d, want 10", seen)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // secretNameRE: secrets become environment variables, so names follow env var rules.
@@ -36,15 +37,15 @@ func viewSecret(sec *secret, show bool) secretView {
 	return v
 }
 
-func sortedSecrets(a *app, show bool) []secretView {
-	names := make([]string, 0, len(a.secrets))
-	for name := range a.secrets {
+func sortedSecrets(secrets map[string]*secret, show bool) []secretView {
+	names := make([]string, 0, len(secrets))
+	for name := range secrets {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	out := make([]secretView, 0, len(names))
 	for _, name := range names {
-		out = append(out, viewSecret(a.secrets[name], show))
+		out = append(out, viewSecret(secrets[name], show))
 	}
 	return out
 }
@@ -70,9 +71,10 @@ func (req *request) secretsReadOptions() (show bool, minVersion *uint64, err *ap
 	return show, minVersion, nil
 }
 
-// checkSecretsVersion: the version filter asks to read secrets at least that new. The emulator's
-// writes are visible at once, so a version above the app's is one that does not exist yet: a 412, like
-// min_secrets_version on machine create.
+// checkSecretsVersion: the version filter asks to read secrets at least that new. A version above the
+// app's last write is one that does not exist yet: a 412, like min_secrets_version on machine create.
+// One at or below it is served at once, even while the profile's SecretsLag hides that write from
+// plain reads (readableSecrets).
 func checkSecretsVersion(a *app, minVersion *uint64) *apiError {
 	if minVersion != nil && *minVersion > a.secretsVer {
 		return newAPIError(http.StatusPreconditionFailed,
@@ -95,7 +97,8 @@ func (s *Server) listSecrets(req *request) reply {
 	if err := checkSecretsVersion(a, minVersion); err != nil {
 		return errReply(err)
 	}
-	return jsonReply(http.StatusOK, map[string]any{"secrets": sortedSecrets(a, show)})
+	secrets, _ := s.readableSecrets(a, minVersion)
+	return jsonReply(http.StatusOK, map[string]any{"secrets": sortedSecrets(secrets, show)})
 }
 
 // setSecrets sets and unsets (null) several secrets at once. Every accepted request is one new app
@@ -121,15 +124,17 @@ func (s *Server) setSecrets(req *request) reply {
 	if err != nil {
 		return errReply(err)
 	}
-	a.secretsVer++
-	for name, value := range body.Values {
-		if value == nil {
-			delete(a.secrets, name)
-			continue
+	s.writeSecrets(a, func() {
+		a.secretsVer++
+		for name, value := range body.Values {
+			if value == nil {
+				delete(a.secrets, name)
+				continue
+			}
+			s.putSecret(a, name, *value)
 		}
-		s.putSecret(a, name, *value)
-	}
-	return jsonReply(http.StatusOK, map[string]any{"secrets": sortedSecrets(a, false), "version": a.secretsVer})
+	})
+	return jsonReply(http.StatusOK, map[string]any{"secrets": sortedSecrets(a.secrets, false), "version": a.secretsVer})
 }
 
 // putSecret writes one secret at the app's current secrets version. Callers hold s.mu.
@@ -159,7 +164,8 @@ func (s *Server) getSecret(req *request) reply {
 	if err := checkSecretsVersion(a, minVersion); err != nil {
 		return errReply(err)
 	}
-	sec := a.secrets[name]
+	secrets, _ := s.readableSecrets(a, minVersion)
+	sec := secrets[name]
 	if sec == nil {
 		return errorf(http.StatusNotFound, "secret not found")
 	}
@@ -186,8 +192,11 @@ func (s *Server) setSecret(req *request) reply {
 	if err != nil {
 		return errReply(err)
 	}
-	a.secretsVer++
-	sec := s.putSecret(a, name, *body.Value)
+	var sec *secret
+	s.writeSecrets(a, func() {
+		a.secretsVer++
+		sec = s.putSecret(a, name, *body.Value)
+	})
 	type setSecretResponse struct {
 		secretView
 		Version uint64 `json:"version"`
@@ -206,20 +215,80 @@ func (s *Server) deleteSecret(req *request) reply {
 	if a.secrets[name] == nil {
 		return errorf(http.StatusNotFound, "secret not found")
 	}
-	delete(a.secrets, name)
-	a.secretsVer++
+	s.writeSecrets(a, func() {
+		delete(a.secrets, name)
+		a.secretsVer++
+	})
 	return jsonReply(http.StatusOK, map[string]uint64{"version": a.secretsVer})
 }
 
-// secretSnapshot copies a's current secret values for a new machine version; a version created with
-// skip_secrets sees none. Callers hold s.mu.
-func secretSnapshot(a *app, skip bool) map[string]string {
+// bootSecrets is what a new machine version gets: the app secrets booting machines see (the profile's
+// SecretsLag may hide the latest writes), at least minVersion when given (§3, §4.2: the caller checked
+// it is not above the last write), none with skip. Callers hold s.mu.
+func (s *Server) bootSecrets(a *app, skip bool, minVersion *uint64) (values map[string]string, version uint64) {
+	secrets, version := s.readableSecrets(a, minVersion)
 	if skip {
-		return nil
+		return nil, version
 	}
-	values := make(map[string]string, len(a.secrets))
-	for name, sec := range a.secrets {
+	values = make(map[string]string, len(secrets))
+	for name, sec := range secrets {
 		values[name] = sec.value
 	}
-	return values
+	return values, version
+}
+
+// secretsState is the app's secrets as of one write.
+type secretsState struct {
+	version   uint64
+	visibleAt time.Time
+	values    map[string]*secret
+}
+
+func cloneSecrets(secrets map[string]*secret) map[string]*secret {
+	out := make(map[string]*secret, len(secrets))
+	for name, sec := range secrets {
+		cp := *sec
+		out[name] = &cp
+	}
+	return out
+}
+
+// writeSecrets runs write, which changes a.secrets and bumps a.secretsVer. Under the profile's
+// SecretsLag the result reaches reads and booting machines only after a drawn lag, in write order
+// (§11 "Secrets"): until then they see the state before. Callers hold s.mu.
+func (s *Server) writeSecrets(a *app, write func()) {
+	if s.profile.SecretsLag.isZero() {
+		write()
+		return
+	}
+	s.settleSecrets(a)
+	if len(a.secretsPending) == 0 {
+		a.secretsVisible = secretsState{version: a.secretsVer, values: cloneSecrets(a.secrets)}
+	}
+	write()
+	at := s.now().Add(s.profile.draw(a.rng, s.profile.SecretsLag))
+	if n := len(a.secretsPending); n > 0 && at.Before(a.secretsPending[n-1].visibleAt) {
+		at = a.secretsPending[n-1].visibleAt
+	}
+	a.secretsPending = append(a.secretsPending, secretsState{version: a.secretsVer, visibleAt: at, values: cloneSecrets(a.secrets)})
+}
+
+// settleSecrets makes the pending writes whose lag has passed (by Options.Now) visible. Callers hold s.mu.
+func (s *Server) settleSecrets(a *app) {
+	now := s.now()
+	for len(a.secretsPending) > 0 && !now.Before(a.secretsPending[0].visibleAt) {
+		a.secretsVisible = a.secretsPending[0]
+		a.secretsPending = a.secretsPending[1:]
+	}
+}
+
+// readableSecrets is what a read (or a booting machine) sees: the last visible write, or the last
+// write when minVersion asks for one not visible yet (flyctl sends the version it wrote, §3, §10).
+// Callers hold s.mu.
+func (s *Server) readableSecrets(a *app, minVersion *uint64) (map[string]*secret, uint64) {
+	s.settleSecrets(a)
+	if len(a.secretsPending) == 0 || (minVersion != nil && *minVersion > a.secretsVisible.version) {
+		return a.secrets, a.secretsVer
+	}
+	return a.secretsVisible.values, a.secretsVisible.version
 }

@@ -58,6 +58,7 @@ func (s *Server) replaceConfig(m *machine, cfg json.RawMessage, skipLaunch, skip
 	if err := checkMinSecretsVersion(m.app, minSecrets); err != nil {
 		return err
 	}
+	secretValues, secretsVersion := s.bootSecrets(m.app, skipSecrets, minSecrets)
 	now := s.now()
 	prior := m.state
 	if prior == StateReplacing {
@@ -65,8 +66,8 @@ func (s *Server) replaceConfig(m *machine, cfg json.RawMessage, skipLaunch, skip
 	}
 	m.versions = append(m.versions, &machineVersion{
 		id: s.ids.ulid(now), config: cfg, createdAt: now,
-		secretsVersion: m.app.secretsVer, skipSecrets: skipSecrets,
-		secretValues: secretSnapshot(m.app, skipSecrets),
+		secretsVersion: secretsVersion, skipSecrets: skipSecrets,
+		secretValues: secretValues,
 	})
 	s.replace(m, afterUpdate(prior, skipLaunch))
 	return nil
