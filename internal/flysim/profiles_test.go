@@ -750,3 +750,35 @@ func TestProfileSecretsLagKeepsWriteOrder(t *testing.T) {
 		t.Errorf("last read saw write %d, want 10", seen)
 	}
 }
+
+// Whether Fly refuses a duplicate machine name is unconfirmed: the fast profile refuses it, the
+// realistic one does not, so a client relying on names to avoid duplicates gets duplicates.
+func TestProfileDuplicateMachineNames(t *testing.T) {
+	tests := []struct {
+		name     string
+		profile  Profile
+		status   int
+		machines int
+	}{
+		{"fast refuses a duplicate name", Fast(), http.StatusUnprocessableEntity, 1},
+		{"realistic accepts it", Profile{DuplicateMachineNames: true}, http.StatusOK, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, withProfile(tt.profile))
+			h.CreateApp("named")
+			body := map[string]any{"name": "web", "config": flysimtest.BaseConfig(), "skip_launch": true}
+			h.Do("POST", "/v1/apps/named/machines", body).Expect(t, http.StatusOK, nil)
+			h.Do("POST", "/v1/apps/named/machines", body).Expect(t, tt.status, nil)
+			ms := h.srv.Machines("named")
+			if len(ms) != tt.machines {
+				t.Fatalf("%d machines, want %d", len(ms), tt.machines)
+			}
+			for _, m := range ms {
+				if m.Name != "web" {
+					t.Errorf("machine %s named %q", m.ID, m.Name)
+				}
+			}
+		})
+	}
+}
