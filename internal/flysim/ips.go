@@ -60,6 +60,10 @@ func (s *Server) listIPs(req *request) reply {
 
 var ipTypes = []string{"v4", "v6", "shared_v4", "private_v6", "egress_v4", "egress_v6", "egress_pair"}
 
+// publicIPTypes are the types that make an app reachable from the internet through the Fly Proxy
+// (fly ips allocate-v4 [--shared], allocate-v6); Flycast (private_v6) and egress addresses do not.
+var publicIPTypes = map[string]bool{"v4": true, "v6": true, "shared_v4": true}
+
 // sharedV4 is the one anycast address all shared_v4 apps share.
 const sharedV4 = "66.241.124.100"
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,4 +89,27 @@ func TestIPAssignments(t *testing.T) {
 	h.Do("POST", "/v1/apps/ipapp/ip_assignments", map[string]any{"type": "private_v6", "org_slug": orgB}).ExpectError(t, 403, "")
 	h.Do("GET", "/v1/apps/missing/ip_assignments", nil).ExpectError(t, 404, "app not found")
 	h.As(tokenB).Do("GET", "/v1/apps/ipapp/ip_assignments", nil).ExpectError(t, 403, "")
+}
+
+// The seam reports an app's public addresses (the proxy needs one under RequirePublicIP): v4, v6 and
+// shared_v4, not Flycast or egress addresses.
+func TestSnapshotAppPublicIPs(t *testing.T) {
+	h := newHarness(t)
+	h.CreateApp("ips")
+	if a, _ := h.srv.SnapshotApp("ips"); len(a.PublicIPs) != 0 {
+		t.Errorf("a new app has public addresses: %v", a.PublicIPs)
+	}
+	var want []string
+	for _, typ := range []string{"private_v6", "egress_v4", "v6", "shared_v4", "v4"} {
+		var ip struct {
+			IP string `json:"ip"`
+		}
+		h.Do("POST", "/v1/apps/ips/ip_assignments", map[string]any{"type": typ}).Expect(t, http.StatusOK, &ip)
+		if typ == "v6" || typ == "shared_v4" || typ == "v4" {
+			want = append(want, ip.IP)
+		}
+	}
+	if a, _ := h.srv.SnapshotApp("ips"); !slices.Equal(a.PublicIPs, want) {
+		t.Errorf("public addresses %v, want %v", a.PublicIPs, want)
+	}
 }

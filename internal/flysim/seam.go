@@ -13,10 +13,12 @@ import (
 // Server's state; they use only these methods:
 //
 //   - Subscribe follows machine state changes;
-//   - SnapshotApp, SnapshotApps and SnapshotMachine read apps and machines, with their services;
+//   - SnapshotApp, SnapshotApps and SnapshotMachine read apps (with their public addresses) and
+//     machines, with their services;
 //   - MachineBoot reads a machine with the secrets its current version booted with;
 //   - ProxyStart, ProxyStop and ProxySuspend act as the Fly Proxy does (autostart, autostop);
-//   - Done and NewRequestID let the proxy stop waiting when the Server closes and number its answers.
+//   - Done and NewRequestID let the proxy stop waiting when the Server closes and number its answers;
+//   - Profile tells what the simulators must model of the Server's profile (RequirePublicIP).
 //
 // Each snapshot is copied under the Server's lock, so a caller works without it and never sees a
 // half-made change.
@@ -43,7 +45,10 @@ type AppSnapshot struct {
 	NetworkID uint32
 	// CrossNetworkReplays is the org's setting (SetCrossNetworkReplays).
 	CrossNetworkReplays bool
-	Machines            []MachineSnapshot
+	// PublicIPs are the app's public addresses (v4, v6, shared_v4), through which inbound traffic
+	// can reach it; apps created through the API have none (§2).
+	PublicIPs []string
+	Machines  []MachineSnapshot
 }
 
 // MachineBoot is what a machine boots with: the machine and its current version's secrets.
@@ -81,6 +86,11 @@ func (s *Server) snapshotAppLocked(a *app) AppSnapshot {
 	out := AppSnapshot{Name: a.name, Org: a.org, Network: a.network.displayName(), NetworkID: a.network.id}
 	if o := s.orgs[a.org]; o != nil {
 		out.CrossNetworkReplays = o.crossNetworkReplays
+	}
+	for _, ip := range a.ips {
+		if publicIPTypes[ip.typ] {
+			out.PublicIPs = append(out.PublicIPs, ip.ip)
+		}
 	}
 	ms := slices.Collect(maps.Values(a.machines))
 	slices.SortFunc(ms, func(x, y *machine) int { return cmp.Compare(x.seq, y.seq) })

@@ -84,6 +84,7 @@ func (c *Client) UserApp(name, network string) {
 	c.t.Helper()
 	c.Do("POST", "/v1/apps", map[string]any{"app_name": name, "org_slug": OrgOf(c.token), "network": network}).
 		Expect(c.t, http.StatusCreated, nil)
+	c.WaitApp(name)
 	c.Do("POST", "/v1/apps/"+name+"/secrets", map[string]any{"values": map[string]any{
 		keys.ReplayKeySecret:       keys.EncodeReplayKey(Root.ReplayKey(name)),
 		keys.ManagementTokenSecret: Root.ManagementToken(name),

@@ -8,7 +8,12 @@
 // Start(srv, machines, Options{EntryApp: "router"}) listens on addresses standing for Fly's public ports
 // (DefaultListen: 127.0.0.1:8080 as port 80 and 127.0.0.1:9090 as port 9090; Addr tells the bound
 // address when ":0" was asked). Every inbound request goes to a machine of the entry app with an http
-// service on that public port; the machine's answer is relayed, unless it is a replay:
+// service on that public port; the machine's answer is relayed, unless it is a replay. When the
+// Server's profile sets RequirePublicIP (the realistic profile does), the entry app needs a public
+// address (v4, v6 or shared_v4 assignment): apps created through the API have none, and on Fly no
+// request reaches such an app, so the simulator answers 503 without contacting any machine. Replay
+// targets need no address (https://fly.io/docs/networking/app-services/: "App needs an IP? YES (not
+// for Fly-Replay)").
 //
 //   - Forms: the fly-replay header (`;`-separated fields, quoted values, the sheet's lenient `,`) or an
 //     application/vnd.fly.replay+json body (ParseReplayHeader, ParseReplayJSON); both at once, unknown
@@ -28,7 +33,9 @@
 //     (client-sent fly-replay-src and other Fly-owned request headers are always dropped), and a JSON
 //     form's transform: `path` replaces path and query, then delete_headers, then set_headers (Host
 //     included); Fly-owned headers survive a transform.
-//   - `timeout` bounds finding, starting and connecting to the target (default ConnectTimeout, 30 s);
+//   - `timeout` bounds finding, starting and connecting to the target (default ConnectTimeout, 30 s),
+//     which includes the Server's transition delays (seconds under the realistic profile) and the
+//     user machine's listen delay;
 //     once connected, the request is delivered and never cut. `fallback` (force_self: the replaying
 //     machine; prefer_self: it, else any machine of its app) sends the original request back with
 //     fly-replay-failed `instance=…;app=…;region=…;replay_source=…;reason=timeout|no_candidate|
@@ -38,7 +45,8 @@
 //   - Statuses chosen where Fly's are not documented: 502 for an instruction that cannot be followed
 //     (malformed, unknown app or instance, instance of another app, cross-network or cross-org refused,
 //     more than 10 replays of one request, a machine failing mid-request), 503 when nothing can serve
-//     (no service on the port, autostart off, no machines), 504 when the replay timeout passed, 413 when
+//     (no service on the port, autostart off, no machines, an entry app missing or without a public
+//     address under RequirePublicIP), 504 when the replay timeout passed, 413 when
 //     a request body over MaxReplayBody (1 MiB) would have to be replayed (the entry machine still gets
 //     the whole body; only the replay is refused), 501 for protocol upgrades: WebSockets are not
 //     simulated. Error bodies are one plain-text line starting "flysim proxy: ".

@@ -65,6 +65,11 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 	srv, client := newServer(t, fo.server)
 	f := &fixture{Client: client, t: t, srv: srv, router: &fakeRouter{}, clock: flysimtest.NewClock()}
 	f.CreateApp("router")
+	f.WaitApp("router")
+	if srv.Profile().RequirePublicIP {
+		// As an operator would (fly ips allocate-v6): API-created apps have no public address.
+		f.Do("POST", "/v1/apps/router/ip_assignments", map[string]any{"type": "v6"}).Expect(t, http.StatusOK, nil)
+	}
 	// The router's services ask for autostop: the proxy must still leave an external machine alone.
 	router := f.CreateMachine("router", map[string]any{"config": flysimtest.ConfigWith(flysimtest.BlueprintServices(true, "stop", 0))})
 	f.WaitFor("router", router.ID, flysim.StateStarted)
@@ -97,6 +102,21 @@ func newFixture(t *testing.T, fo fixtureOptions) *fixture {
 	t.Cleanup(func() { _ = p.Close() })
 	f.proxy = p
 	return f
+}
+
+// newRealisticFixture is a fixture whose Server runs the realistic profile shrunk by scale, without
+// the behaviours that would make the fixture's own setup calls fail (unclear failures) or its machines
+// boot without the app's keys (secrets lag); tweak changes the profile further.
+func newRealisticFixture(t *testing.T, scale float64, tweak func(*flysim.Profile)) *fixture {
+	t.Helper()
+	p := flysim.Realistic()
+	p.TimeScale = scale
+	p.UnclearFailures = nil
+	p.SecretsLag = flysim.Dist{}
+	if tweak != nil {
+		tweak(&p)
+	}
+	return newFixture(t, fixtureOptions{server: func(o *flysim.Options) { o.Profile = p }})
 }
 
 // reply is an answer through the proxy.

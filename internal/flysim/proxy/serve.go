@@ -78,6 +78,13 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, port int, request
 	if !ok {
 		return p.fail(w, requestID, unavailable("the entry app %q does not exist", p.opts.EntryApp)), ""
 	}
+	if p.srv.Profile().RequirePublicIP && len(entryApp.PublicIPs) == 0 {
+		// On Fly no request could reach an app without a public address (§2, §11); the simulator
+		// answers as it does for a missing entry app.
+		return p.fail(w, requestID, unavailable("the entry app %q has no public IP address, so no request can reach it: "+
+			"allocate one (fly ips allocate-v6, fly ips allocate-v4 --shared; POST /v1/apps/%s/ip_assignments {\"type\":\"v6\"})",
+			p.opts.EntryApp, p.opts.EntryApp)), ""
+	}
 	req := p.firstHop(r, in)
 	attempt, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
 	up, perr := p.connect(attempt, ctx, func(actx context.Context) (target, *proxyError) {
