@@ -18,6 +18,13 @@ import (
 	"github.com/hangar-dev/hangar/internal/logging"
 )
 
+// devProfile is the emulator profile `hangar dev` runs by default: fast, like the zero
+// devstack.Config the end-to-end tests use, so that `make dev` comes up in seconds with the
+// reproducible output the README walks through. --fly-profile realistic runs the same stack against
+// Fly's lags, asynchronous apps, transitions of seconds and lost answers (it came up Ready in about
+// 20 s when tried, with the manager logging retried "app not found" errors right after app creates).
+const devProfile = "fast"
+
 // devConfig is what the dev flags parse into.
 type devConfig struct {
 	stack      devstack.Config
@@ -32,6 +39,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	fs.SetOutput(stderr)
 	var cfg devConfig
 	var proxyHTTP, proxyManagement string
+	var profile profileFlags
 	fs.StringVar(&cfg.stack.StateDir, "state-dir", ".hangar", "folder for the kubeconfig, the Fly token and the root key")
 	fs.StringVar(&cfg.stack.FlyAPIAddr, "fly-api", "127.0.0.1:4280", "address of the emulated Fly Machines API")
 	fs.StringVar(&proxyHTTP, "proxy-http", "127.0.0.1:8080", "address standing for Fly's public port 80")
@@ -43,6 +51,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	fs.DurationVar(&cfg.readyAfter, "ready-timeout", 2*time.Minute, "how long to wait for the samples to become Ready")
 	fs.StringVar(&cfg.log.Level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.log.Format, "log-format", "console", "log encoding: console or json")
+	profile.bind(fs, devProfile)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -53,6 +62,11 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 		return cfg, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	cfg.stack.ProxyListen = map[int]string{80: proxyHTTP, 9090: proxyManagement}
+	p, err := profile.resolve()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.stack.FlyProfile = p
 	return cfg, nil
 }
 

@@ -1,7 +1,12 @@
 // Command hangar is the developer tool: it runs the pieces of a local hangar stack. Each subcommand
-// lives in its own file and registers itself in main.go's table; today there is one:
+// lives in its own file and registers itself in main.go's table:
 //
 //	hangar flysim   serve the Fly Machines API emulator (internal/flysim) under /v1
+//	hangar dev      run the local stack (internal/devstack)
+//
+// Both take --fly-profile fast|realistic (default fast) and --fly-time-scale: the realistic profile
+// makes the emulator behave as real Fly does (internal/flysim/profiles.go), the time scale shrinks or
+// stretches its delays.
 //
 // It is not the operator (cmd/manager) nor the router (cmd/router), and it never talks to the real Fly.
 //

@@ -35,6 +35,7 @@ func parseFlysimFlags(args []string, stderr io.Writer) (flysimConfig, error) {
 	var cfg flysimConfig
 	var tokens, orgs stringList
 	var seed int64
+	var profile profileFlags
 	d := &cfg.opts.Delays
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4280", "address to serve the API on (port 4280, like _api.internal)")
 	fs.Var(&tokens, "token", "an accepted API token (repeatable; pairs with --org in order)")
@@ -48,6 +49,7 @@ func parseFlysimFlags(args []string, stderr io.Writer) (flysimConfig, error) {
 	fs.DurationVar(&d.Restart, "restart-delay", 0, "restarting → starting (0: "+flysim.DefaultDelays.Restart.String()+")")
 	fs.DurationVar(&d.Destroy, "destroy-delay", 0, "destroying → destroyed (0: "+flysim.DefaultDelays.Destroy.String()+")")
 	fs.DurationVar(&d.Update, "update-delay", 0, "replacing → the post-update state (0: "+flysim.DefaultDelays.Update.String()+")")
+	profile.bind(fs, "fast")
 	cfg.log.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -73,7 +75,49 @@ func parseFlysimFlags(args []string, stderr io.Writer) (flysimConfig, error) {
 		seed = time.Now().UnixNano()
 	}
 	cfg.opts.Seed = seed
+	p, err := profile.resolve()
+	if err != nil {
+		return cfg, err
+	}
+	if p.Name != "fast" {
+		var delays []string
+		fs.Visit(func(f *flag.Flag) {
+			if strings.HasSuffix(f.Name, "-delay") {
+				delays = append(delays, "--"+f.Name)
+			}
+		})
+		if len(delays) > 0 {
+			return cfg, fmt.Errorf("%w: %s set the fast profile's fixed delays; the %s profile draws its own (scale them with --fly-time-scale)",
+				errUsage, strings.Join(delays, ", "), p.Name)
+		}
+	}
+	cfg.opts.Profile = p
 	return cfg, nil
+}
+
+// profileFlags are the --fly-profile and --fly-time-scale flags of flysim and dev.
+type profileFlags struct {
+	name  string
+	scale float64
+}
+
+func (f *profileFlags) bind(fs *flag.FlagSet, def string) {
+	fs.StringVar(&f.name, "fly-profile", def, "how the emulated Fly behaves: "+strings.Join(flysim.ProfileNames, " or ")+
+		" (realistic: list lag, asynchronous apps, transitions of seconds, lost answers; see internal/flysim/profiles.go)")
+	fs.Float64Var(&f.scale, "fly-time-scale", 1, "multiplies every delay the profile draws (e.g. 0.1); the fast profile draws none")
+}
+
+// resolve returns the named profile with the time scale applied.
+func (f *profileFlags) resolve() (flysim.Profile, error) {
+	p, err := flysim.ProfileByName(f.name)
+	if err != nil {
+		return p, fmt.Errorf("%w: --fly-profile: %w", errUsage, err)
+	}
+	if f.scale <= 0 {
+		return p, fmt.Errorf("%w: --fly-time-scale must be above 0", errUsage)
+	}
+	p.TimeScale = f.scale
+	return p, nil
 }
 
 // runFlysim serves the emulator until ctx ends. onListen, when set, learns the bound address (tests
@@ -102,7 +146,8 @@ func runFlysim(ctx context.Context, args []string, stderr io.Writer, onListen fu
 		orgs = append(orgs, o.Org) // slugs only: tokens are never logged
 	}
 	log.Info("Serving the Fly Machines API emulator", "address", ln.Addr().String(), "orgs", orgs,
-		"seed", cfg.opts.Seed, "rateLimits", !cfg.opts.DisableRateLimits)
+		"seed", cfg.opts.Seed, "rateLimits", !cfg.opts.DisableRateLimits, "profile", cfg.opts.Profile.Name,
+		"timeScale", cfg.opts.Profile.TimeScale)
 	if onListen != nil {
 		onListen(ln.Addr())
 	}

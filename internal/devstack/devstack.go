@@ -9,6 +9,7 @@
 package devstack
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -58,6 +59,10 @@ type Config struct {
 	DriftInterval time.Duration
 	// Autostop configures the proxy's autostop loop (default: every 30 s, after 2 min idle).
 	Autostop proxy.AutostopOptions
+	// FlyProfile is how far the emulated Fly departs from a fast, healthy one (flysim.Profile): the
+	// zero value is flysim.Fast(); flysim.Realistic() adds Fly's lags, asynchronous apps, transitions
+	// of seconds and lost answers. (`hangar dev` picks it with --fly-profile.)
+	FlyProfile flysim.Profile
 	// Logger receives every component's logs, each under its own name.
 	Logger logr.Logger
 }
@@ -184,11 +189,14 @@ func (s *Stack) writeKubeconfig() error {
 // network and every user app on an isolated one, which is what the org setting allows on Fly.
 func (s *Stack) startFly() error {
 	s.FlyToken = "fo1_dev_" + randomHex(16)
+	seed := time.Now().UnixNano()
 	s.Fly = flysim.New(flysim.Options{
-		Orgs:   []flysim.OrgToken{{Token: s.FlyToken, Org: Org}},
-		Seed:   time.Now().UnixNano(),
-		Logger: s.cfg.Logger.WithName("flysim"),
+		Orgs:    []flysim.OrgToken{{Token: s.FlyToken, Org: Org}},
+		Seed:    seed,
+		Logger:  s.cfg.Logger.WithName("flysim"),
+		Profile: s.cfg.FlyProfile,
 	})
+	s.cfg.Logger.Info("Fly emulator", "profile", cmp.Or(s.cfg.FlyProfile.Name, "fast"), "seed", seed)
 	s.Fly.SetCrossNetworkReplays(Org, true)
 	ln, err := net.Listen("tcp", s.cfg.FlyAPIAddr)
 	if err != nil {

@@ -67,8 +67,10 @@ func (s *Stack) startRouter(ctx context.Context) error {
 	return s.registerRouterApp(ctx)
 }
 
-// registerRouterApp creates the router app and its machine on the emulator, through the Machines
-// API as an operator would, and registers the in-process router as that machine.
+// registerRouterApp creates the router app, its public addresses and its machine on the emulator,
+// through the Machines API as an operator would, and registers the in-process router as that machine.
+// It copes with the realistic profile as a careful operator's script must: the app is readable only
+// a moment after its create, and the machine create may commit without an answer.
 func (s *Stack) registerRouterApp(ctx context.Context) error {
 	fly, err := flyapi.New(flyapi.Options{BaseURL: s.FlyURL, Token: flyapi.StaticToken(s.FlyToken), UserAgent: "hangar-dev"})
 	if err != nil {
@@ -77,12 +79,60 @@ func (s *Stack) registerRouterApp(ctx context.Context) error {
 	if _, err := fly.CreateApp(ctx, Org, RouterApp, ""); err != nil {
 		return fmt.Errorf("creating the router app on the emulator: %w", err)
 	}
+	if err := waitForApp(ctx, fly, RouterApp); err != nil {
+		return err
+	}
+	// Apps created through the API have no public address, and the Fly Proxy routes inbound traffic
+	// only to an app that has one: `fly ips allocate-v6` and `fly ips allocate-v4 --shared`.
+	for _, typ := range []string{flyapi.IPTypeV6, flyapi.IPTypeSharedV4} {
+		if _, err := fly.AssignIP(ctx, RouterApp, flyapi.AssignIPRequest{Type: typ}); err != nil {
+			return fmt.Errorf("allocating a %s address for the router app: %w", typ, err)
+		}
+	}
+	machine, err := createRouterMachine(ctx, fly)
+	if err != nil {
+		return err
+	}
+	if _, err := fly.WaitMachine(ctx, RouterApp, machine.ID, flyapi.WaitOptions{States: []string{flyapi.StateStarted}, Version: machine.Version, Timeout: time.Minute}); err != nil {
+		return fmt.Errorf("waiting for the router machine: %w", err)
+	}
+	return s.Machines.RegisterExternal(RouterApp, machine.ID, map[int]string{
+		routerPublicPort: s.router.public, routerManagementPort: s.router.management,
+	})
+}
+
+// waitForApp polls the app until it is readable, for up to a minute, as fly-go's WaitForApp does
+// after a create (§2: an app is not readable at once).
+func waitForApp(ctx context.Context, fly *flyapi.Client, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		_, err := fly.GetApp(ctx, name)
+		if err == nil || !flyapi.IsNotFound(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the router app to be readable: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// routerRole marks the router machine, so that a create whose answer was lost can be found again.
+const routerRole = "hangar.dev/role"
+
+// createRouterMachine creates the router's machine. A create is never sent twice blindly: when its
+// answer is unclear (a 408, a 5xx, a lost connection) it may have committed, so the machine is looked
+// for by its metadata, through the list's lag, before another create.
+func createRouterMachine(ctx context.Context, fly *flyapi.Client) (*flyapi.Machine, error) {
 	autostart := true
-	machine, err := fly.CreateMachine(ctx, RouterApp, flyapi.CreateMachineRequest{
+	req := flyapi.CreateMachineRequest{
 		Name:   "router-1",
 		Region: flysim.DefaultRegion,
 		Config: flyapi.MachineConfig{
-			Image: "ghcr.io/hangar-dev/hangar:dev",
+			Image:    "ghcr.io/hangar-dev/hangar:dev",
+			Metadata: map[string]string{routerRole: "router"},
 			Services: []flyapi.MachineService{
 				{Protocol: "tcp", InternalPort: routerPublicPort, Autostart: &autostart, Autostop: flyapi.AutostopOff, Ports: []flyapi.MachinePort{
 					{Port: 80, Handlers: []string{"http"}}, {Port: 443, Handlers: []string{"tls", "http"}},
@@ -92,16 +142,40 @@ func (s *Stack) registerRouterApp(ctx context.Context) error {
 				}},
 			},
 		},
-	})
-	if err != nil {
-		return fmt.Errorf("creating the router machine on the emulator: %w", err)
 	}
-	if _, err := fly.WaitMachine(ctx, RouterApp, machine.ID, flyapi.WaitOptions{States: []string{flyapi.StateStarted}, Version: machine.Version, Timeout: 30 * time.Second}); err != nil {
-		return fmt.Errorf("waiting for the router machine: %w", err)
+	const attempts = 3
+	var err error
+	for range attempts {
+		var m *flyapi.Machine
+		if m, err = fly.CreateMachine(ctx, RouterApp, req); err == nil {
+			return m, nil
+		}
+		if !flyapi.IsUnavailable(err) && !flyapi.IsWaitTimeout(err) {
+			return nil, fmt.Errorf("creating the router machine on the emulator: %w", err)
+		}
+		if m, found := findRouterMachine(ctx, fly); found {
+			return m, nil
+		}
 	}
-	return s.Machines.RegisterExternal(RouterApp, machine.ID, map[int]string{
-		routerPublicPort: s.router.public, routerManagementPort: s.router.management,
-	})
+	return nil, fmt.Errorf("creating the router machine on the emulator (%d unclear answers): %w", attempts, err)
+}
+
+// findRouterMachine looks for the router machine in the app's list for a few seconds: the list may
+// lag behind a create.
+func findRouterMachine(ctx context.Context, fly *flyapi.Client) (*flyapi.Machine, bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ms, err := fly.ListMachines(ctx, RouterApp, flyapi.ListMachinesOptions{Metadata: map[string]string{routerRole: "router"}})
+		if err == nil && len(ms) > 0 {
+			return &ms[0], true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return nil, false
 }
 
 // startProxy starts the Fly Proxy simulator on the configured public ports.
