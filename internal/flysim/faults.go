@@ -9,7 +9,7 @@ import (
 
 // The fault knobs: how the emulator is made less kind than a fast, healthy Fly on demand. Options
 // (options.go) hold the knobs fixed at construction (transition delays, rate limits, clock, seed); these
-// change at run time. Profiles of where real Fly is less kind (§11) compose both and belong beside them.
+// change at run time. The profile (profiles.go) is the background unkindness of real Fly (§11).
 
 // Fault makes matching API calls misbehave, to test clients against an unreliable Fly.
 type Fault struct {
@@ -105,7 +105,8 @@ func (s *Server) ClearFaults() {
 }
 
 // SetListLag hides machines created less than d ago (by Options.Now) from the machine list, like
-// Fly's eventually consistent list; zero turns it off.
+// Fly's eventually consistent list: a fixed lag on creates, on top of the profile's ListLag (which
+// draws a lag per create and per destroy); zero turns it off.
 func (s *Server) SetListLag(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
