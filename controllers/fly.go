@@ -90,10 +90,12 @@ const (
 	MachineFailed     = "failed"
 )
 
-// settled reports whether a machine state is one Fly stays in without further action.
+// settled reports whether a machine state is one Fly stays in without further action. created is
+// not: hangar launches every machine it creates, so a machine of hangar's in created is about to
+// start (on real Fly the launch can take seconds to begin).
 func settled(state string) bool {
 	switch state {
-	case MachineCreated, MachineStarted, MachineStopped, MachineSuspended, MachineFailed, MachineDestroyed:
+	case MachineStarted, MachineStopped, MachineSuspended, MachineFailed, MachineDestroyed:
 		return true
 	}
 	return false

@@ -116,11 +116,6 @@ func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 	r.events.normal(s.um, EventCreated, "Create", "Created machine %s (%s) in %s", m.ID, m.Name, m.Region)
 	s.created = true
 	r.observe(s, m)
-	if m.State == MachineCreated {
-		// Fly answers a create before the launch begins; the machine is on its way to started,
-		// and recording that makes the next pass look again instead of trusting "created".
-		st.State = MachineStarting
-	}
 	st.ConfigHash = s.desired.Metadata[MetadataConfigHash]
 	markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.MachineCreatedCondition, flyv1alpha1.CreatedReason,
 		fmt.Sprintf("machine %s created", m.ID))
