@@ -355,4 +355,10 @@ func (d *decider) pageLen(p Profile, limit int) int {
 
 // Profile returns the server's profile (for the simulators built on it: the proxy reads
 // RequirePublicIP, and user machines get their ListenDelay through MachineBoot).
-func (s *Server) Profile() Profile { return s.profile }
+func (s *Server) Profile() Profile { return s.profile.clone() }
+
+// clone copies p, so that neither the caller of New nor of Server.Profile shares its map.
+func (p Profile) clone() Profile {
+	p.UnclearFailures = maps.Clone(p.UnclearFailures)
+	return p
+}

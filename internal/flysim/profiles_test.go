@@ -782,3 +782,35 @@ func TestProfileDuplicateMachineNames(t *testing.T) {
 		})
 	}
 }
+
+// update_machine and acquire_lease commit before their answer is lost too. A lost lease answer leaves
+// the caller without the nonce of a lease it holds: its next acquire is refused until the lease expires.
+func TestProfileUnclearUpdateAndLease(t *testing.T) {
+	h := newHarness(t, withProfile(Profile{UnclearFailures: map[string]float64{actUpdateMachine: 1, actAcquireLease: 1}}))
+	h.CreateApp("unclear")
+	m := h.CreateMachine("unclear", map[string]any{"skip_launch": true})
+	base := "/v1/apps/unclear/machines/" + m.ID
+
+	h.Do("POST", base, map[string]any{"config": flysimtest.BaseConfig()}).ExpectError(t, http.StatusRequestTimeout, "")
+	if info, _ := h.srv.Machine("unclear", m.ID); len(info.Versions) != 2 {
+		t.Errorf("the update did not commit: versions %v", info.Versions)
+	}
+	h.Do("POST", base+"/lease?ttl=60", nil).ExpectError(t, http.StatusRequestTimeout, "")
+	info, _ := h.srv.Machine("unclear", m.ID)
+	if info.LeaseOwner == "" {
+		t.Fatal("the lease was not taken")
+	}
+	var held struct {
+		Message string `json:"message"`
+	}
+	h.Do("POST", base+"/lease?ttl=60", nil).Expect(t, http.StatusConflict, &held)
+	if !strings.Contains(held.Message, info.LeaseOwner) {
+		t.Errorf("second acquire: %q", held.Message)
+	}
+	// The caller of Profile gets a copy.
+	p := h.srv.Profile()
+	p.UnclearFailures[actUpdateMachine] = 0
+	if h.srv.Profile().UnclearFailures[actUpdateMachine] != 1 {
+		t.Error("Profile() shares the server's map")
+	}
+}

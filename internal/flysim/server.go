@@ -55,7 +55,7 @@ func New(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{
 		opts:        opts,
-		profile:     opts.Profile,
+		profile:     opts.Profile.clone(),
 		log:         opts.Logger,
 		now:         opts.Now,
 		mux:         http.NewServeMux(),
