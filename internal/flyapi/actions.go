@@ -52,3 +52,15 @@ func Actions() []string {
 		ActionGetMetadata, ActionSetMetadata, ActionDeleteMetadata, ActionPatchMetadata,
 	}
 }
+
+// readActions are the calls that change nothing on Fly. Every other action has side effects, and
+// when one of those fails without a clear answer its outcome is unknown (IsOutcomeUnknown).
+var readActions = map[string]bool{
+	ActionGetApp: true, ActionListApps: true, ActionListIPs: true, ActionListSecrets: true,
+	ActionGetSecret: true, ActionGetMachine: true, ActionListMachines: true, ActionWaitMachine: true,
+	ActionGetLease: true, ActionGetMetadata: true,
+}
+
+// hasSideEffects reports whether a call may change something on Fly. An action this package does
+// not name counts as having side effects: the safe guess.
+func hasSideEffects(action string) bool { return !readActions[action] }

@@ -82,6 +82,12 @@ func (c *Client) GetApp(ctx context.Context, name string) (*App, error) {
 		path:   "/apps/" + url.PathEscape(name),
 		scope:  name,
 		retry:  repeatable,
+		check: func() error {
+			if app.ID == "" {
+				return missing("app id")
+			}
+			return nil
+		},
 	}, &app)
 	if err != nil {
 		return nil, err
@@ -119,6 +125,14 @@ func (c *Client) ListApps(ctx context.Context, org string) ([]App, error) {
 			query:  query,
 			scope:  org,
 			retry:  repeatable,
+			check: func() error {
+				for i := range page.Apps {
+					if page.Apps[i].Name == "" {
+						return missing("name on a listed app")
+					}
+				}
+				return nil
+			},
 		}, &page)
 		if err != nil {
 			return nil, err

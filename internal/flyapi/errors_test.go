@@ -3,7 +3,9 @@ package flyapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -28,6 +30,8 @@ var predicates = map[string]func(error) bool{
 	"WaitTimeout":          IsWaitTimeout,
 	"InsufficientCapacity": IsInsufficientCapacity,
 	"Unavailable":          IsUnavailable,
+	"OutcomeUnknown":       IsOutcomeUnknown,
+	"BadResponse":          IsBadResponse,
 }
 
 func holdingPredicates(err error) []string {
@@ -137,6 +141,42 @@ func TestAPIErrorParsing(t *testing.T) {
 			holds: []string{"WaitTimeout"},
 		},
 		{
+			name: "create answered 408 by flyd: outcome unknown, not a wait timeout", action: ActionCreateMachine, status: 408,
+			body:  `{"error":"deadline_exceeded: timed out waiting for the machine to be created"}`,
+			want:  APIError{Status: 408, Message: "deadline_exceeded: timed out waiting for the machine to be created"},
+			holds: []string{"OutcomeUnknown", "Unavailable"},
+		},
+		{
+			name: "lease answered 408", action: ActionAcquireLease, status: 408,
+			body:  `{"error":"request timed out"}`,
+			want:  APIError{Status: 408, Message: "request timed out"},
+			holds: []string{"OutcomeUnknown", "Unavailable"},
+		},
+		{
+			name: "read answered 408: transient, no effect to be unknown", action: ActionGetMachine, status: 408,
+			body:  `{"error":"request timed out"}`,
+			want:  APIError{Status: 408, Message: "request timed out"},
+			holds: []string{"Unavailable"},
+		},
+		{
+			name: "update answered 503: outcome unknown", action: ActionUpdateMachine, status: 503,
+			body:  `{"error":"service unavailable"}`,
+			want:  APIError{Status: 503, Message: "service unavailable"},
+			holds: []string{"OutcomeUnknown", "Unavailable"},
+		},
+		{
+			name: "destroy answered 500: outcome unknown", action: ActionDestroyMachine, status: 500,
+			body:  `{"error":"internal error"}`,
+			want:  APIError{Status: 500, Message: "internal error"},
+			holds: []string{"OutcomeUnknown", "Unavailable"},
+		},
+		{
+			name: "create refused 422: definitely failed", action: ActionCreateMachine, status: 422,
+			body:  `{"error":"invalid_argument: bad image"}`,
+			want:  APIError{Status: 422, Message: "invalid_argument: bad image"},
+			holds: nil,
+		},
+		{
 			name: "insufficient capacity", action: ActionCreateMachine, status: 412,
 			body:  `{"error":"insufficient resources to create new machine","status":"insufficient_capacity"}`,
 			want:  APIError{Status: 412, Code: "insufficient_capacity", Message: "insufficient resources to create new machine"},
@@ -196,6 +236,30 @@ func TestAPIErrorParsing(t *testing.T) {
 			want:  APIError{Status: 502, Message: "<html><body>Bad Gateway</body></html>"},
 			holds: []string{"Unavailable"},
 		},
+		{
+			name: "a long html page is cut", action: ActionCreateApp, status: 502,
+			body:  "<html>" + strings.Repeat("x", 2000) + "</html>",
+			want:  APIError{Status: 502, Message: "<html>" + strings.Repeat("x", maxKeptBody-len("<html>…")) + "…"},
+			holds: []string{"OutcomeUnknown", "Unavailable"},
+		},
+		{
+			name: "a long message is cut on a character boundary", action: ActionGetMachine, status: 400,
+			body:  `{"error":"` + strings.Repeat("x", maxKeptBody-len("…")-1) + `é and more"}`, // é straddles the cut
+			want:  APIError{Status: 400, Message: strings.Repeat("x", maxKeptBody-len("…")-1) + "…"},
+			holds: []string{"BadRequest"},
+		},
+		{
+			name: "JSON cut short is kept as text", action: ActionGetMachine, status: 500,
+			body:  `{"error":"internal`,
+			want:  APIError{Status: 500, Message: `{"error":"internal`},
+			holds: []string{"Unavailable"},
+		},
+		{
+			name: "invalid UTF-8 is replaced", action: ActionGetMachine, status: 500,
+			body:  "bad \xff byte",
+			want:  APIError{Status: 500, Message: "bad \uFFFD byte"},
+			holds: []string{"Unavailable"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,9 +295,26 @@ func errorsJoinContext(err error) error {
 }
 
 func TestPredicatesOnOtherErrors(t *testing.T) {
-	transport := &TransportError{Action: ActionCreateMachine, Err: io.ErrUnexpectedEOF}
-	if diff := cmp.Diff([]string{"Unavailable"}, holdingPredicates(transport)); diff != "" {
-		t.Errorf("transport error (-want +got):\n%s", diff)
+	others := []struct {
+		name  string
+		err   error
+		holds []string
+	}{
+		{"create lost its answer", &TransportError{Action: ActionCreateMachine, Err: io.ErrUnexpectedEOF}, []string{"OutcomeUnknown", "Unavailable"}},
+		{"update whose caller gave up while it was out", &TransportError{Action: ActionUpdateMachine, Err: context.Canceled}, []string{"OutcomeUnknown", "Unavailable"}},
+		{"create never sent (dial failed)", &TransportError{Action: ActionCreateMachine, Err: &net.OpError{Op: "dial", Err: errors.New("refused")}}, []string{"Unavailable"}},
+		{"read lost its answer", &TransportError{Action: ActionGetMachine, Err: io.ErrUnexpectedEOF}, []string{"Unavailable"}},
+		{"create answered 200 unreadably", &BadResponseError{Action: ActionCreateMachine, Status: 200, Err: errEmptyAnswer}, []string{"BadResponse", "OutcomeUnknown"}},
+		{"read answered 200 unreadably", &BadResponseError{Action: ActionListMachines, Status: 200, Err: errEmptyAnswer}, []string{"BadResponse"}},
+		{"cursor loop", fmt.Errorf("%w: list_machines", ErrPaging), nil},
+	}
+	for _, o := range others {
+		if diff := cmp.Diff(o.holds, holdingPredicates(o.err)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", o.name, diff)
+		}
+		if diff := cmp.Diff(o.holds, holdingPredicates(errorsJoinContext(o.err))); diff != "" {
+			t.Errorf("%s, wrapped (-want +got):\n%s", o.name, diff)
+		}
 	}
 	if got := holdingPredicates(context.Canceled); len(got) != 0 {
 		t.Errorf("context.Canceled satisfies %v", got)

@@ -85,6 +85,12 @@ func (c *Client) AssignIP(ctx context.Context, app string, req AssignIPRequest) 
 		body:   req,
 		scope:  app,
 		retry:  sendOnce,
+		check: func() error {
+			if ip.IP == "" && ip.Pair == nil {
+				return missing("address")
+			}
+			return nil
+		},
 	}, &ip)
 	if err != nil {
 		return nil, err

@@ -78,6 +78,12 @@ func (c *Client) postLease(ctx context.Context, app, id string, body acquireLeas
 		scope:  machineScope(app, id),
 		nonce:  nonce,
 		retry:  sendOnce,
+		check: func() error {
+			if env.Data.Nonce == "" {
+				return missing("lease nonce")
+			}
+			return nil
+		},
 	}, &env)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ type StartResult struct {
 func (c *Client) StartMachine(ctx context.Context, app, id, leaseNonce string) (*StartResult, error) {
 	var res StartResult
 	cl := c.machineAction(ActionStartMachine, app, id, "/start", leaseNonce)
-	cl.emptyBodyOK = true // the start happened; its details are a courtesy
+	cl.optionalAnswer = true // the start happened; its details are a courtesy
 	_, err := c.do(ctx, cl, &res)
 	if err != nil {
 		return nil, err

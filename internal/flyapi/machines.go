@@ -56,6 +56,7 @@ func (c *Client) CreateMachine(ctx context.Context, app string, req CreateMachin
 		body:   req,
 		scope:  app,
 		retry:  sendOnce,
+		check:  machineHasID(&m),
 	}, &m)
 	if err != nil {
 		return nil, err
@@ -83,6 +84,7 @@ func (c *Client) getMachine(ctx context.Context, app, id string, query url.Value
 		query:  query,
 		scope:  machineScope(app, id),
 		retry:  repeatable,
+		check:  machineHasID(&m),
 	}, &m)
 	if err != nil {
 		return nil, err
@@ -167,6 +169,14 @@ func (c *Client) ListMachines(ctx context.Context, app string, opts ListMachines
 			query:  query,
 			scope:  app,
 			retry:  repeatable,
+			check: func() error {
+				for i := range page {
+					if page[i].ID == "" {
+						return missing("id on a listed machine")
+					}
+				}
+				return nil
+			},
 		}, &page)
 		if err != nil {
 			return nil, err
@@ -218,6 +228,7 @@ func (c *Client) UpdateMachine(ctx context.Context, app, id string, req UpdateMa
 		scope:  machineScope(app, id),
 		nonce:  req.LeaseNonce,
 		retry:  sendOnce,
+		check:  machineHasID(&m),
 	}, &m)
 	if err != nil {
 		return nil, err

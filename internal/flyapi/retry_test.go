@@ -99,7 +99,11 @@ var operations = map[string]func(context.Context, *Client) error{
 		_, err := c.AllocatePrivateV6(ctx, "app", "net")
 		return err
 	},
-	ActionSetMetadata: func(ctx context.Context, c *Client) error { return c.SetMetadata(ctx, "app", "m1", "k", "v") },
+	ActionStopMachine: func(ctx context.Context, c *Client) error {
+		return c.StopMachine(ctx, "app", "m1", StopOptions{}, "")
+	},
+	ActionSuspendMachine: func(ctx context.Context, c *Client) error { return c.SuspendMachine(ctx, "app", "m1", "") },
+	ActionSetMetadata:    func(ctx context.Context, c *Client) error { return c.SetMetadata(ctx, "app", "m1", "k", "v") },
 	ActionGetMachine: func(ctx context.Context, c *Client) error {
 		_, err := c.GetMachine(ctx, "app", "m1")
 		return err

@@ -36,8 +36,12 @@ type call struct {
 	retry  retryClass
 	// extraTimeout lengthens the attempt timeout for calls the server holds open (wait).
 	extraTimeout time.Duration
-	// emptyBodyOK accepts a 2xx without a body for calls whose answer is informative only.
-	emptyBodyOK bool
+	// optionalAnswer accepts a 2xx whose body is empty or unreadable, for calls whose answer is
+	// informative only: the call succeeded whatever the body says.
+	optionalAnswer bool
+	// check, when set, is run on a decoded 2xx answer and says what it lacks (a machine without
+	// an ID, a lease without a nonce); its error becomes a BadResponseError.
+	check func() error
 }
 
 // outcome reports what happened beyond the decoded body.
@@ -100,7 +104,7 @@ func (c *Client) retryDecision(cl call, err error) (retry bool, retryAfter time.
 		switch {
 		case apiErr.Status == http.StatusTooManyRequests:
 			return true, apiErr.RetryAfter, false // refused before any effect
-		case apiErr.Status >= 500:
+		case gaveUp(apiErr): // a 5xx, or a 408 that is not a wait's own timeout
 			return cl.retry == repeatable, apiErr.RetryAfter, true
 		}
 		return false, 0, false
@@ -112,7 +116,7 @@ func (c *Client) retryDecision(cl call, err error) (retry bool, retryAfter time.
 		}
 		return cl.retry == repeatable, 0, true
 	}
-	return false, 0, false // token errors, decoding errors, context errors
+	return false, 0, false // token errors, unreadable answers, context errors
 }
 
 // waitForLimiter takes a token for cl, waiting up to maxLimiterWait; beyond that it refuses.
@@ -184,7 +188,9 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte, out any, sta
 	if err != nil {
 		c.metrics.observeRequest(cl.action, classError, time.Since(start))
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("flyapi: %s: %w", cl.action, ctxErr)
+			// The caller gave up while the request was out: it may have reached Fly, so this is a
+			// lost answer like any other, carrying the context's error.
+			return nil, &TransportError{Action: cl.action, Err: ctxErr}
 		}
 		return nil, &TransportError{Action: cl.action, Err: err}
 	}
@@ -211,19 +217,61 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte, out any, sta
 	}
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return resp.Header, fmt.Errorf("flyapi: %s: %w", cl.action, ctxErr)
+			err = ctxErr
 		}
 		// The answer was cut off: like any other lost answer, the outcome is unknown.
 		return resp.Header, &TransportError{Action: cl.action, Err: err}
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		if cl.emptyBodyOK {
-			return resp.Header, nil
+	return resp.Header, decodeAnswer(cl, resp, data, out, cred.parts)
+}
+
+// decodeAnswer decodes a 2xx answer into out and checks it holds what the call must return. An
+// answer it cannot use is a BadResponseError carrying the status and the start of the body
+// (redacted of secrets), never a panic and never a zero value passed off as a result.
+func decodeAnswer(cl call, resp *http.Response, data []byte, out any, secrets []string) error {
+	bad := func(err error) error {
+		return &BadResponseError{
+			Action:    cl.action,
+			Status:    resp.StatusCode,
+			RequestID: keep(resp.Header.Get("fly-request-id"), maxKeptCode, secrets),
+			Body:      keep(string(data), maxKeptBody, secrets),
+			Err:       err,
 		}
-		return resp.Header, fmt.Errorf("flyapi: %s: empty response body (status %d)", cl.action, resp.StatusCode)
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return resp.Header, fmt.Errorf("flyapi: %s: decoding response: %w", cl.action, err)
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) == 0 && cl.optionalAnswer:
+		return nil
+	case len(trimmed) == 0:
+		return bad(errEmptyAnswer)
 	}
-	return resp.Header, nil
+	// A null answer decodes to nothing without an error (Go servers send an empty list as null);
+	// a call whose result must hold something says so in its check.
+	if err := json.Unmarshal(trimmed, out); err != nil {
+		if cl.optionalAnswer {
+			return nil
+		}
+		return bad(fmt.Errorf("decoding the answer: %w", err))
+	}
+	if cl.check != nil {
+		if err := cl.check(); err != nil {
+			return bad(err)
+		}
+	}
+	return nil
+}
+
+var errEmptyAnswer = errors.New("the answer has no body")
+
+// missing is a check's error: the answer lacks what the call must return.
+func missing(what string) error { return fmt.Errorf("the answer has no %s", what) }
+
+// machineHasID is the check of calls answering one machine.
+func machineHasID(m *Machine) func() error {
+	return func() error {
+		if m.ID == "" {
+			return missing("machine id")
+		}
+		return nil
+	}
 }
