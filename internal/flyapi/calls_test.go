@@ -86,6 +86,7 @@ func TestWireFormat(t *testing.T) {
 		body      string
 		nonce     string
 		wantValue result
+		edit      func(*Options)
 	}{
 		{
 			name: "create app", status: 201, respBody: `{"id":"z4k69dxd8r31p5mx","created_at":1708631799000}`,
@@ -96,7 +97,8 @@ func TestWireFormat(t *testing.T) {
 				}
 				return []any{app.ID, app.Name, app.Network, app.Organization.Slug, app.CreatedAt.UnixMilli()}, nil
 			},
-			method: "POST", path: "/v1/apps",
+			edit:   func(o *Options) { o.CreateAppWait = -1 }, // the read that follows is TestCreateAppWaits
+			method: "POST", path: "/v1/apps", query: url.Values{"wait": {"true"}},
 			body:      `{"name":"my-app","app_name":"my-app","org_slug":"personal","network":"my-net"}`,
 			wantValue: []any{"z4k69dxd8r31p5mx", "my-app", "my-net", "personal", int64(1708631799000)},
 		},
@@ -415,6 +417,9 @@ func TestWireFormat(t *testing.T) {
 			c, _ := newTestClient(t, rec, func(o *Options) {
 				o.Limiter = NewLimiter(NoLimits())
 				o.UserAgent = "hangar-test/1"
+				if tt.edit != nil {
+					tt.edit(o)
+				}
 			})
 			got, err := tt.call(context.Background(), c)
 			if err != nil {

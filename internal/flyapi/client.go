@@ -38,6 +38,10 @@ type Options struct {
 	Retry RetryOptions
 	// AttemptTimeout bounds each HTTP request (a wait gets its own timeout on top); 0 means 30 s.
 	AttemptTimeout time.Duration
+	// CreateAppWait bounds how long CreateApp waits for a new app to become readable: Fly creates
+	// apps asynchronously (§11). 0 means 1 minute, like Fly's own client; a negative value makes
+	// CreateApp return as soon as Fly accepted the create, without reading the app.
+	CreateAppWait time.Duration
 	// Metrics registers the client's collectors; nil means no metrics.
 	Metrics prometheus.Registerer
 	// Now and Sleep replace the clock for tests (limiter buckets, Retry-After dates, waits
@@ -70,6 +74,7 @@ type Client struct {
 	maxLimiterWait time.Duration
 	retry          RetryOptions
 	attemptTimeout time.Duration
+	createAppWait  time.Duration
 	metrics        *metrics
 	now            func() time.Time
 	sleep          func(ctx context.Context, d time.Duration) error
@@ -92,6 +97,7 @@ func New(opts Options) (*Client, error) {
 		maxLimiterWait: opts.MaxLimiterWait,
 		retry:          opts.Retry,
 		attemptTimeout: opts.AttemptTimeout,
+		createAppWait:  opts.CreateAppWait,
 		now:            opts.Now,
 		sleep:          opts.Sleep,
 	}
@@ -126,6 +132,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.attemptTimeout <= 0 {
 		c.attemptTimeout = 30 * time.Second
+	}
+	if c.createAppWait == 0 {
+		c.createAppWait = time.Minute
 	}
 	if c.now == nil {
 		c.now = time.Now

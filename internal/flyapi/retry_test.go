@@ -173,7 +173,7 @@ func TestRetryPolicy(t *testing.T) {
 		// A 429 is refused before any effect: every call is resent.
 		{"create machine after 429", ActionCreateMachine, []step{limited429("1"), ok200}, 2, nil},
 		{"update after 429", ActionUpdateMachine, []step{limited429(""), ok200}, 2, nil},
-		{"create app after 429", ActionCreateApp, []step{limited429("1"), {status: 201, body: `{"id":"a","created_at":1}`}}, 2, nil},
+		{"create app after 429 (then one read of the new app)", ActionCreateApp, []step{limited429("1"), {status: 201, body: `{"id":"a","created_at":1}`}}, 3, nil},
 		{"get after 429", ActionGetMachine, []step{limited429("2"), ok200}, 2, nil},
 		{"429 storm ends at MaxAttempts", ActionCreateMachine, []step{limited429("1")}, 4, IsRateLimited},
 		{"429 beyond the budget is returned", ActionCreateMachine, []step{limited429("100"), ok200}, 1, IsRateLimited},
