@@ -65,7 +65,7 @@ func TestBadAnswers(t *testing.T) {
 			return err
 		},
 		ActionListSecrets: func(ctx context.Context, c *Client) error {
-			_, err := c.ListSecrets(ctx, "app")
+			_, err := c.ListSecrets(ctx, "app", 0)
 			return err
 		},
 		ActionSetSecrets: func(ctx context.Context, c *Client) error {

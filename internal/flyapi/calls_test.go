@@ -322,7 +322,7 @@ func TestWireFormat(t *testing.T) {
 		{
 			name: "list secrets", status: 200, respBody: `{"secrets":[{"name":"B","digest":"d2"},{"name":"A","digest":"d1"}]}`,
 			call: func(ctx context.Context, c *Client) (result, error) {
-				s, err := c.ListSecrets(ctx, "my-app")
+				s, err := c.ListSecrets(ctx, "my-app", 0)
 				if err != nil {
 					return nil, err
 				}
@@ -348,9 +348,36 @@ func TestWireFormat(t *testing.T) {
 			wantValue: uint64(5),
 		},
 		{
+			name: "list secrets at least as new as a version", status: 200, respBody: `{"secrets":[]}`,
+			call: func(ctx context.Context, c *Client) (result, error) {
+				return c.ListSecrets(ctx, "my-app", 9)
+			},
+			method: "GET", path: "/v1/apps/my-app/secrets", query: url.Values{"min_version": {"9"}, "version": {"9"}},
+			wantValue: []Secret{},
+		},
+		{
+			name: "set and unset secrets in one change", status: 200, respBody: `{"secrets":[],"version":8}`,
+			call: func(ctx context.Context, c *Client) (result, error) {
+				return c.UpdateSecrets(ctx, "my-app", map[string]string{"A": "x", "C": "z"}, []string{"B"})
+			},
+			method: "POST", path: "/v1/apps/my-app/secrets", body: `{"values":{"A":"x","B":null,"C":"z"}}`,
+			wantValue: uint64(8),
+		},
+		{
+			name: "get secret at least as new as a version", status: 200, respBody: `{"name":"A","digest":"d"}`,
+			call: func(ctx context.Context, c *Client) (result, error) {
+				s, err := c.GetSecret(ctx, "my-app", "A", 3)
+				if err != nil {
+					return nil, err
+				}
+				return s.Digest, nil
+			},
+			method: "GET", path: "/v1/apps/my-app/secrets/A", query: url.Values{"min_version": {"3"}, "version": {"3"}}, wantValue: "d",
+		},
+		{
 			name: "get secret", status: 200, respBody: `{"name":"A","digest":"d"}`,
 			call: func(ctx context.Context, c *Client) (result, error) {
-				s, err := c.GetSecret(ctx, "my-app", "A")
+				s, err := c.GetSecret(ctx, "my-app", "A", 0)
 				if err != nil {
 					return nil, err
 				}

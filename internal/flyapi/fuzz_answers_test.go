@@ -234,11 +234,11 @@ func FuzzSecretsAnswers(f *testing.F) {
 	}, commonAnswerSeeds...)
 	fuzzAnswers(f, seeds, map[string]fuzzCall{
 		"list secrets": func(_ *testing.T, ctx context.Context, c *Client) error {
-			_, err := c.ListSecrets(ctx, "app")
+			_, err := c.ListSecrets(ctx, "app", 0)
 			return err
 		},
 		"get secret": func(_ *testing.T, ctx context.Context, c *Client) error {
-			_, err := c.GetSecret(ctx, "app", "A")
+			_, err := c.GetSecret(ctx, "app", "A", 0)
 			return err
 		},
 		"set secrets": func(_ *testing.T, ctx context.Context, c *Client) error {

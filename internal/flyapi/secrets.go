@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 )
 
 // Secret is an app secret as Fly lists it: its digest, never its value.
@@ -17,6 +18,12 @@ type Secret struct {
 
 // Machines read app secrets when they are created or updated, so after a change existing machines
 // must be updated (with MinSecretsVersion set to the returned version) to see it.
+//
+// Secrets reads can lag behind a change (§11): like flyctl, a caller that changed the secrets
+// passes the version the change returned as minVersion to the reads that must see it. Fly's sources
+// disagree on the parameter's name (§10: min_version in the OpenAPI spec, version in Fly's Go
+// client), so both are sent with the same value. A read asking for a version Fly does not have yet
+// is refused (IsFailedPrecondition on the emulator); read again later.
 
 func secretsPath(app, name string) string {
 	p := "/apps/" + url.PathEscape(app) + "/secrets"
@@ -30,13 +37,25 @@ type listSecretsResponse struct {
 	Secrets []Secret `json:"secrets"`
 }
 
-// ListSecrets returns the app's secrets (names and digests), sorted by name. Retried after 5xx.
-func (c *Client) ListSecrets(ctx context.Context, app string) ([]Secret, error) {
+// secretsQuery is the minimum-version filter of a secrets read; nil when minVersion is 0.
+func secretsQuery(minVersion uint64) url.Values {
+	if minVersion == 0 {
+		return nil
+	}
+	v := strconv.FormatUint(minVersion, 10)
+	return url.Values{"min_version": {v}, "version": {v}}
+}
+
+// ListSecrets returns the app's secrets (names and digests), sorted by name, as of at least
+// secrets version minVersion (0: whatever Fly has; see the note on versions above). Retried after
+// 5xx.
+func (c *Client) ListSecrets(ctx context.Context, app string, minVersion uint64) ([]Secret, error) {
 	var resp listSecretsResponse
 	_, err := c.do(ctx, call{
 		action: ActionListSecrets,
 		method: http.MethodGet,
 		path:   secretsPath(app, ""),
+		query:  secretsQuery(minVersion),
 		scope:  app,
 		retry:  repeatable,
 	}, &resp)
@@ -58,19 +77,26 @@ type secretsVersionResponse struct {
 // SetSecrets sets the given secrets in one change and returns the app's new secrets version.
 // Not resent after a 5xx or a lost answer (list the digests to see whether it applied).
 func (c *Client) SetSecrets(ctx context.Context, app string, values map[string]string) (uint64, error) {
-	body := setSecretsRequest{Values: make(map[string]*string, len(values))}
-	for k, v := range values {
-		body.Values[k] = &v
-	}
-	return c.postSecrets(ctx, app, body)
+	return c.UpdateSecrets(ctx, app, values, nil)
 }
 
 // UnsetSecrets removes the named secrets in one change and returns the new secrets version.
 // Not resent after a 5xx or a lost answer.
 func (c *Client) UnsetSecrets(ctx context.Context, app string, names ...string) (uint64, error) {
-	body := setSecretsRequest{Values: make(map[string]*string, len(names))}
-	for _, name := range names {
+	return c.UpdateSecrets(ctx, app, nil, names)
+}
+
+// UpdateSecrets sets set and removes unset in one change (one new secrets version, so a machine
+// never sees half of it) and returns the app's new secrets version. A name in both is set. Not
+// resent after a 5xx or a lost answer (IsOutcomeUnknown): list the digests to see whether it
+// applied.
+func (c *Client) UpdateSecrets(ctx context.Context, app string, set map[string]string, unset []string) (uint64, error) {
+	body := setSecretsRequest{Values: make(map[string]*string, len(set)+len(unset))}
+	for _, name := range unset {
 		body.Values[name] = nil
+	}
+	for k, v := range set {
+		body.Values[k] = &v
 	}
 	return c.postSecrets(ctx, app, body)
 }
@@ -91,13 +117,15 @@ func (c *Client) postSecrets(ctx context.Context, app string, body setSecretsReq
 	return resp.Version, nil
 }
 
-// GetSecret returns one secret's name and digest; IsNotFound when unset. Retried after 5xx.
-func (c *Client) GetSecret(ctx context.Context, app, name string) (*Secret, error) {
+// GetSecret returns one secret's name and digest, as of at least secrets version minVersion (0:
+// whatever Fly has); IsNotFound when unset. Retried after 5xx.
+func (c *Client) GetSecret(ctx context.Context, app, name string, minVersion uint64) (*Secret, error) {
 	var s Secret
 	_, err := c.do(ctx, call{
 		action: ActionGetSecret,
 		method: http.MethodGet,
 		path:   secretsPath(app, name),
+		query:  secretsQuery(minVersion),
 		scope:  app,
 		retry:  repeatable,
 	}, &s)
