@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,22 +96,46 @@ func (f *fakeFly) requestsLocked() []string {
 	return out
 }
 
-// adapterFor returns an Adapter whose client talks to fly without client-side limits; a client
-// sleep (a Retry-After) returns at once.
+// adapterFor returns an Adapter whose client talks to fly without client-side limits, on a fake
+// clock: a client sleep (a Retry-After, a backoff) moves the clock on at once.
 func adapterFor(t *testing.T, fly *fakeFly) *Adapter {
 	t.Helper()
 	srv := httptest.NewServer(fly)
 	t.Cleanup(srv.Close)
+	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	client, err := flyapi.New(flyapi.Options{
 		BaseURL: srv.URL,
 		Token:   flyapi.StaticToken("test-token"),
 		Limiter: flyapi.NewLimiter(flyapi.NoLimits()),
-		Sleep:   func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+		Now:     clock.Now,
+		Sleep:   clock.Sleep,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return New(client)
+}
+
+// fakeClock is a clock whose Sleep moves time on at once.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return nil
 }
 
 // flyKind returns the FlyError kind of err, failing when err is not a FlyError.
@@ -425,12 +450,19 @@ func TestFindMachineSkipsDestroyedMachines(t *testing.T) {
 	}
 }
 
+// TestEnsurePrivateIP: the app's Flycast address on the network is found by the network Fly
+// echoes with it; whether Fly always echoes it is unconfirmed, so an address without one counts as
+// the app's when it is its only Flycast address, and when that cannot be told the adapter fails
+// instead of allocating a second address on every pass.
 func TestEnsurePrivateIP(t *testing.T) {
 	tests := []struct {
 		name      string
+		network   string // default "net"
 		listed    string
 		wantIP    string
 		wantAlloc bool
+		wantKind  controllers.FlyErrorKind // checked when wantErr
+		wantErr   bool
 	}{
 		{
 			name:   "already on the network",
@@ -443,19 +475,80 @@ func TestEnsurePrivateIP(t *testing.T) {
 			wantIP:    "fdaa:0:1::7",
 			wantAlloc: true,
 		},
+		{
+			name:      "no addresses at all",
+			listed:    `{"ips":[]}`,
+			wantIP:    "fdaa:0:1::7",
+			wantAlloc: true,
+		},
+		{
+			name:      "only public and egress addresses, which never say a network",
+			listed:    `{"ips":[{"ip":"1.2.3.4","network":null},{"ip":"2a09:8280::1"},{"ip":"fdaa:0:1::9","egress":true}]}`,
+			wantIP:    "fdaa:0:1::7",
+			wantAlloc: true,
+		},
+		{
+			name:   "the only Flycast address, its network not echoed",
+			listed: `{"ips":[{"ip":"1.2.3.4","network":null},{"ip":"fdaa:0:1::3","network":null}]}`,
+			wantIP: "fdaa:0:1::3",
+		},
+		{
+			name:   "the only Flycast address, network member absent, upper-case hex",
+			listed: `{"ips":[{"ip":"FDAA:0:1::3"}]}`,
+			wantIP: "FDAA:0:1::3",
+		},
+		{
+			name:     "several Flycast addresses, none echoing a network",
+			listed:   `{"ips":[{"ip":"fdaa:0:1::3"},{"ip":"fdaa:0:1::4"}]}`,
+			wantErr:  true,
+			wantKind: controllers.FlyRejected,
+		},
+		{
+			name:     "several, one on another network, one not echoed",
+			listed:   `{"ips":[{"ip":"fdaa:0:2::9","network":{"name":"other"}},{"ip":"fdaa:0:1::3"}]}`,
+			wantErr:  true,
+			wantKind: controllers.FlyRejected,
+		},
+		{
+			name:   "several, one echoing the network asked for",
+			listed: `{"ips":[{"ip":"fdaa:0:1::4"},{"ip":"fdaa:0:1::3","network":{"name":"net"}}]}`,
+			wantIP: "fdaa:0:1::3",
+		},
+		{
+			name:    "the default network: \"default\" in the app, \"\" on the address",
+			network: "default",
+			listed:  `{"ips":[{"ip":"fdaa:0:2::9","network":{"name":"other"}},{"ip":"fdaa:0:1::3","network":{"name":""}}]}`,
+			wantIP:  "fdaa:0:1::3",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			network := tt.network
+			if network == "" {
+				network = "net"
+			}
 			fly := newFakeFly(t)
 			fly.answer("GET /v1/apps/app/ip_assignments", http.StatusOK, tt.listed)
 			fly.answer("POST /v1/apps/app/ip_assignments", http.StatusOK, `{"ip":"fdaa:0:1::7","network":{"name":"net"}}`)
 			a := adapterFor(t, fly)
 
-			ip, err := a.EnsurePrivateIP(context.Background(), "app", "net")
+			ip, err := a.EnsurePrivateIP(context.Background(), "app", network)
+			allocated := slices.Contains(fly.sent(), "POST /v1/apps/app/ip_assignments")
+			if tt.wantErr {
+				if kind := flyKind(t, err); kind != tt.wantKind {
+					t.Fatalf("EnsurePrivateIP error %v: kind %s, want %s", err, kind, tt.wantKind)
+				}
+				if !strings.Contains(err.Error(), "cannot tell") {
+					t.Errorf("error %q does not say the address's network cannot be told", err)
+				}
+				if allocated {
+					t.Error("allocated an address although it could not tell whether the app has one")
+				}
+				return
+			}
 			if err != nil || ip != tt.wantIP {
 				t.Fatalf("EnsurePrivateIP = %q, %v; want %q", ip, err, tt.wantIP)
 			}
-			allocated := slices.Contains(fly.sent(), "POST /v1/apps/app/ip_assignments")
 			if allocated != tt.wantAlloc {
 				t.Fatalf("allocated = %v, want %v", allocated, tt.wantAlloc)
 			}
@@ -468,6 +561,37 @@ func TestEnsurePrivateIP(t *testing.T) {
 	}
 }
 
+// TestEnsurePrivateIPAllocationUnknown: an allocation whose answer is lost is reported as an
+// unknown outcome (the next pass lists first), and is not sent twice.
+func TestEnsurePrivateIPAllocationUnknown(t *testing.T) {
+	fly := newFakeFly(t)
+	fly.answer("GET /v1/apps/app/ip_assignments", http.StatusOK, `{"ips":[]}`)
+	fly.answer("POST /v1/apps/app/ip_assignments", http.StatusServiceUnavailable, `{"error":"unavailable"}`)
+	a := adapterFor(t, fly)
+	_, err := a.EnsurePrivateIP(context.Background(), "app", "net")
+	if kind := flyKind(t, err); kind != controllers.FlyUnavailable || !strings.HasPrefix(errMessage(err), "outcome unknown") {
+		t.Errorf("error %v: want FlyUnavailable saying the outcome is unknown", err)
+	}
+	posts := 0
+	for _, r := range fly.sent() {
+		if r == "POST /v1/apps/app/ip_assignments" {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d allocations sent, want 1", posts)
+	}
+}
+
+// errMessage is the FlyError's message.
+func errMessage(err error) string {
+	var fe *controllers.FlyError
+	if errors.As(err, &fe) {
+		return fe.Message
+	}
+	return ""
+}
+
 func TestSetAppSecrets(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -476,7 +600,7 @@ func TestSetAppSecrets(t *testing.T) {
 		wantBodies  []string
 	}{
 		{"set only", nil, 4, []string{`{"values":{"A":"x"}}`}},
-		{"set then unset", []string{"B"}, 5, []string{`{"values":{"A":"x"}}`, `{"values":{"B":null}}`}},
+		{"set and unset in one change", []string{"B", "C"}, 4, []string{`{"values":{"A":"x","B":null,"C":null}}`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -506,6 +630,162 @@ func TestSetAppSecrets(t *testing.T) {
 			fly.mu.Unlock()
 			if diff := cmp.Diff(tt.wantBodies, bodies); diff != "" {
 				t.Errorf("bodies sent (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestUpdateMachineRefusesAnotherVersion: the read under the lease must show the version the
+// update was planned from. A machine changed since, or a read lagging behind a recent write, is
+// refused as a conflict and nothing is written, whether or not Fly would enforce current_version.
+func TestUpdateMachineRefusesAnotherVersion(t *testing.T) {
+	tests := []struct {
+		name        string
+		read        string
+		fromVersion string
+		wantUpdate  bool
+	}{
+		{"the version planned from", `{"id":"m1","state":"started","version":"v2","config":{"image":"a"}}`, "v2", true},
+		{"a read lagging behind (older)", `{"id":"m1","state":"started","version":"v1","config":{"image":"a"}}`, "v2", false},
+		{"changed since (newer)", `{"id":"m1","state":"started","version":"v3","config":{"image":"a"}}`, "v2", false},
+		{"an old answer naming only the instance ID", `{"id":"m1","state":"started","instance_id":"v2","config":{"image":"a"}}`, "v2", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fly := newFakeFly(t)
+			fly.answer("POST /v1/apps/app/machines/m1/lease", http.StatusCreated, leaseAnswer)
+			fly.answer("GET /v1/apps/app/machines/m1", http.StatusOK, tt.read)
+			fly.answer("POST /v1/apps/app/machines/m1", http.StatusOK, `{"id":"m1","state":"started","version":"v9","config":{"image":"b"}}`)
+			fly.answer("DELETE /v1/apps/app/machines/m1/lease", http.StatusOK, `{"status":"success","data":{"ok":true}}`)
+			a := adapterFor(t, fly)
+
+			m, err := a.UpdateMachine(context.Background(), "app", "m1", tt.fromVersion, desired())
+			updated := slices.Contains(fly.sent(), "POST /v1/apps/app/machines/m1")
+			if updated != tt.wantUpdate {
+				t.Fatalf("update sent = %v, want %v (error %v)", updated, tt.wantUpdate, err)
+			}
+			if tt.wantUpdate {
+				// The machine is the update's own answer, not a read after it.
+				if err != nil || m.Version != "v9" {
+					t.Errorf("UpdateMachine = %+v, %v; want the update's answer, version v9", m, err)
+				}
+			} else if kind := flyKind(t, err); kind != controllers.FlyConflict {
+				t.Errorf("error %v: kind %s, want conflict", err, kind)
+			}
+			if release := fly.request("DELETE", "/v1/apps/app/machines/m1/lease"); release.nonce != "5c35f65c9f95" {
+				t.Errorf("lease released with nonce %q, want the lease's", release.nonce)
+			}
+		})
+	}
+}
+
+// TestUnknownOutcomes: a call with side effects whose answer is a 408, a 5xx or lost is
+// FlyUnavailable saying the outcome is unknown, and is sent once; the adapter adds no retry.
+func TestUnknownOutcomes(t *testing.T) {
+	timeout := `{"error":"deadline_exceeded: request timed out"}`
+	tests := []struct {
+		name    string
+		route   string
+		status  int
+		call    func(context.Context, *Adapter) error
+		unknown bool
+	}{
+		{"create answered 408 after committing", "POST /v1/apps/app/machines", http.StatusRequestTimeout, func(ctx context.Context, a *Adapter) error {
+			_, err := a.CreateMachine(ctx, "app", desired())
+			return err
+		}, true},
+		{"create answered 502", "POST /v1/apps/app/machines", http.StatusBadGateway, func(ctx context.Context, a *Adapter) error {
+			_, err := a.CreateMachine(ctx, "app", desired())
+			return err
+		}, true},
+		{"start answered 408", "POST /v1/apps/app/machines/m1/start", http.StatusRequestTimeout, func(ctx context.Context, a *Adapter) error {
+			return a.StartMachine(ctx, "app", "m1")
+		}, true},
+		{"stop answered 500", "POST /v1/apps/app/machines/m1/stop", http.StatusInternalServerError, func(ctx context.Context, a *Adapter) error {
+			return a.StopMachine(ctx, "app", "m1")
+		}, true},
+		{"secrets answered 504", "POST /v1/apps/app/secrets", http.StatusGatewayTimeout, func(ctx context.Context, a *Adapter) error {
+			_, err := a.SetAppSecrets(ctx, "app", map[string]string{"A": "x"}, nil)
+			return err
+		}, true},
+		{"app create answered 503", "POST /v1/apps", http.StatusServiceUnavailable, func(ctx context.Context, a *Adapter) error {
+			_, err := a.CreateApp(ctx, "org", "app", "net")
+			return err
+		}, true},
+		{"create refused 422: definitely failed", "POST /v1/apps/app/machines", http.StatusUnprocessableEntity, func(ctx context.Context, a *Adapter) error {
+			_, err := a.CreateMachine(ctx, "app", desired())
+			return err
+		}, false},
+		{"a read answered 408: unavailable, no effect to be unknown", "GET /v1/apps/app/machines/m1", http.StatusRequestTimeout, func(ctx context.Context, a *Adapter) error {
+			_, err := a.GetMachine(ctx, "app", "m1")
+			return err
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fly := newFakeFly(t)
+			fly.answer(tt.route, tt.status, timeout)
+			a := adapterFor(t, fly)
+			err := tt.call(context.Background(), a)
+			kind := flyKind(t, err)
+			if got := strings.HasPrefix(errMessage(err), "outcome unknown"); got != tt.unknown {
+				t.Errorf("error %v: says the outcome is unknown = %v, want %v", err, got, tt.unknown)
+			}
+			if tt.unknown && kind != controllers.FlyUnavailable {
+				t.Errorf("error %v: kind %s, want unavailable", err, kind)
+			}
+			method, _, _ := strings.Cut(tt.route, " ")
+			if n := len(fly.sent()); method != http.MethodGet && n != 1 {
+				t.Errorf("%d requests %v: a call with side effects is sent once", n, fly.sent())
+			}
+		})
+	}
+}
+
+// TestCreateAppWaitsUntilVisible: Fly creates apps asynchronously; the adapter's CreateApp returns
+// once the app can be read, and an app that cannot be read in time is FlyUnavailable saying it
+// was created (the next pass finds the name taken and adopts it).
+func TestCreateAppWaitsUntilVisible(t *testing.T) {
+	tests := []struct {
+		name     string
+		visibleN int // reads answered 404 before the app shows; -1: never
+		wantErr  bool
+	}{
+		{"visible at once", 0, false},
+		{"visible after a few reads", 3, false},
+		{"never visible", -1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fly := newFakeFly(t)
+			fly.answer("POST /v1/apps", http.StatusCreated, `{"id":"a1","created_at":1708631799000}`)
+			var mu sync.Mutex
+			reads := 0
+			fly.mux.HandleFunc("GET /v1/apps/app", func(w http.ResponseWriter, _ *http.Request) {
+				mu.Lock()
+				reads++
+				visible := tt.visibleN >= 0 && reads > tt.visibleN
+				mu.Unlock()
+				if !visible {
+					w.WriteHeader(http.StatusNotFound)
+					_, _ = io.WriteString(w, `{"error":"app not found"}`) // a failed write fails the client's call
+					return
+				}
+				_, _ = io.WriteString(w, `{"id":"a1","name":"app","organization":{"slug":"org"},"network":"net"}`) // a failed write fails the client's call
+			})
+			a := adapterFor(t, fly)
+			app, err := a.CreateApp(context.Background(), "org", "app", "net")
+			if !tt.wantErr {
+				if err != nil || app != (controllers.FlyApp{Name: "app", ID: "a1", Org: "org", Network: "net"}) {
+					t.Fatalf("CreateApp = %+v, %v", app, err)
+				}
+				return
+			}
+			if kind := flyKind(t, err); kind != controllers.FlyUnavailable || !strings.Contains(errMessage(err), "was created") {
+				t.Errorf("CreateApp error %v (kind %s): want unavailable, saying the app was created", err, kind)
+			}
+			if got := fly.request("POST", "/v1/apps"); got.query != "wait=true" {
+				t.Errorf("create sent with query %q, want wait=true", got.query)
 			}
 		})
 	}

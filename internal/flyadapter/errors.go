@@ -3,6 +3,7 @@ package flyadapter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/hangar-dev/hangar/controllers"
@@ -10,7 +11,8 @@ import (
 )
 
 // classify turns a client error into the controllers' FlyError kinds. Fly's own message is kept
-// (the client has already removed any echo of the token).
+// (the client has already removed any echo of the token). An unknown outcome is FlyUnavailable
+// with a message starting "outcome unknown" (see the package comment).
 func classify(err error) error {
 	if err == nil {
 		return nil
@@ -21,6 +23,11 @@ func classify(err error) error {
 		fe.Message = apiErr.Message
 	}
 	switch {
+	case flyapi.IsAppNotVisible(err):
+		// Created: a read of the app did not see it in time. Not missing, not failed.
+		fe.Kind, fe.Message = controllers.FlyUnavailable, err.Error()
+	case flyapi.IsOutcomeUnknown(err):
+		fe.Kind, fe.Message = controllers.FlyUnavailable, fmt.Sprintf("outcome unknown: Fly may have carried out %s: %s", actionOf(err), fe.Message)
 	case flyapi.IsRouteNotFound(err):
 		// A plain "404 page not found": the URL is not the Machines API, which no retry will fix.
 		fe.Kind, fe.Message = controllers.FlyRejected, "the Fly API URL does not serve the Machines API (404 page not found): check --fly-api-url"
@@ -55,4 +62,20 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
+}
+
+// actionOf names the client call an error came from.
+func actionOf(err error) string {
+	var apiErr *flyapi.APIError
+	var transportErr *flyapi.TransportError
+	var badResponse *flyapi.BadResponseError
+	switch {
+	case errors.As(err, &badResponse):
+		return badResponse.Action
+	case errors.As(err, &apiErr):
+		return apiErr.Action
+	case errors.As(err, &transportErr):
+		return transportErr.Action
+	}
+	return "the call"
 }

@@ -36,6 +36,11 @@ func TestClassify(t *testing.T) {
 		{"capacity", apiErr(422, "insufficient_capacity", "no capacity"), controllers.FlyUnavailable},
 		{"no answer", &flyapi.TransportError{Action: "create_machine", Err: errors.New("EOF")}, controllers.FlyUnavailable},
 		{"deadline", fmt.Errorf("call: %w", context.DeadlineExceeded), controllers.FlyUnavailable},
+		{"create answered 408", apiErr(408, "", "deadline_exceeded"), controllers.FlyUnavailable},
+		{"wait timed out", &flyapi.APIError{Status: 408, Action: "wait_machine"}, controllers.FlyUnavailable},
+		{"create answered unreadably", &flyapi.BadResponseError{Action: "create_machine", Status: 200, Err: errors.New("no id")}, controllers.FlyUnavailable},
+		{"read answered unreadably", &flyapi.BadResponseError{Action: "get_machine", Status: 200, Err: errors.New("no id")}, controllers.FlyUnavailable},
+		{"paging loop", fmt.Errorf("%w: list_machines", flyapi.ErrPaging), controllers.FlyUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +74,11 @@ func TestClassifyMessage(t *testing.T) {
 		{"no message from Fly", &flyapi.APIError{Status: 503, Action: "get_machine"}, (&flyapi.APIError{Status: 503, Action: "get_machine"}).Error()},
 		{"not an API error", context.DeadlineExceeded, context.DeadlineExceeded.Error()},
 		{"unknown route", &flyapi.APIError{Status: 404, Code: flyapi.CodeRouteNotFound, Message: "404 page not found"}, "the Fly API URL does not serve the Machines API (404 page not found): check --fly-api-url"},
+		{"create answered 408", &flyapi.APIError{Status: 408, Message: "deadline_exceeded", Action: "create_machine"}, "outcome unknown: Fly may have carried out create_machine: deadline_exceeded"},
+		{"lease answer lost", &flyapi.TransportError{Action: "acquire_lease", Err: errors.New("EOF")}, "outcome unknown: Fly may have carried out acquire_lease: flyapi: acquire_lease: no response: EOF"},
+		{"wait timed out", &flyapi.APIError{Status: 408, Message: "deadline_exceeded", Action: "wait_machine"}, "deadline_exceeded"},
+		{"app created, not yet visible", &flyapi.AppNotVisibleError{App: "a", Waited: time.Minute, Last: &flyapi.APIError{Status: 404, Message: "app not found", Action: "get_app"}},
+			`flyapi: create_app: app "a" was created but is not readable yet after 1m0s (last read: flyapi: get_app: 404 Not Found: app not found)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
