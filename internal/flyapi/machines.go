@@ -201,8 +201,9 @@ func (c *Client) ListMachines(ctx context.Context, app string, opts ListMachines
 // from the machine's current Config (which keeps fields this package does not model) and edit it.
 type UpdateMachineRequest struct {
 	Config MachineConfig `json:"config"`
-	// CurrentVersion makes Fly refuse the update (409, IsConflict) if the machine has changed
-	// since that version was read, so a concurrent change is never overwritten.
+	// CurrentVersion asks Fly to refuse the update (409, IsConflict) if the machine has changed
+	// since that version was read. Only the OpenAPI copy says Fly enforces it (§4.4, unconfirmed):
+	// do not rely on it alone; hold the machine's lease and check the version read under it.
 	CurrentVersion          string  `json:"current_version,omitempty"`
 	SkipLaunch              bool    `json:"skip_launch,omitempty"`
 	SkipServiceRegistration bool    `json:"skip_service_registration,omitempty"`
@@ -216,8 +217,12 @@ type UpdateMachineRequest struct {
 // UpdateMachine replaces the machine's config and returns the machine with its new version. A
 // started machine restarts on the new version; a stopped one stays stopped.
 //
-// UpdateMachine is never resent after a 5xx or a lost answer: Fly may have applied it. Read the
-// machine again and compare before retrying (CurrentVersion makes a blind retry fail safely).
+// The machine returned is the update's own answer: a GET made right after may still show the
+// previous version for a moment (Fly's reads can lag behind its writes, §11).
+//
+// UpdateMachine is never resent after a 408, a 5xx or a lost answer (IsOutcomeUnknown): Fly may
+// have applied it. Read the machine again and compare before retrying (a read may lag, so compare
+// versions, not only configs).
 func (c *Client) UpdateMachine(ctx context.Context, app, id string, req UpdateMachineRequest) (*Machine, error) {
 	var m Machine
 	_, err := c.do(ctx, call{
