@@ -16,23 +16,29 @@ import (
 // Rules every implementation keeps:
 //   - errors are *FlyError (or wrap one), so callers classify them with errors.As;
 //   - creates are sent once: after an ambiguous failure the caller looks the resource up by name
-//     or metadata before creating again (FindMachine), so a lost answer never duplicates it;
+//     or metadata before creating again (FindMachine), so a lost answer never duplicates it. An
+//     ambiguous failure is FlyUnavailable (a 408, a 5xx, a lost answer: the change may have been
+//     made); the implementation says "outcome unknown" in its message, never resends it itself;
 //   - DeleteApp, DestroyMachine and ReleasePrivateIP treat "already gone" as success;
 //   - a call slowed or refused by Fly's rate limits marks the context's throttle note (see
 //     WithThrottleNote) and, when it could not be made in time, fails with FlyThrottled.
 type FlyAPI interface {
 	// CreateApp creates an app in org on network (created on first use). FlyNameTaken when the name
-	// is used anywhere on Fly.
+	// is used anywhere on Fly. Fly creates apps asynchronously: FlyUnavailable may mean the app was
+	// created but could not be read back in time; the next CreateApp then answers FlyNameTaken.
 	CreateApp(ctx context.Context, org, name, network string) (FlyApp, error)
 	// GetApp reads an app. FlyNotFound when no app has the name; FlyForbidden when it belongs to an
 	// org the token cannot read.
 	GetApp(ctx context.Context, name string) (FlyApp, error)
-	// DeleteApp deletes an app with its machines, stopping them first.
+	// DeleteApp deletes an app with its machines, stopping them first. It returns once Fly accepted
+	// the deletion (202): the app may still be read, and its name stay taken, for a while after.
 	DeleteApp(ctx context.Context, name string) error
 
 	// SetAppSecrets sets and removes app secrets in one change and returns the new secrets version.
 	SetAppSecrets(ctx context.Context, app string, set map[string]string, unset []string) (int64, error)
 	// EnsurePrivateIP returns the app's Flycast address on network, allocating one if it has none.
+	// FlyRejected when the app has several Flycast addresses and Fly does not say which network they
+	// are on (a person must release the extra ones): it never allocates when it cannot tell.
 	EnsurePrivateIP(ctx context.Context, app, network string) (string, error)
 	// ReleasePrivateIP removes an address from the app.
 	ReleasePrivateIP(ctx context.Context, app, ip string) error
@@ -46,7 +52,9 @@ type FlyAPI interface {
 	// of that name exists already (perhaps one a lagging list did not show).
 	CreateMachine(ctx context.Context, app string, d DesiredMachine) (FlyMachine, error)
 	// UpdateMachine replaces the parts of the machine's config hangar manages with d, keeping every
-	// other field, under a lease and only if the machine is still at version fromVersion.
+	// other field, under a lease and only if the machine is still at version fromVersion (checked on
+	// a read under the lease: FlyConflict when it shows another version, which includes a read
+	// lagging behind a recent write). The machine returned is the update's own answer.
 	UpdateMachine(ctx context.Context, app, id, fromVersion string, d DesiredMachine) (FlyMachine, error)
 	// StartMachine, StopMachine and SuspendMachine ask for a power transition; they return before it
 	// completes.
@@ -122,7 +130,9 @@ type DesiredMachine struct {
 type FlyErrorKind int
 
 const (
-	// FlyUnavailable is a 5xx, a timeout or a dropped connection. Transient: retry with backoff.
+	// FlyUnavailable is a 5xx, a 408, a timeout or a dropped connection. Transient: retry with
+	// backoff. After a call that changes something its outcome may be unknown: the change may have
+	// been made (the message then starts "outcome unknown"), so look before repeating it.
 	FlyUnavailable FlyErrorKind = iota
 	// FlyNotFound is the app or machine does not exist.
 	FlyNotFound
