@@ -77,6 +77,14 @@ bench: ## Run the benchmarks and print the BENCH table (each figure against a ba
 	KUBEBUILDER_ASSETS="$$assets" HANGAR_BENCH=1 go test -v -count=1 -timeout 60m -run '^TestReport' ./... > bench.out 2>&1 || { cat bench.out; exit 1; }; \
 	echo "BENCH <name> <value> <unit> target <op> <value>"; grep '^BENCH ' bench.out
 
+CHAOS_POINTS ?= 1000
+
+.PHONY: chaos
+chaos: ## Kill the manager at CHAOS_POINTS (1000) seeded points under the realistic Fly profile and print the BENCH table; HANGAR_CRASH_SEED replays a run.
+	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" HANGAR_CHAOS=1 HANGAR_CRASH_POINTS=$(CHAOS_POINTS) go test -v -count=1 -timeout 4h -run '^TestCrashPoints$$' ./test/crash/ > chaos.out 2>&1 || { grep -E -A3 'crash run|FAIL|replay it alone' chaos.out | tail -100; exit 1; }; \
+	grep 'crash run:' chaos.out | tail -1; echo "BENCH <name> <value> <unit> target <op> <value>"; grep '^BENCH ' chaos.out
+
 .PHONY: dev
 dev: $(KUBECTL) ## Run the local stack (apiserver, Fly emulator + proxy, manager, router) with config/samples; Ctrl-C stops it.
 	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) ENVTEST_ETCD_VERSION=$(ENVTEST_ETCD_VERSION) hack/envtest-assets.sh --kubectl)"; \

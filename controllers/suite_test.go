@@ -63,6 +63,8 @@ const (
 type harnessOptions struct {
 	driftInterval  time.Duration
 	withRateLimits bool
+	// profile is the emulator's profile (the fast one when zero).
+	profile flysim.Profile
 	// interceptor, when set, wraps the manager's client (to inject failures between Fly calls and
 	// status writes).
 	interceptor *interceptor.Funcs
@@ -96,6 +98,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		Orgs:              []flysim.OrgToken{{Token: testToken, Org: testOrg}, {Token: "fo1_other-org-token", Org: "other-org"}},
 		Seed:              nsCounter.Load(),
 		DisableRateLimits: !opts.withRateLimits,
+		Profile:           opts.profile,
 	})
 	srv := httptest.NewServer(h.sim)
 	h.flyURL = srv.URL
@@ -146,7 +149,7 @@ func (h *harness) startManager() {
 		t.Fatal(err)
 	}
 	err = controllers.Setup(mgr, controllers.Dependencies{
-		Fly:  flyadapter.New(fly),
+		Fly:  flyadapter.New(fly, flyadapter.Options{}),
 		Keys: h.root,
 		Options: controllers.Options{
 			DefaultOrg: testOrg, DefaultRegion: "ord", AppNamePrefix: "hangar-",

@@ -297,10 +297,19 @@ func (r *userAppReconciler) finalize(ctx context.Context, s *appScope) error {
 		return waitFor(r.options.DriftInterval, flyv1alpha1.DeletingReason,
 			"waiting for %d UserMachines of this app to be deleted first", n)
 	}
+	// Fly deletes apps asynchronously (202): the finalizer stays until the app is gone, so a UserApp
+	// created again under the same name never adopts the app being deleted.
+	_, err := r.fly.GetApp(ctx, app.Status.AppName)
+	if isFlyKind(err, FlyNotFound) {
+		r.events.normal(app, EventDeleted, "Delete", "Deleted Fly app %s", app.Status.AppName)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	ctrl.LoggerFrom(ctx).Info("Deleting Fly app", "flyApp", app.Status.AppName)
 	if err := r.fly.DeleteApp(ctx, app.Status.AppName); err != nil {
 		return err
 	}
-	r.events.normal(app, EventDeleted, "Delete", "Deleted Fly app %s", app.Status.AppName)
-	return nil
+	return waitFor(r.options.TransitionPoll, flyv1alpha1.DeletingReason, "Fly app %s is being deleted", app.Status.AppName)
 }

@@ -107,17 +107,23 @@ func TestSteadyStateMakesNoWritesAndOneReadPerInterval(t *testing.T) {
 }
 
 func TestCreateCommittedButAnswerLostIsAdopted(t *testing.T) {
+	// Fly may not enforce unique machine names (docs/fly-api.md §4.1): then only the create
+	// recorded before it was sent stops a second machine while the list lags.
+	laggingWithoutUniqueNames := flysim.Profile{Name: "lag", ListLag: flysim.Fixed(2 * time.Second), DuplicateMachineNames: true}
 	cases := []struct {
 		name    string
 		fault   flysim.Fault
 		listLag time.Duration
+		profile flysim.Profile
 	}{
 		{name: "503 after commit", fault: flysim.Fault{CommitThenFail: true, Status: 503, Count: 1}},
 		{name: "connection dropped after commit, list lagging", fault: flysim.Fault{CommitThenFail: true, DropConnection: true, Count: 1}, listLag: 2 * time.Second},
+		{name: "408 after commit, list lagging, names not unique", fault: flysim.Fault{CommitThenFail: true, Status: 408, Count: 1}, profile: laggingWithoutUniqueNames},
+		{name: "dropped after commit, list lagging, names not unique", fault: flysim.Fault{CommitThenFail: true, DropConnection: true, Count: 1}, profile: laggingWithoutUniqueNames},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, harnessOptions{})
+			h := newHarness(t, harnessOptions{profile: tc.profile})
 			h.create(newApp("erin"))
 			h.sim.SetFault("create_machine", tc.fault)
 			h.sim.SetListLag(tc.listLag)
@@ -171,7 +177,11 @@ func assertOneMachine(t *testing.T, h *harness, um *flyv1alpha1.UserMachine) {
 	h.get(um)
 	machines := h.sim.Machines(um.Status.AppName)
 	if len(machines) != 1 || machines[0].ID != um.Status.MachineID {
-		t.Fatalf("want exactly one machine, the recorded %s; emulator has %d: %+v", um.Status.MachineID, len(machines), machines)
+		ids := make([]string, len(machines))
+		for i, m := range machines {
+			ids[i] = m.ID + " (" + m.State + ")"
+		}
+		t.Fatalf("want exactly one machine, the recorded %s; emulator has %d: %v", um.Status.MachineID, len(machines), ids)
 	}
 }
 

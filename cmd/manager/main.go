@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -46,10 +47,12 @@ type options struct {
 	log           logging.Options
 
 	kubeconfig    string
+	namespace     string
 	flyAPIURL     string
 	flyTokenFile  string
 	rootKeySecret string
 	controllers   controllers.Options
+	adapter       flyadapter.Options
 }
 
 func (o *options) bindFlags(fs *flag.FlagSet) {
@@ -61,6 +64,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server (off because of the HTTP/2 rapid reset CVEs)")
 	o.log.BindFlags(fs)
 
+	fs.StringVar(&o.namespace, "namespace", "", "Reconcile only the UserApps and UserMachines of this namespace; empty reconciles all")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
 	fs.StringVar(&o.flyAPIURL, "fly-api-url", flyapi.DefaultBaseURL, "Fly Machines API URL (http://_api.internal:4280 inside Fly's network; the emulator's URL locally)")
 	fs.StringVar(&o.flyTokenFile, "fly-token-file", "", "File holding the Fly API token, re-read when it changes (default: the FLY_API_TOKEN environment variable)")
@@ -71,6 +75,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.controllers.DriftInterval, "drift-interval", controllers.DefaultDriftInterval, "How often each settled object is read back from Fly to correct drift (jittered by ±10%)")
 	fs.IntVar(&o.controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultConcurrency, "Parallel reconciles per kind")
 	fs.DurationVar(&o.controllers.ConsistencyWindow, "fly-consistency-window", controllers.DefaultConsistencyWindow, "How long Fly's lists may lag behind its writes: a create whose answer was lost is looked for this long before it is sent again")
+	fs.DurationVar(&o.adapter.LeaseTTL, "fly-lease-ttl", flyadapter.DefaultLeaseTTL, "Lifetime of the lease an update holds on a machine: if the manager dies mid-update, the machine stays locked this long")
 	fs.DurationVar(&o.controllers.TransitionPoll, "transition-poll", controllers.DefaultTransitionPoll, "How soon a machine in a transition (starting, stopping...) or a pending create is looked at again")
 }
 
@@ -93,6 +98,9 @@ func (o *options) validate() error {
 	}
 	if o.controllers.ConsistencyWindow <= 0 || o.controllers.TransitionPoll <= 0 {
 		return errors.New("--fly-consistency-window and --transition-poll must be positive")
+	}
+	if o.adapter.LeaseTTL < time.Second {
+		return fmt.Errorf("--fly-lease-ttl %s: use at least 1s (Fly counts leases in whole seconds)", o.adapter.LeaseTTL)
 	}
 	return nil
 }
@@ -171,8 +179,13 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
+	var cacheOpts cache.Options
+	if opts.namespace != "" {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{opts.namespace: {}}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Cache:                   cacheOpts,
 		Logger:                  log,
 		Client:                  controllers.ClientOptions(),
 		Metrics:                 metricsOpts,
@@ -233,5 +246,5 @@ func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts *options) error {
 	if err != nil {
 		return err
 	}
-	return controllers.Setup(mgr, controllers.Dependencies{Fly: flyadapter.New(fly), Keys: root, Options: opts.controllers})
+	return controllers.Setup(mgr, controllers.Dependencies{Fly: flyadapter.New(fly, opts.adapter), Keys: root, Options: opts.controllers})
 }

@@ -30,6 +30,7 @@ func TestValidate(t *testing.T) {
 		o.controllers.DriftInterval = time.Minute
 		o.controllers.ConsistencyWindow = 30 * time.Second
 		o.controllers.TransitionPoll = 2 * time.Second
+		o.adapter.LeaseTTL = 30 * time.Second
 		return o
 	}
 	cases := []struct {
@@ -45,6 +46,7 @@ func TestValidate(t *testing.T) {
 		{name: "no prefix", mutate: func(o *options) { o.controllers.AppNamePrefix = "" }},
 		{name: "drift interval too short", mutate: func(o *options) { o.controllers.DriftInterval = time.Millisecond }, wantErr: "--drift-interval"},
 		{name: "no consistency window", mutate: func(o *options) { o.controllers.ConsistencyWindow = 0 }, wantErr: "--fly-consistency-window"},
+		{name: "lease shorter than a second", mutate: func(o *options) { o.adapter.LeaseTTL = time.Millisecond }, wantErr: "--fly-lease-ttl"},
 		{name: "no transition poll", mutate: func(o *options) { o.controllers.TransitionPoll = -time.Second }, wantErr: "--transition-poll"},
 	}
 	t.Setenv("FLY_API_TOKEN", "")

@@ -41,7 +41,7 @@ func (s *Stack) startManager(ctx context.Context) error {
 		return err
 	}
 	err = controllers.Setup(mgr, controllers.Dependencies{
-		Fly: flyadapter.New(fly), Keys: s.Root,
+		Fly: flyadapter.New(fly, flyadapter.Options{}), Keys: s.Root,
 		Options: controllers.Options{DefaultOrg: Org, DefaultRegion: "ord", AppNamePrefix: "hangar-", DriftInterval: s.cfg.DriftInterval},
 	})
 	if err != nil {

@@ -12,7 +12,7 @@
 // applied: callers look it up (FindMachine by metadata, GetApp by name, EnsurePrivateIP lists first,
 // secrets are set again with the same values) before acting again, which the FlyAPI contract asks
 // of them anyway. After an UpdateMachine so failed the lease it took may still be held (it expires
-// after leaseTTL), and the next attempt meets FlyConflict until then.
+// after its TTL), and the next attempt meets FlyConflict until then.
 //
 // A CreateApp whose app Fly accepted but did not show within the client's wait
 // (flyapi.IsAppNotVisible) is FlyUnavailable too: the app exists, and the next pass's CreateApp
@@ -40,21 +40,34 @@ import (
 	"github.com/hangar-dev/hangar/internal/flyapi"
 )
 
-// leaseTTL bounds how long an update holds the machine's lease if hangar dies mid-update.
-const leaseTTL = 30 * time.Second
+// DefaultLeaseTTL bounds how long an update holds the machine's lease if hangar dies mid-update.
+const DefaultLeaseTTL = 30 * time.Second
 
 // leaseDescription tells people on the Fly side who holds a lease.
 const leaseDescription = "hangar: updating the machine config"
 
+// Options tune an Adapter; the zero value takes the defaults.
+type Options struct {
+	// LeaseTTL is the lifetime of the lease an update holds (DefaultLeaseTTL when zero): if hangar
+	// dies mid-update, the machine stays locked against other updates this long.
+	LeaseTTL time.Duration
+}
+
 // Adapter is a controllers.FlyAPI over a flyapi.Client.
 type Adapter struct {
-	client *flyapi.Client
+	client   *flyapi.Client
+	leaseTTL time.Duration
 }
 
 var _ controllers.FlyAPI = (*Adapter)(nil)
 
 // New returns an Adapter calling Fly through client.
-func New(client *flyapi.Client) *Adapter { return &Adapter{client: client} }
+func New(client *flyapi.Client, opts Options) *Adapter {
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	return &Adapter{client: client, leaseTTL: opts.LeaseTTL}
+}
 
 // CreateApp creates the app on its network.
 func (a *Adapter) CreateApp(ctx context.Context, org, name, network string) (controllers.FlyApp, error) {
@@ -242,7 +255,7 @@ func (a *Adapter) CreateMachine(ctx context.Context, app string, d controllers.D
 // answer, never a read made after it.
 func (a *Adapter) UpdateMachine(ctx context.Context, app, id, fromVersion string, d controllers.DesiredMachine) (controllers.FlyMachine, error) {
 	lease, err := callFor(ctx, func(ctx context.Context) (*flyapi.Lease, error) {
-		return a.client.AcquireLease(ctx, app, id, leaseTTL, leaseDescription)
+		return a.client.AcquireLease(ctx, app, id, a.leaseTTL, leaseDescription)
 	})
 	if err != nil {
 		return controllers.FlyMachine{}, err

@@ -113,7 +113,7 @@ func adapterFor(t *testing.T, fly *fakeFly) *Adapter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(client)
+	return New(client, Options{})
 }
 
 // fakeClock is a clock whose Sleep moves time on at once.

@@ -45,7 +45,7 @@ func newRealisticEnv(t *testing.T, p flysim.Profile) *realisticEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &realisticEnv{sim: sim, a: New(client), clock: clock}
+	return &realisticEnv{sim: sim, a: New(client, Options{}), clock: clock}
 }
 
 // realisticDesired is a machine the emulator's typed config accepts, with its UID in metadata.
@@ -173,7 +173,7 @@ func TestUnclearLeaseLocksTheUpdateOutUntilItsTTL(t *testing.T) {
 	if n := len(e.sim.CallsFor("update_machine", m.ID)); n != 0 {
 		t.Errorf("%d updates reached the emulator without a lease, want 0", n)
 	}
-	if err := e.clock.Sleep(ctx, leaseTTL+time.Second); err != nil {
+	if err := e.clock.Sleep(ctx, DefaultLeaseTTL+time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.a.UpdateMachine(ctx, "rc", m.ID, m.Version, realisticDesired("u1", 0)); err != nil {
