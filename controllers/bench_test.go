@@ -44,7 +44,7 @@ func reportConverge(t *testing.T, suffix string, profile flysim.Profile, ratioTa
 		driftInterval  = 5 * time.Second
 	)
 	// Converge with the default drift interval, so the call count is what convergence costs.
-	h := newHarness(t, harnessOptions{withRateLimits: true, driftInterval: 5 * time.Minute, profile: profile})
+	h := newHarness(t, harnessOptions{withRateLimits: true, driftInterval: 5 * time.Minute, profile: &profile})
 	start := time.Now()
 	var machines []*flyv1alpha1.UserMachine
 	for a := range apps {

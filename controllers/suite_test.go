@@ -63,11 +63,30 @@ const (
 type harnessOptions struct {
 	driftInterval  time.Duration
 	withRateLimits bool
-	// profile is the emulator's profile (the fast one when zero).
-	profile flysim.Profile
+	// profile is the emulator's profile; nil takes testProfile.
+	profile *flysim.Profile
 	// interceptor, when set, wraps the manager's client (to inject failures between Fly calls and
 	// status writes).
 	interceptor *interceptor.Funcs
+}
+
+// testProfile is the emulator profile controller tests run under: the realistic one (list lag,
+// asynchronous apps, advisory pages, typed config, secrets lag, seconds-long transitions scaled
+// down to a tenth) without its random unclear failures, so tests that count Fly calls stay exact.
+// Tests of unclear failures set them, or faults, themselves; the crash suite (test/crash) runs the
+// whole profile.
+func testProfile() flysim.Profile {
+	p := flysim.Realistic()
+	p.TimeScale = 0.1
+	p.UnclearFailures = nil
+	return p
+}
+
+func profileOr(p *flysim.Profile) flysim.Profile {
+	if p != nil {
+		return *p
+	}
+	return testProfile()
 }
 
 // harness is one test's stack: a namespace on the shared apiserver, a Fly emulator and a manager
@@ -98,7 +117,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		Orgs:              []flysim.OrgToken{{Token: testToken, Org: testOrg}, {Token: "fo1_other-org-token", Org: "other-org"}},
 		Seed:              nsCounter.Load(),
 		DisableRateLimits: !opts.withRateLimits,
-		Profile:           opts.profile,
+		Profile:           profileOr(opts.profile),
 	})
 	srv := httptest.NewServer(h.sim)
 	h.flyURL = srv.URL

@@ -109,15 +109,17 @@ func TestSteadyStateMakesNoWritesAndOneReadPerInterval(t *testing.T) {
 func TestCreateCommittedButAnswerLostIsAdopted(t *testing.T) {
 	// Fly may not enforce unique machine names (docs/fly-api.md §4.1): then only the create
 	// recorded before it was sent stops a second machine while the list lags.
-	laggingWithoutUniqueNames := flysim.Profile{Name: "lag", ListLag: flysim.Fixed(2 * time.Second), DuplicateMachineNames: true}
+	laggingWithoutUniqueNames := &flysim.Profile{Name: "lag", ListLag: flysim.Fixed(2 * time.Second), DuplicateMachineNames: true}
+	fast := &flysim.Profile{Name: "fast"}
 	cases := []struct {
 		name    string
 		fault   flysim.Fault
 		listLag time.Duration
-		profile flysim.Profile
+		profile *flysim.Profile
 	}{
-		{name: "503 after commit", fault: flysim.Fault{CommitThenFail: true, Status: 503, Count: 1}},
-		{name: "connection dropped after commit, list lagging", fault: flysim.Fault{CommitThenFail: true, DropConnection: true, Count: 1}, listLag: 2 * time.Second},
+		{name: "503 after commit", fault: flysim.Fault{CommitThenFail: true, Status: 503, Count: 1}, profile: fast},
+		{name: "connection dropped after commit, list lagging", fault: flysim.Fault{CommitThenFail: true, DropConnection: true, Count: 1}, listLag: 2 * time.Second, profile: fast},
+		{name: "408 after commit, realistic profile", fault: flysim.Fault{CommitThenFail: true, Status: 408, Count: 1}},
 		{name: "408 after commit, list lagging, names not unique", fault: flysim.Fault{CommitThenFail: true, Status: 408, Count: 1}, profile: laggingWithoutUniqueNames},
 		{name: "dropped after commit, list lagging, names not unique", fault: flysim.Fault{CommitThenFail: true, DropConnection: true, Count: 1}, profile: laggingWithoutUniqueNames},
 	}
