@@ -178,7 +178,7 @@ func TestSpecFlyRefusesIsReportedAndRetriedWithBackoff(t *testing.T) {
 
 func TestSecretRotationRollsOutToMachines(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sam-creds"}, StringData: map[string]string{"token": "v1"}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sam-creds", Labels: appSecretLabels()}, StringData: map[string]string{"token": "v1"}}
 	h.create(secret)
 	app := newApp("sam")
 	app.Spec.Secrets = []flyv1alpha1.AppSecret{{Name: "UPSTREAM_TOKEN", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: "sam-creds", Key: "token"}}}
@@ -228,7 +228,7 @@ func TestMissingSecretWaitsWithoutHotLoop(t *testing.T) {
 	if !strings.Contains(c.Message, `"tess-creds"`) {
 		t.Fatalf("message does not name the Secret: %q", c.Message)
 	}
-	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tess-creds"}, StringData: map[string]string{"key": "k"}})
+	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tess-creds", Labels: appSecretLabels()}, StringData: map[string]string{"key": "k"}})
 	h.ready(app) // the Secret watch brings the app back
 }
 
@@ -291,7 +291,7 @@ func createForeignApp(t *testing.T, h *harness, token, name string) {
 
 func TestLogsEventsAndStatusHoldNoSecrets(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "xena-creds"}, StringData: map[string]string{"k": "user-secret-value-123"}})
+	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "xena-creds", Labels: appSecretLabels()}, StringData: map[string]string{"k": "user-secret-value-123"}})
 	app := newApp("xena")
 	app.Spec.Secrets = []flyv1alpha1.AppSecret{{Name: "USER_SECRET", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: "xena-creds", Key: "k"}}}
 	h.create(app)

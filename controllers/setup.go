@@ -10,10 +10,13 @@ import (
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -79,10 +82,35 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 func controllerName(kind string) string { return strings.ToLower(kind) }
 
 // ClientOptions are the client settings the manager needs: Secrets are read from the API, never
-// cached, so the manager holds no Secret data in memory and needs no cluster-wide Secret cache.
+// cached, so the manager holds no Secret data in memory.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 }
+
+// CacheOptions are the cache settings the manager needs: the metadata of only the Secrets that
+// carry the app-secret label (those shared with UserApps and the connection Secrets hangar
+// writes), never the others; and, when namespace is set, only that namespace's objects.
+func CacheOptions(namespace string) cache.Options {
+	shared := labels.SelectorFromSet(nil)
+	if req, err := labels.NewRequirement(flyv1alpha1.AppSecretLabel, selection.Exists, nil); err == nil {
+		shared = shared.Add(*req)
+	}
+	secretMetadata := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		secretMetadata:   {Label: shared},
+		&corev1.Secret{}: {Label: shared},
+	}}
+	if namespace != "" {
+		opts.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	}
+	return opts
+}
+
+// Labels hangar puts on what it writes.
+const (
+	managedByLabel  = "app.kubernetes.io/managed-by"
+	managedByHangar = "hangar"
+)
 
 // indexFields registers the cache indexes the controllers look objects up by.
 func indexFields(mgr ctrl.Manager) error {
@@ -135,7 +163,7 @@ func EnsureRootKey(ctx context.Context, c client.Client, key types.NamespacedNam
 		}
 		secret = corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "hangar"}},
+				Labels: map[string]string{managedByLabel: managedByHangar}},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{keys.RootKeySecretKey: keys.GenerateRootKey()},
 		}

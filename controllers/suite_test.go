@@ -27,7 +27,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -145,7 +144,7 @@ func (h *harness) startManager() {
 		Scheme:                 env.Scheme,
 		Logger:                 zapr.NewLogger(zl),
 		Client:                 controllers.ClientOptions(),
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
+		Cache:                  controllers.CacheOptions(h.ns),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
@@ -372,6 +371,11 @@ func ignoreConflict(err error) error {
 		return nil
 	}
 	return err
+}
+
+// appSecretLabels marks a Secret as shared with the namespace's UserApps.
+func appSecretLabels() map[string]string {
+	return map[string]string{flyv1alpha1.AppSecretLabel: "true"}
 }
 
 // newApp and newMachine build the objects most tests use.

@@ -19,7 +19,7 @@ import (
 
 func TestAppAndMachineBecomeReady(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-creds"}, StringData: map[string]string{"api-key": "sk-alice"}})
+	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-creds", Labels: appSecretLabels()}, StringData: map[string]string{"api-key": "sk-alice"}})
 	app := newApp("alice")
 	app.Spec.Secrets = []flyv1alpha1.AppSecret{{Name: "API_KEY", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: "alice-creds", Key: "api-key"}}}
 	h.create(app)

@@ -178,12 +178,15 @@ func (r *userAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (ma
 	for i, ref := range s.app.Spec.Secrets {
 		var secret corev1.Secret
 		err := r.client.Get(ctx, client.ObjectKey{Namespace: s.app.Namespace, Name: ref.SecretKeyRef.Name}, &secret)
-		if apierrors.IsNotFound(err) {
-			return nil, waitFor(0, flyv1alpha1.SecretNotFoundReason,
-				"Secret %q named in spec.secrets[%d] does not exist: create it or fix the reference", ref.SecretKeyRef.Name, i)
-		}
-		if err != nil {
+		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, err
+		}
+		if apierrors.IsNotFound(err) || !sharedWithApps(&secret) {
+			// One message for both: the author may have no right to read Secrets, and must not
+			// learn from hangar which exist.
+			return nil, waitFor(0, flyv1alpha1.SecretNotFoundReason,
+				"Secret %q named in spec.secrets[%d] does not exist or is not shared with UserApps: create it with the label %s: \"true\", or fix the reference",
+				ref.SecretKeyRef.Name, i, flyv1alpha1.AppSecretLabel)
 		}
 		value, ok := secret.Data[ref.SecretKeyRef.Key]
 		if !ok {
@@ -193,6 +196,14 @@ func (r *userAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (ma
 		desired[ref.Name] = string(value)
 	}
 	return desired, nil
+}
+
+// sharedWithApps reports whether a Secret's owner shared it with the UserApps of its namespace: it
+// carries the app-secret label with the value "true", and hangar did not write it (a connection
+// Secret holds another app's management token).
+func sharedWithApps(secret *corev1.Secret) bool {
+	return secret.Labels[flyv1alpha1.AppSecretLabel] == "true" &&
+		secret.Labels[managedByLabel] != managedByHangar && len(secret.OwnerReferences) == 0
 }
 
 // secretsDigest is a keyed hash of names and values: it changes with any value and, being keyed
@@ -261,8 +272,10 @@ func (r *userAppReconciler) writeConnectionSecret(ctx context.Context, s *appSco
 		if secret.Labels == nil {
 			secret.Labels = map[string]string{}
 		}
-		secret.Labels["app.kubernetes.io/managed-by"] = "hangar"
+		secret.Labels[managedByLabel] = managedByHangar
 		secret.Labels["fly.hangar.dev/userapp"] = s.app.Name
+		// Seen by the manager's Secret cache, and never taken as an app secret.
+		secret.Labels[flyv1alpha1.AppSecretLabel] = "false"
 		secret.Type = corev1.SecretTypeOpaque
 		secret.Data = data
 		return controllerutil.SetControllerReference(s.app, secret, r.client.Scheme())

@@ -40,7 +40,9 @@ const (
 	// NameTakenReason: the Fly app name belongs to someone else; choose another spec.appName or add
 	// the fly.hangar.dev/adopt annotation if it really is yours (AppCreated, Ready).
 	NameTakenReason = "NameTaken"
-	// SecretNotFoundReason: a Secret or key named in spec.secrets does not exist (SecretsSynced, Ready).
+	// SecretNotFoundReason: a Secret or key named in spec.secrets does not exist, or the Secret does
+	// not carry the fly.hangar.dev/app-secret: "true" label (SecretsSynced, Ready). The two cases
+	// read alike, so a UserApp's author learns nothing of Secrets not shared with UserApps.
 	SecretNotFoundReason = "SecretNotFound"
 	// CreatePendingReason: a create was sent to Fly and its outcome is not known yet (the answer was
 	// lost, or Fly's lists lag behind); hangar looks for the app or machine before creating another
@@ -69,6 +71,12 @@ const (
 	// DeletingReason: the object is being deleted and Fly resources are being removed (Ready).
 	DeletingReason = "Deleting"
 )
+
+// AppSecretLabel marks a Secret whose values UserApps of its namespace may take into their Fly app
+// secrets (spec.secrets): the manager reads only Secrets labelled with the value "true", so writing
+// a UserApp grants no access to the namespace's other Secrets. The connection Secrets hangar
+// writes carry it with the value "false": they are never app secrets.
+const AppSecretLabel = "fly.hangar.dev/app-secret"
 
 // AdoptAnnotation on a UserApp allows taking over an existing Fly app of the same name in the same
 // org even when hangar cannot prove it created it.

@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -179,13 +178,9 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
-	var cacheOpts cache.Options
-	if opts.namespace != "" {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{opts.namespace: {}}
-	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   cacheOpts,
+		Cache:                   controllers.CacheOptions(opts.namespace),
 		Logger:                  log,
 		Client:                  controllers.ClientOptions(),
 		Metrics:                 metricsOpts,

@@ -24,6 +24,7 @@ func (s *Stack) startManager(ctx context.Context) error {
 		Scheme:                 s.Env.Scheme,
 		Logger:                 log,
 		Client:                 controllers.ClientOptions(),
+		Cache:                  controllers.CacheOptions(""),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Tests run more than one stack in a process; the controllers' names then repeat.

@@ -69,7 +69,7 @@ func (w *world) create(u *user) error {
 		policy = flyv1alpha1.DeletionPolicyOrphan
 	}
 	objs := []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: u.name + "-creds", Namespace: w.ns}, StringData: map[string]string{secretKey: u.secret}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: u.name + "-creds", Namespace: w.ns, Labels: map[string]string{flyv1alpha1.AppSecretLabel: "true"}}, StringData: map[string]string{secretKey: u.secret}},
 		&flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Name: u.name, Namespace: w.ns}, Spec: flyv1alpha1.UserAppSpec{
 			AllocatePrivateIP: true,
 			Secrets:           []flyv1alpha1.AppSecret{{Name: secretEnv, SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: u.name + "-creds", Key: secretKey}}},

@@ -123,7 +123,7 @@ func (u user) machine() string { return u.name + "-ws" }
 func (u user) create(ctx context.Context, s *devstack.Stack) error {
 	c := s.Env.Client
 	objs := []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: u.name + "-creds", Namespace: ns}, StringData: map[string]string{"key": "v1"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: u.name + "-creds", Namespace: ns, Labels: map[string]string{flyv1alpha1.AppSecretLabel: "true"}}, StringData: map[string]string{"key": "v1"}},
 		&flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Name: u.name, Namespace: ns}, Spec: flyv1alpha1.UserAppSpec{
 			Secrets: []flyv1alpha1.AppSecret{{Name: "UPSTREAM_KEY", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: u.name + "-creds", Key: "key"}}},
 			Routing: &flyv1alpha1.AppRouting{Hosts: []string{u.host()}},
