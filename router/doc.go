@@ -20,8 +20,10 @@
 // context ends, then drains: unready for the drain delay, traffic listeners shut (in-flight
 // requests finish), source stopped, then metrics and health.
 //
-// Answers: ReplayStatus (409) with the replay; 404 for an unknown host; 503 with Retry-After when
-// the target has no machine yet; 401/403 for failed auth; 413 for bodies Fly cannot replay; 400 and
-// 421 for malformed or contradictory requests (net/http itself answers 431). Client-sent fly-replay*
-// headers are never read.
+// Answers: ReplayStatus (409) with the replay; 404 for an unknown host on the public listener; 503
+// with Retry-After when the target has no machine yet; 401/403 for failed auth; 413 for bodies Fly
+// cannot replay; 400 and 421 for malformed or contradictory requests (net/http itself answers 431).
+// The management listener answers one 401 to every well-formed request without the named app's
+// token, whether its target exists or not, so it tells nothing about the cluster to a caller
+// without a token. Client-sent fly-replay* headers are never read.
 package router

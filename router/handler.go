@@ -1,6 +1,8 @@
 package router
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net/http"
@@ -49,6 +51,10 @@ type handler struct {
 	retryAfter []string
 	maxBody    int64
 	now        func() time.Time
+	// decoyToken stands in for the management token when a management request names no target
+	// with one, so that request is compared like any other. It is random and never leaves the
+	// process, so no request matches it (and a match would still be refused).
+	decoyToken []byte
 }
 
 // NewHandler returns the handler of listener l.
@@ -71,6 +77,7 @@ func NewHandler(l Listener, cfg HandlerConfig) http.Handler {
 		retryAfter: []string{strconv.FormatInt(seconds, 10)},
 		maxBody:    cfg.MaxBodyBytes,
 		now:        cfg.Now,
+		decoyToken: newDecoyToken(),
 	}
 }
 
@@ -123,39 +130,50 @@ func (h *handler) servePublic(w http.ResponseWriter, r *http.Request, ix *Index,
 	return h.replay(w, t, now, deleteAuth)
 }
 
-// serveManagement: Hangar-Target (or host) → target → the app's management token → readiness →
-// body size → replay. The bearer header stays on the request: the machine's management service
-// checks it too.
+// serveManagement: Hangar-Target (or host) → target → the app's management token → Host agreement →
+// readiness → body size → replay. The bearer header stays on the request: the machine's management
+// service checks it too.
+//
+// Nothing a caller learns before the token check depends on which objects exist: a well-formed
+// reference to a UserMachine that does not exist, has no Fly app yet, or belongs to another app than
+// the caller's token gets the same 401 as a wrong token, after the same constant-time compare (with
+// the handler's decoy token when there is no real one). Only syntax (400) and size (413) are judged
+// before it, and they say nothing about the cluster.
 func (h *handler) serveManagement(w http.ResponseWriter, r *http.Request, ix *Index, now time.Time) outcome {
 	if r.ContentLength > h.maxBody {
 		return h.fail(w, outcomeTooLarge)
 	}
 	var t *target
-	switch refs := r.Header[TargetHeader]; {
+	refs := r.Header[TargetHeader]
+	switch {
 	case len(refs) > 1:
 		return h.fail(w, outcomeBadRequest)
 	case len(refs) == 1:
 		if !validTargetRef(refs[0]) {
 			return h.fail(w, outcomeBadRequest)
 		}
-		if t = ix.lookupMachine(refs[0]); t == nil {
-			return h.fail(w, outcomeNotFound)
+		t = ix.lookupMachine(refs[0])
+	default:
+		var o outcome
+		if t, o = resolveHost(ix, r.Host); o == outcomeBadRequest {
+			return h.fail(w, o)
 		}
+	}
+	want := h.decoyToken
+	if t != nil && t.managementToken != nil {
+		want = t.managementToken
+	}
+	// Compare first, then look at why it could not count: both paths do the same work.
+	matched := managementTokenMatches(r.Header.Get(headerAuthorization), want)
+	if !matched || t == nil || t.managementToken == nil {
+		return h.fail(w, outcomeUnauthorized)
+	}
+	// The caller holds this app's token from here on, so it may learn more about the target.
+	if len(refs) == 1 {
 		// A Host that routes to another app contradicts the header: refuse rather than guess.
 		if byHost, _ := resolveHost(ix, r.Host); byHost != nil && byHost.flyApp != t.flyApp {
 			return h.fail(w, outcomeMisdirected)
 		}
-	default:
-		var o outcome
-		if t, o = resolveHost(ix, r.Host); t == nil {
-			return h.fail(w, o)
-		}
-	}
-	if t.managementToken == nil {
-		return h.fail(w, outcomeNotReady)
-	}
-	if !managementTokenMatches(r.Header.Get(headerAuthorization), t.managementToken) {
-		return h.fail(w, outcomeUnauthorized)
 	}
 	if !t.ready {
 		return h.fail(w, outcomeNotReady)
@@ -164,6 +182,14 @@ func (h *handler) serveManagement(w http.ResponseWriter, r *http.Request, ix *In
 		return h.fail(w, o)
 	}
 	return h.replay(w, t, now, false)
+}
+
+// newDecoyToken is shaped like a derived management token (32 random bytes in unpadded base64url),
+// so comparing with it takes as long as comparing with a real one.
+func newDecoyToken() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+).
+	return []byte(base64.RawURLEncoding.EncodeToString(b))
 }
 
 // resolveHost finds the target of a Host header (with checkPassed), or refuses it: 400 when it

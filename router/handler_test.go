@@ -212,7 +212,8 @@ func TestManagementAnswers(t *testing.T) {
 		{"token with a suffix", request{host: "alice.example.com", header: auth(aliceToken + "x")}, wantAnswer{code: 401, authenticate: true}},
 		{"no Authorization", request{host: "alice.example.com"}, wantAnswer{code: 401, authenticate: true}},
 		{"token outside the bearer scheme", request{host: "alice.example.com", header: hdr("Authorization", aliceToken)}, wantAnswer{code: 401, authenticate: true}},
-		{"unknown Hangar-Target", request{host: "router.internal", header: target("alice/nope", aliceToken)}, wantAnswer{code: 404}},
+		{"unknown Hangar-Target", request{host: "router.internal", header: target("alice/nope", aliceToken)}, wantAnswer{code: 401, authenticate: true}},
+		{"another app's machine, own app's token", request{host: "router.internal", header: target("multi/m1", aliceToken)}, wantAnswer{code: 401, authenticate: true}},
 		{"malformed Hangar-Target", request{host: "router.internal", header: target("alice", aliceToken)}, wantAnswer{code: 400}},
 		{"Hangar-Target with two slashes", request{host: "router.internal", header: target("alice/ws/x", aliceToken)}, wantAnswer{code: 400}},
 		{"Hangar-Target upper case", request{host: "router.internal", header: target("Alice/ws", aliceToken)}, wantAnswer{code: 400}},
@@ -222,10 +223,13 @@ func TestManagementAnswers(t *testing.T) {
 			return h
 		}()}, wantAnswer{code: 400}},
 		{"Hangar-Target contradicting Host", request{host: "multi.example.com", header: target("alice/ws", aliceToken)}, wantAnswer{code: 421}},
-		{"unknown host", request{host: "nobody.example.com", header: auth(aliceToken)}, wantAnswer{code: 404}},
+		{"unknown host", request{host: "nobody.example.com", header: auth(aliceToken)}, wantAnswer{code: 401, authenticate: true}},
+		{"malformed host", request{host: "alice example.com", header: auth(aliceToken)}, wantAnswer{code: 400}},
 		{"machine not created, right token", request{host: "router.internal", header: target("booting/vm", r.root.ManagementToken("booting-app"))}, wantAnswer{code: 503, retryAfter: true}},
 		{"machine not created, no token", request{host: "router.internal", header: target("booting/vm", "")}, wantAnswer{code: 401, authenticate: true}},
-		{"app without Fly app yet", request{host: "pending.example.com", header: auth(aliceToken)}, wantAnswer{code: 503, retryAfter: true}},
+		{"app without Fly app yet", request{host: "pending.example.com", header: auth(aliceToken)}, wantAnswer{code: 401, authenticate: true}},
+		{"app without machines, right token", request{host: "empty.example.com", header: auth(r.root.ManagementToken("empty-app"))}, wantAnswer{code: 503, retryAfter: true}},
+		{"Hangar-Target contradicting Host, no token", request{host: "multi.example.com", header: target("alice/ws", "")}, wantAnswer{code: 401, authenticate: true}},
 		{"body over 1 MiB", request{method: http.MethodPut, host: "alice.example.com", header: auth(aliceToken), body: bigBody, length: DefaultMaxBodyBytes + 1}, wantAnswer{code: 413}},
 	}
 	for _, tt := range tests {
@@ -233,6 +237,87 @@ func TestManagementAnswers(t *testing.T) {
 			tt.req.mgmt = true
 			checkAnswer(t, r, r.do(tt.req), tt.want)
 		})
+	}
+}
+
+// TestManagementHasNoExistenceOracle: without the token of the app a management request names, the
+// answer is the same 401, byte for byte (status, headers, body), whatever the reference names: a
+// ready machine, a machine that does not exist, one in an unknown namespace, one whose app has no
+// Fly app yet, one whose Fly machine is not created, one whose UserApp is missing, another app's
+// machine (with a valid token of the caller's own app), or the same by Host.
+func TestManagementHasNoExistenceOracle(t *testing.T) {
+	r := world(t)
+	r.set(
+		newMachine("pending", "vm", "pending", "", "", notCreated()),
+		newMachine("orphan", "vm", "gone", "orphan-app", "0a0a0a0a0a0a0a"),
+	)
+	aliceToken := r.root.ManagementToken("alice-app")
+	multiToken := r.root.ManagementToken("multi-app")
+	refs := []string{"alice/ws", "alice/nope", "nobody/ws", "pending/vm", "booting/vm", "orphan/vm", "multi/m1", "empty/none"}
+	hostNames := []string{"alice.example.com", "nobody.example.com", "pending.example.com", "empty.example.com", "secure.example.com", "router.internal"}
+	auths := map[string]string{
+		"none":                  "",
+		"wrong":                 "Bearer " + strings.Repeat("A", len(aliceToken)),
+		"basic":                 "Basic YTpi",
+		"another app's (multi)": "Bearer " + multiToken,
+	}
+
+	type answer struct {
+		code   int
+		header http.Header
+		body   string
+	}
+	answerOf := func(req request) answer {
+		req.mgmt = true
+		rec := r.do(req)
+		return answer{rec.Code, rec.Header(), rec.Body.String()}
+	}
+	reference := answerOf(request{host: "alice.example.com"})
+	if reference.code != http.StatusUnauthorized || reference.header.Get("WWW-Authenticate") != "Bearer" {
+		t.Fatalf("reference answer %d %v, want 401 with WWW-Authenticate: Bearer", reference.code, reference.header)
+	}
+	check := func(name string, req request) {
+		t.Helper()
+		if got := answerOf(req); got.code != reference.code || got.body != reference.body || !maps.EqualFunc(got.header, reference.header, slices.Equal) {
+			t.Errorf("%s: %d %v %q, want the same answer as any refused request: %d %v %q",
+				name, got.code, got.header, got.body, reference.code, reference.header, reference.body)
+		}
+	}
+	before := counterValue(t, r.metrics.requests[ListenerManagement][outcomeUnauthorized])
+	sent := 0
+	for authName, auth := range auths {
+		for _, ref := range refs {
+			if ref == "multi/m1" && authName == "another app's (multi)" {
+				continue // that one is multi's own token
+			}
+			h := hdr(TargetHeader, ref)
+			if auth != "" {
+				h.Set("Authorization", auth)
+			}
+			// A Host of another app would be 421 once authenticated; without the token it is not told.
+			check(authName+" token, Hangar-Target "+ref, request{host: "multi.example.com", header: h})
+			sent++
+		}
+		for _, host := range hostNames {
+			var h http.Header
+			if auth != "" {
+				h = hdr("Authorization", auth)
+			}
+			check(authName+" token, Host "+host, request{host: host, header: h})
+			sent++
+		}
+	}
+	// A valid token of one app gets the same answer for any target outside that app, existing or not.
+	for _, ref := range []string{"multi/m1", "solo/vm", "nobody/vm", "pending/vm", "orphan/vm"} {
+		check("alice's token, Hangar-Target "+ref, request{host: "router.internal", header: hdr(TargetHeader, ref, "Authorization", bearer(aliceToken))})
+		sent++
+	}
+	for _, host := range []string{"multi.example.com", "nobody.example.com", "pending.example.com"} {
+		check("alice's token, Host "+host, request{host: host, header: hdr("Authorization", bearer(aliceToken))})
+		sent++
+	}
+	if got := counterValue(t, r.metrics.requests[ListenerManagement][outcomeUnauthorized]) - before; got != float64(sent) {
+		t.Errorf("unauthorized outcomes = %v, want %d (every refused request counted alike)", got, sent)
 	}
 }
 
@@ -447,4 +532,20 @@ func (w *reusableWriter) Write(b []byte) (int, error) {
 func (w *reusableWriter) reset() {
 	clear(w.h)
 	w.code, w.n = 0, 0
+}
+
+// TestDecoyTokenIsShapedLikeAManagementToken: the decoy a management request without a target is
+// compared with has the length of a real token (so the compare does the same work) and is random.
+func TestDecoyTokenIsShapedLikeAManagementToken(t *testing.T) {
+	real := testRoot(t).ManagementToken("alice-app")
+	a, b := newDecoyToken(), newDecoyToken()
+	if len(a) != len(real) || len(b) != len(real) {
+		t.Errorf("decoy lengths %d and %d, want %d like a management token", len(a), len(b), len(real))
+	}
+	if string(a) == string(b) {
+		t.Error("two decoys are equal: want random ones")
+	}
+	if _, ok := bearerToken("Bearer " + string(a)); !ok {
+		t.Errorf("decoy %q is not a bearer token", a)
+	}
 }
