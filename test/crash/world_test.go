@@ -213,6 +213,12 @@ func (w *world) notConverged() string {
 				return fmt.Sprintf("UserMachine %s: Fly machine %s is %q running %q (found %v), status says %q; image %s wanted",
 					name, um.Status.MachineID, m.State, imageOf(m), ok, um.Status.State, u.image)
 			}
+			// The object's generation does not move when its app's secrets change: the machine
+			// must also run them, and the status say which version it runs.
+			if int64(m.SecretsVersion) < app.Status.SecretsVersion || m.Version != um.Status.Version {
+				return fmt.Sprintf("UserMachine %s: Fly machine %s runs version %s with secrets %d; status says %s, the app is at secrets %d",
+					name, m.ID, m.Version, m.SecretsVersion, um.Status.Version, app.Status.SecretsVersion)
+			}
 		}
 	}
 	return ""
