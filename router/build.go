@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/hostclaim"
 	"github.com/hangar-dev/hangar/internal/keys"
 )
 
@@ -29,7 +30,8 @@ type BuildConfig struct {
 type ProblemKind string
 
 const (
-	// ProblemHostConflict means two objects claim one host; the message names the winner.
+	// ProblemHostConflict means an object claims a host another app owns (see hostclaim.Decide);
+	// the message names the owner's oldest claim.
 	ProblemHostConflict ProblemKind = "HostConflict"
 	// ProblemInvalidHost means a host (or subdomain + base domain) is not a DNS name.
 	ProblemInvalidHost ProblemKind = "InvalidHost"
@@ -134,33 +136,6 @@ func (b *Builder) DeleteMachine(key types.NamespacedName) {
 	b.mu.Unlock()
 }
 
-// Precedence of host claims, strongest first: a UserMachine's routing.hosts, then a UserApp's
-// routing.hosts, then a UserApp's subdomain under the base domain.
-const (
-	classMachineHost = iota
-	classAppHost
-	classSubdomain
-)
-
-// claim is one object's wish to serve one host.
-type claim struct {
-	t       *target
-	class   int
-	created time.Time
-}
-
-// better reports whether c beats d for the same host: stronger class, then the older object, then
-// the smaller name, so every replica picks the same winner.
-func (c claim) better(d claim) bool {
-	if c.class != d.class {
-		return c.class < d.class
-	}
-	if !c.created.Equal(d.created) {
-		return c.created.Before(d.created)
-	}
-	return c.t.ownerName() < d.t.ownerName()
-}
-
 // Build makes an Index of everything recorded and returns it with the problems not reported by the
 // previous Build (so a persistent problem is logged once, not on every rebuild).
 func (b *Builder) Build() (*Index, []Problem) {
@@ -169,11 +144,11 @@ func (b *Builder) Build() (*Index, []Problem) {
 
 	run := buildRun{
 		b:        b,
-		winners:  make(map[string]claim, len(b.apps)*2+len(b.machines)),
+		claims:   make([]hostclaim.Claim, 0, len(b.apps)*2+len(b.machines)),
+		apps:     make(map[types.NamespacedName]*target, len(b.apps)),
 		machines: make(map[string]*target, len(b.machines)),
 		secrets:  make(map[string]*appSecrets, len(b.apps)),
 		sources:  make(map[sourceKey]*replaySource, len(b.machines)+len(b.apps)),
-		losers:   map[string][]claim{},
 	}
 	// Routable machines grouped by their UserApp; each machine is judged once.
 	routable := make(map[types.NamespacedName][]*flyv1alpha1.UserMachine, len(b.apps))
@@ -185,13 +160,12 @@ func (b *Builder) Build() (*Index, []Problem) {
 			isRoutable[m] = true
 		}
 	}
-	appTargets := make(map[types.NamespacedName]*target, len(b.apps))
 	for key, app := range b.apps {
-		appTargets[key] = run.addApp(app, routable[key])
+		run.apps[key] = run.addApp(app, routable[key])
 	}
 	for _, m := range b.machines {
 		appKey := types.NamespacedName{Namespace: m.Namespace, Name: m.Spec.AppRef.Name}
-		run.addMachine(m, b.apps[appKey], appTargets[appKey], isRoutable[m])
+		run.addMachine(m, b.apps[appKey], run.apps[appKey], isRoutable[m])
 	}
 	ix := run.finish()
 
@@ -211,9 +185,12 @@ func (b *Builder) Build() (*Index, []Problem) {
 
 // buildRun is the scratch state of one Build.
 type buildRun struct {
-	b        *Builder
-	winners  map[string]claim
-	losers   map[string][]claim
+	b *Builder
+	// claims are every host claim; finish decides their owners.
+	claims []hostclaim.Claim
+	// apps and machines are the targets by object: apps by namespace/name, machines by
+	// "namespace/name" (the Hangar-Target form).
+	apps     map[types.NamespacedName]*target
 	machines map[string]*target
 	secrets  map[string]*appSecrets
 	sources  map[sourceKey]*replaySource
@@ -223,7 +200,7 @@ type buildRun struct {
 
 // addApp makes the target of a UserApp from its routable machines and claims its hosts.
 func (r *buildRun) addApp(app *flyv1alpha1.UserApp, routable []*flyv1alpha1.UserMachine) *target {
-	t := &target{kind: ownerApp, namespace: app.Namespace, name: app.Name, appName: app.Name, auth: authOf(app)}
+	t := &target{kind: ownerApp, namespace: app.Namespace, name: app.Name, auth: authOf(app)}
 	flyApp := app.Status.AppName
 	switch {
 	case flyApp == "":
@@ -250,23 +227,15 @@ func (r *buildRun) addApp(app *flyv1alpha1.UserApp, routable []*flyv1alpha1.User
 			r.makeReady(t, "")
 		}
 	}
-	if app.Spec.Routing == nil {
-		return t
-	}
-	created := app.CreationTimestamp.Time
-	for _, h := range app.Spec.Routing.Hosts {
-		r.claim(h, claim{t: t, class: classAppHost, created: created})
-	}
-	if sub := app.Spec.Routing.Subdomain; sub != "" && r.b.baseDomain != "" {
-		r.claim(sub+"."+r.b.baseDomain, claim{t: t, class: classSubdomain, created: created})
-	}
+	claims, invalid := hostclaim.AppClaims(app, r.b.baseDomain)
+	r.addClaims(t, claims, invalid)
 	return t
 }
 
 // addMachine makes the target of a UserMachine (for its hosts and for Hangar-Target) and claims its
 // hosts.
 func (r *buildRun) addMachine(m *flyv1alpha1.UserMachine, app *flyv1alpha1.UserApp, appTarget *target, routable bool) {
-	t := &target{kind: ownerMachine, namespace: m.Namespace, name: m.Name, appName: m.Spec.AppRef.Name}
+	t := &target{kind: ownerMachine, namespace: m.Namespace, name: m.Name}
 	if app != nil && appTarget != nil {
 		// The machine inherits its app's auth mode. Without its UserApp in the cache the machine is
 		// never routed: falling back to Public could open a Token-protected app.
@@ -278,13 +247,8 @@ func (r *buildRun) addMachine(m *flyv1alpha1.UserMachine, app *flyv1alpha1.UserA
 		}
 	}
 	r.machines[m.Namespace+"/"+m.Name] = t
-	if m.Spec.Routing == nil {
-		return
-	}
-	created := m.CreationTimestamp.Time
-	for _, h := range m.Spec.Routing.Hosts {
-		r.claim(h, claim{t: t, class: classMachineHost, created: created})
-	}
+	claims, invalid := hostclaim.MachineClaims(m)
+	r.addClaims(t, claims, invalid)
 }
 
 // routableMachine: a Fly machine exists and is recorded (MachineCreated True, ID and app name in
@@ -342,45 +306,43 @@ func (r *buildRun) sourceOf(flyApp, machine string, auth flyv1alpha1.RoutingAuth
 	return s
 }
 
-func (r *buildRun) claim(host string, c claim) {
-	canonical, err := NormalizeHost(host)
-	if err != nil {
-		r.problems = append(r.problems, Problem{Kind: ProblemInvalidHost, Object: c.t.ownerName(), Host: host,
+// addClaims records an object's host claims and reports the hosts that cannot be routed.
+func (r *buildRun) addClaims(t *target, claims []hostclaim.Claim, invalid []string) {
+	r.claims = append(r.claims, claims...)
+	for _, host := range invalid {
+		r.problems = append(r.problems, Problem{Kind: ProblemInvalidHost, Object: t.ownerName(), Host: host,
 			Message: "host is not a DNS name and is not routed"})
-		return
 	}
-	current, taken := r.winners[canonical]
-	if !taken {
-		r.winners[canonical] = c
-		return
-	}
-	if current.t == c.t {
-		return // one object naming the same host twice (a host equal to its own subdomain)
-	}
-	if c.better(current) {
-		r.winners[canonical] = c
-		current, c = c, current
-	}
-	r.losers[canonical] = append(r.losers[canonical], c)
 }
 
-func (r *buildRun) finish() *Index {
-	hosts := make(map[string]*target, len(r.winners))
-	for h, c := range r.winners {
-		hosts[h] = c.t
+// targetOf is the target of the object that made c.
+func (r *buildRun) targetOf(c hostclaim.Claim) *target {
+	if c.Kind == hostclaim.KindMachine {
+		return r.machines[c.Namespace+"/"+c.Name]
 	}
+	return r.apps[types.NamespacedName{Namespace: c.Namespace, Name: c.Name}]
+}
+
+// finish decides the owner of every claimed host (hostclaim.Decide, the rule the manager's
+// HostsAccepted condition follows too) and reports the live claims of other apps as conflicts.
+func (r *buildRun) finish() *Index {
+	decisions := hostclaim.Decide(r.claims)
+	hosts := make(map[string]*target, len(decisions))
 	conflicts := 0
-	for h, losers := range r.losers {
-		winner := r.winners[h].t
-		for _, l := range losers {
-			// A UserMachine naming a host of its own UserApp pins it on purpose: not a conflict.
-			if l.t.namespace == winner.namespace && l.t.appName == winner.appName {
+	for _, d := range decisions {
+		if t := r.targetOf(d.Winner()); t != nil {
+			hosts[d.Host] = t
+		}
+		for i, c := range d.Claims {
+			// A claim of the owner app is a refinement (a machine pinning its app's host); an object
+			// being deleted has released its hosts and is not worth a log line.
+			if !d.Lost(i) || c.Released {
 				continue
 			}
 			conflicts++
 			r.problems = append(r.problems, Problem{
-				Kind: ProblemHostConflict, Object: l.t.ownerName(), Host: h,
-				Message: "host is also claimed by " + winner.ownerName() + ", which wins (stronger kind of claim, then oldest)",
+				Kind: ProblemHostConflict, Object: c.Object(), Host: d.Host,
+				Message: "host is owned by " + d.Claims[0].Object() + " (the oldest claim) and is not routed here",
 			})
 		}
 	}

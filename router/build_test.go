@@ -150,17 +150,48 @@ func TestIndexHostConflicts(t *testing.T) {
 			newApp("ns-a", "x", "a-app", hosts("shared.example.com")),
 			newMachine("ns-a", "m", "x", "a-app", "aaaaaaaaaaaaa2"),
 		}, "shared.example.com", "a-app/aaaaaaaaaaaaa2", 1, "UserApp ns-b/x"},
-		{"machine host beats another app's older host", []any{
+		// This case asserted the old precedence, where a UserMachine's host beat any UserApp's across
+		// apps, so any tenant could take another's host by naming it on a machine. One owner per
+		// host (internal/hostclaim): the oldest claim's app owns it, and a machine only refines a
+		// host of its own app.
+		{"machine host never takes another app's older host", []any{
 			newApp("ns", "old", "old-app", hosts("shared.example.com")),
+			newMachine("ns", "o", "old", "old-app", "aaaaaaaaaaaaa2"),
 			newApp("ns", "other", "other-app", appCreated(time.Hour)),
 			newMachine("ns", "m", "other", "other-app", "aaaaaaaaaaaaa1", machineHosts("shared.example.com"), machineCreated(time.Hour)),
-		}, "shared.example.com", "other-app/aaaaaaaaaaaaa1", 1, "UserApp ns/old"},
-		{"app host beats another app's subdomain", []any{
+		}, "shared.example.com", "old-app/aaaaaaaaaaaaa2", 1, "UserMachine ns/m"},
+		{"machine host that claimed first keeps the host for its app", []any{
+			newApp("ns", "late", "late-app", hosts("shared.example.com"), appCreated(time.Hour)),
+			newMachine("ns", "l", "late", "late-app", "aaaaaaaaaaaaa2"),
+			newApp("ns", "other", "other-app"),
+			newMachine("ns", "m", "other", "other-app", "aaaaaaaaaaaaa1", machineHosts("shared.example.com")),
+		}, "shared.example.com", "other-app/aaaaaaaaaaaaa1", 1, "UserApp ns/late"},
+		{"machine refines its own app's host against other apps", []any{
+			newApp("ns", "a", "a-app", hosts("shared.example.com")),
+			newMachine("ns", "m1", "a", "a-app", "aaaaaaaaaaaaa1", machineHosts("shared.example.com"), machineCreated(2*time.Hour)),
+			newMachine("ns", "m2", "a", "a-app", "aaaaaaaaaaaaa2"),
+			newApp("ns", "b", "b-app", hosts("shared.example.com"), appCreated(time.Hour)),
+		}, "shared.example.com", "a-app/aaaaaaaaaaaaa1", 1, "UserApp ns/b"},
+		// This case asserted the old precedence of an exact host over a subdomain. Both are claims
+		// of a UserApp now, and the older one owns the host.
+		{"older subdomain beats another app's younger exact host", []any{
 			newApp("ns", "sub", "sub-app", subdomain("x")),
 			newMachine("ns", "s", "sub", "sub-app", "aaaaaaaaaaaaa1"),
 			newApp("ns", "host", "host-app", hosts("x.apps.example.net"), appCreated(time.Hour)),
 			newMachine("ns", "h", "host", "host-app", "aaaaaaaaaaaaa2"),
+		}, "x.apps.example.net", "sub-app/aaaaaaaaaaaaa1", 1, "UserApp ns/host"},
+		{"older exact host beats another app's younger subdomain", []any{
+			newApp("ns", "sub", "sub-app", subdomain("x"), appCreated(time.Hour)),
+			newMachine("ns", "s", "sub", "sub-app", "aaaaaaaaaaaaa1"),
+			newApp("ns", "host", "host-app", hosts("x.apps.example.net")),
+			newMachine("ns", "h", "host", "host-app", "aaaaaaaaaaaaa2"),
 		}, "x.apps.example.net", "host-app/aaaaaaaaaaaaa2", 1, "UserApp ns/sub"},
+		{"an app being deleted releases its host to the next claimant, without a conflict", []any{
+			newApp("ns", "old", "old-app", hosts("shared.example.com"), appDeleting()),
+			newMachine("ns", "o", "old", "old-app", "aaaaaaaaaaaaa1"),
+			newApp("ns", "next", "next-app", hosts("shared.example.com"), appCreated(time.Hour)),
+			newMachine("ns", "n", "next", "next-app", "aaaaaaaaaaaaa2"),
+		}, "shared.example.com", "next-app/aaaaaaaaaaaaa2", 0, ""},
 		{"machine pinning its own app's host is not a conflict", []any{
 			newApp("ns", "a", "a-app", hosts("a.example.com")),
 			newMachine("ns", "m1", "a", "a-app", "aaaaaaaaaaaaa1", machineHosts("a.example.com")),
@@ -199,6 +230,42 @@ func TestIndexHostConflicts(t *testing.T) {
 				t.Errorf("problem = %+v, want loser %s on %s", reported[0], tt.loser, tt.host)
 			}
 		})
+	}
+}
+
+// TestNextClaimantTakesOver: when the owner of a host goes away, the next claimant in age order is
+// routed, whatever kind of claim it makes.
+func TestNextClaimantTakesOver(t *testing.T) {
+	r := newTestRouter(t).set(
+		newApp("ns", "first", "first-app", hosts("shared.example.com")),
+		newMachine("ns", "f", "first", "first-app", "aaaaaaaaaaaaa1"),
+		newApp("ns", "second", "second-app", subdomain("other"), appCreated(2*time.Hour)),
+		newMachine("ns", "s", "second", "second-app", "aaaaaaaaaaaaa2", machineHosts("shared.example.com"), machineCreated(time.Hour)),
+		newApp("ns", "third", "third-app", hosts("shared.example.com"), appCreated(90*time.Minute)),
+		newMachine("ns", "t", "third", "third-app", "aaaaaaaaaaaaa3"),
+	)
+	steps := []struct {
+		name      string
+		apply     func()
+		want      string
+		conflicts int
+	}{
+		{"all there: the oldest claim", func() {}, "first-app/aaaaaaaaaaaaa1", 2},
+		{"first deleted: second's machine", func() { r.builder.DeleteApp(nn("ns", "first")); r.publish() }, "second-app/aaaaaaaaaaaaa2", 1},
+		{"second's machine deleted: third", func() { r.builder.DeleteMachine(nn("ns", "s")); r.publish() }, "third-app/aaaaaaaaaaaaa3", 0},
+		{"third being deleted: still third, nobody else wants it", func() {
+			r.set(newApp("ns", "third", "third-app", hosts("shared.example.com"), appCreated(90*time.Minute), appDeleting()))
+		}, "503", 0},
+		{"third gone", func() { r.builder.DeleteApp(nn("ns", "third")); r.publish() }, "404", 0},
+	}
+	for _, s := range steps {
+		s.apply()
+		if got := routeOf(r.table.Load(), "shared.example.com"); got != s.want {
+			t.Errorf("%s: shared -> %s, want %s", s.name, got, s.want)
+		}
+		if c := r.table.Load().Conflicts(); c != s.conflicts {
+			t.Errorf("%s: %d conflicts, want %d", s.name, c, s.conflicts)
+		}
 	}
 }
 

@@ -11,12 +11,10 @@ import (
 // is published; only its replay source's signature cache changes, atomically.
 type target struct {
 	// kind, namespace and name say which object the target came from (for log lines, never for
-	// responses); appName is its UserApp's name, so a machine host that overrides a host of its own
-	// UserApp is seen as a refinement, not a conflict. They share the cached object's strings.
+	// responses). They share the cached object's strings.
 	kind      ownerKind
 	namespace string
 	name      string
-	appName   string
 	// flyApp is the Fly app name; empty while the UserApp has none yet.
 	flyApp string
 	// machine is the pinned machine ID; empty replays to any machine of the app.
@@ -37,7 +35,7 @@ type Index struct {
 	hosts map[string]*target
 	// machines is keyed by "namespace/name" of each UserMachine, for the Hangar-Target header.
 	machines map[string]*target
-	// conflicts counts hosts claimed by more than one object (the loser claims, once each).
+	// conflicts counts the live claims that lose a host to another app, once each.
 	conflicts int
 	// skipped counts objects left out because a status field could not go into a replay.
 	skipped int

@@ -232,8 +232,8 @@ var machineCreatedTrue = []metav1.Condition{{
 }}
 
 // stripUserApp is the cache transform of UserApps: it keeps only what routing reads (name,
-// namespace, creation and deletion time, spec.routing, status.appName) so a cached UserApp costs a
-// few hundred bytes whatever the size of its spec and managedFields.
+// namespace, UID, creation and deletion time, spec.routing, status.appName) so a cached UserApp
+// costs a few hundred bytes whatever the size of its spec and managedFields.
 func stripUserApp(o any) (any, error) {
 	app, ok := o.(*flyv1alpha1.UserApp)
 	if !ok {
@@ -246,9 +246,9 @@ func stripUserApp(o any) (any, error) {
 	}, nil
 }
 
-// stripUserMachine is the cache transform of UserMachines: name, namespace, creation and deletion
-// time, spec.appRef, spec.routing, status.appName, status.machineID and whether MachineCreated is
-// True.
+// stripUserMachine is the cache transform of UserMachines: name, namespace, UID, creation and
+// deletion time, spec.appRef, spec.routing, status.appName, status.machineID and whether
+// MachineCreated is True.
 func stripUserMachine(o any) (any, error) {
 	m, ok := o.(*flyv1alpha1.UserMachine)
 	if !ok {
@@ -266,11 +266,13 @@ func stripUserMachine(o any) (any, error) {
 }
 
 // strippedMeta keeps the metadata the cache and the router use: name and namespace (the cache's
-// key), resourceVersion, creation time (conflict tie-break) and deletion time.
+// key), resourceVersion, creation time and UID (which order host claims, see hostclaim.Decide) and
+// deletion time (an object being deleted releases its hosts).
 func strippedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:              m.Name,
 		Namespace:         m.Namespace,
+		UID:               m.UID,
 		ResourceVersion:   m.ResourceVersion,
 		CreationTimestamp: m.CreationTimestamp,
 		DeletionTimestamp: m.DeletionTimestamp,

@@ -1,4 +1,4 @@
-package router
+package hostclaim
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-func TestNormalizeHost(t *testing.T) {
+func TestNormalize(t *testing.T) {
 	long63 := strings.Repeat("a", 63)
 	tests := []struct {
 		in   string
@@ -63,15 +63,15 @@ func TestNormalizeHost(t *testing.T) {
 		{"ex\u200dample.com", ""}, // a zero-width joiner outside its allowed context
 	}
 	for _, tt := range tests {
-		got, err := NormalizeHost(tt.in)
+		got, err := Normalize(tt.in)
 		if tt.want == "" {
 			if !errors.Is(err, ErrInvalidHost) {
-				t.Errorf("NormalizeHost(%q) = %q, %v; want ErrInvalidHost", tt.in, got, err)
+				t.Errorf("Normalize(%q) = %q, %v; want ErrInvalidHost", tt.in, got, err)
 			}
 			continue
 		}
 		if err != nil || got != tt.want {
-			t.Errorf("NormalizeHost(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("Normalize(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -86,7 +86,7 @@ func TestCanonicalHostKey(t *testing.T) {
 		{"alice.example.com:443", "alice.example.com", true},
 		{"alice.example.com.", "alice.example.com", true},
 		{"10.0.0.1", "10.0.0.1", true},
-		// Everything below is left to NormalizeHost.
+		// Everything below is left to Normalize.
 		{"Alice.example.com", "", false},
 		{"bücher.example.com", "", false},
 		{"xn--bcher-kva.example.com", "", false},
@@ -94,17 +94,17 @@ func TestCanonicalHostKey(t *testing.T) {
 		{"", "", false},
 	}
 	for _, tt := range tests {
-		got, ok := canonicalHostKey(tt.in)
+		got, ok := CanonicalKey(tt.in)
 		if got != tt.want || ok != tt.ok {
-			t.Errorf("canonicalHostKey(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			t.Errorf("CanonicalKey(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
 }
 
-// FuzzNormalizeHost checks the properties the index relies on for any input: no panic; the result
+// FuzzNormalize checks the properties the index relies on for any input: no panic; the result
 // is canonical and a fixed point; and the allocation-free fast path never disagrees with the full
 // normalisation.
-func FuzzNormalizeHost(f *testing.F) {
+func FuzzNormalize(f *testing.F) {
 	for _, seed := range []string{
 		"alice.example.com", "ALICE.example.com.:8080", "bücher.example.com", "xn--bcher-kva.example.com",
 		"[::1]:80", "[2001:DB8::1]", "a..b", "-a.b", "a_b", "ｅｘａｍｐｌｅ.com", "example。com。", "xn--a",
@@ -114,30 +114,30 @@ func FuzzNormalizeHost(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, host string) {
-		got, err := NormalizeHost(host)
-		fast, fastOK := canonicalHostKey(host)
+		got, err := Normalize(host)
+		fast, fastOK := CanonicalKey(host)
 		if fastOK {
 			if err != nil || got != fast {
-				t.Fatalf("fast path says %q is %q, NormalizeHost says %q, %v", host, fast, got, err)
+				t.Fatalf("fast path says %q is %q, Normalize says %q, %v", host, fast, got, err)
 			}
 		}
 		if err != nil {
 			if !errors.Is(err, ErrInvalidHost) {
-				t.Fatalf("NormalizeHost(%q) error %v is not ErrInvalidHost", host, err)
+				t.Fatalf("Normalize(%q) error %v is not ErrInvalidHost", host, err)
 			}
 			return
 		}
 		if !utf8.ValidString(got) || len(got) > maxHostLength+2 {
-			t.Fatalf("NormalizeHost(%q) = %q: not a short ASCII host", host, got)
+			t.Fatalf("Normalize(%q) = %q: not a short ASCII host", host, got)
 		}
 		if !strings.HasPrefix(got, "[") && !validHostName(got, true) {
-			t.Fatalf("NormalizeHost(%q) = %q, which is not canonical", host, got)
+			t.Fatalf("Normalize(%q) = %q, which is not canonical", host, got)
 		}
-		again, err := NormalizeHost(got)
+		again, err := Normalize(got)
 		if err != nil || again != got {
-			t.Fatalf("NormalizeHost is not idempotent: %q -> %q -> %q, %v", host, got, again, err)
+			t.Fatalf("Normalize is not idempotent: %q -> %q -> %q, %v", host, got, again, err)
 		}
-		if k, ok := canonicalHostKey(got); !strings.HasPrefix(got, "[") && !strings.Contains(got, punycodePrefix) && (!ok || k != got) {
+		if k, ok := CanonicalKey(got); !strings.HasPrefix(got, "[") && !strings.Contains(got, punycodePrefix) && (!ok || k != got) {
 			t.Fatalf("canonical %q (from %q) misses the fast path", got, host)
 		}
 	})
