@@ -24,6 +24,8 @@ const (
 	EventThrottled          = "Throttled"
 	EventDeleted            = "Deleted"
 	EventOrphaned           = "Orphaned"
+	// EventNotOwned: a deletion left a Fly app in place because another owner's marker is on it.
+	EventNotOwned = "NotOwned"
 )
 
 // eventer emits hangar's Events. Its methods are the only way reconcilers emit them, so reasons and

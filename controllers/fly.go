@@ -36,6 +36,9 @@ type FlyAPI interface {
 
 	// SetAppSecrets sets and removes app secrets in one change and returns the new secrets version.
 	SetAppSecrets(ctx context.Context, app string, set map[string]string, unset []string) (int64, error)
+	// AppSecretNames lists the names of the app's secrets (never their values). FlyNotFound when
+	// the app does not exist.
+	AppSecretNames(ctx context.Context, app string) ([]string, error)
 	// EnsurePrivateIP returns the app's Flycast address on network, allocating one if it has none.
 	// FlyRejected when the app has several Flycast addresses and Fly does not say which network they
 	// are on (a person must release the extra ones): it never allocates when it cannot tell.

@@ -51,6 +51,9 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	if err := indexFields(mgr); err != nil {
 		return err
 	}
+	if err := indexClaims(mgr, deps.Options.withDefaults()); err != nil {
+		return err
+	}
 	registerMetrics()
 	shared := func(kind string) base {
 		return base{

@@ -21,12 +21,14 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -64,6 +66,9 @@ type harnessOptions struct {
 	withRateLimits bool
 	// profile is the emulator's profile; nil takes testProfile.
 	profile *flysim.Profile
+	// tenants is how many namespaces besides the harness's own the manager watches (h.tenants),
+	// for tests of what one tenant can do to another.
+	tenants int
 	// interceptor, when set, wraps the manager's client (to inject failures between Fly calls and
 	// status writes).
 	interceptor *interceptor.Funcs
@@ -91,8 +96,10 @@ func profileOr(p *flysim.Profile) flysim.Profile {
 // harness is one test's stack: a namespace on the shared apiserver, a Fly emulator and a manager
 // watching only that namespace.
 type harness struct {
-	t         *testing.T
-	ns        string
+	t  *testing.T
+	ns string
+	// tenants are the other namespaces the manager watches (harnessOptions.tenants).
+	tenants   []string
 	sim       *flysim.Server
 	flyURL    string
 	tokenFile string
@@ -109,8 +116,13 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	}
 	h := &harness{t: t, opts: opts, logs: &syncBuffer{}}
 	h.ns = fmt.Sprintf("ctrl-%d", nsCounter.Add(1))
-	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}); err != nil {
-		t.Fatal(err)
+	for i := range opts.tenants {
+		h.tenants = append(h.tenants, fmt.Sprintf("%s-t%d", h.ns, i+1))
+	}
+	for _, ns := range append([]string{h.ns}, h.tenants...) {
+		if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.sim = flysim.New(flysim.Options{
 		Orgs:              []flysim.OrgToken{{Token: testToken, Org: testOrg}, {Token: "fo1_other-org-token", Org: "other-org"}},
@@ -136,6 +148,15 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	return h
 }
 
+// cacheOptions are the manager's: its namespace and the tenants'.
+func (h *harness) cacheOptions() cache.Options {
+	opts := controllers.CacheOptions(h.ns)
+	for _, ns := range h.tenants {
+		opts.DefaultNamespaces[ns] = cache.Config{}
+	}
+	return opts
+}
+
 // startManager starts a manager for the harness namespace.
 func (h *harness) startManager() {
 	t := h.t
@@ -144,7 +165,7 @@ func (h *harness) startManager() {
 		Scheme:                 env.Scheme,
 		Logger:                 zapr.NewLogger(zl),
 		Client:                 controllers.ClientOptions(),
-		Cache:                  controllers.CacheOptions(h.ns),
+		Cache:                  h.cacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
@@ -205,7 +226,9 @@ func (h *harness) writeToken(token string) {
 // create creates obj in the harness namespace.
 func (h *harness) create(obj client.Object) {
 	h.t.Helper()
-	obj.SetNamespace(h.ns)
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace(h.ns)
+	}
 	if err := env.Client.Create(context.Background(), obj); err != nil {
 		h.t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
 	}
@@ -240,6 +263,18 @@ func (h *harness) get(obj client.Object) {
 	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 		h.t.Fatalf("reading %s: %v", obj.GetName(), err)
 	}
+}
+
+// gone waits until obj no longer exists (its finalizer released).
+func (h *harness) gone(obj client.Object) {
+	h.t.Helper()
+	h.eventually(obj.GetName()+" gone", func() string {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj.DeepCopyObject().(client.Object))
+		if !apierrors.IsNotFound(err) {
+			return fmt.Sprintf("still there (%v)", err)
+		}
+		return ""
+	})
 }
 
 // ready waits until obj's Ready condition is True.

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
+	"github.com/hangar-dev/hangar/internal/flyapi"
+	"github.com/hangar-dev/hangar/internal/keys"
 )
 
 // TestSecretsAreReadOnlyWhenShared: spec.secrets takes values only from Secrets labelled as shared
@@ -44,5 +47,147 @@ func TestSecretsAreReadOnlyWhenShared(t *testing.T) {
 	}
 	if messages["not shared"] != messages["missing"] || messages["another app's connection Secret"] != messages["missing"] {
 		t.Errorf("an unshared Secret reads unlike a missing one: %q", messages)
+	}
+}
+
+// TestAnotherTenantCannotTakeAnApp: a UserApp in another namespace that names alice's Fly app,
+// with the adopt annotation, is refused without learning whose app it is, gets none of her keys,
+// and deleting it leaves her app and machine running.
+func TestAnotherTenantCannotTakeAnApp(t *testing.T) {
+	h := newHarness(t, harnessOptions{tenants: 1})
+	alice, aliceWS := h.readyUser("alice")
+	h.get(alice)
+	mallory := newApp("mallory")
+	mallory.Namespace = h.tenants[0]
+	mallory.Spec.AppName = alice.Status.AppName
+	mallory.Annotations = map[string]string{flyv1alpha1.AdoptAnnotation: "true"}
+	h.create(mallory)
+	c := h.condition(mallory, flyv1alpha1.AppCreatedCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
+	// The message repeats the Fly app name mallory asked for, and names no UserApp.
+	if !strings.Contains(c.Message, "in another namespace") || strings.Contains(c.Message, "("+alice.Name+")") {
+		t.Errorf("refusal message %q should say another namespace and name no UserApp", c.Message)
+	}
+	if h.get(mallory); mallory.Status.AppName != "" || mallory.Status.ConnectionSecretName != "" {
+		t.Fatalf("mallory recorded %q and a connection Secret %q", mallory.Status.AppName, mallory.Status.ConnectionSecretName)
+	}
+
+	if err := env.Client.Delete(context.Background(), mallory); err != nil {
+		t.Fatal(err)
+	}
+	h.gone(mallory)
+	if info, ok := h.sim.App(alice.Status.AppName); !ok || info.Deleted {
+		t.Fatal("deleting mallory deleted alice's Fly app")
+	}
+	h.settled(aliceWS, "started")
+}
+
+// TestOwnerMarkerGuardsAppsOutsideTheCluster: a Fly app marked as another hangar object's (an
+// orphaned app whose UserApp is gone, or an app another installation marked) is never adopted,
+// even under the adopt annotation, and never deleted.
+func TestOwnerMarkerGuardsAppsOutsideTheCluster(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	carol := newApp("carol")
+	carol.Spec.DeletionPolicy = flyv1alpha1.DeletionPolicyOrphan
+	h.create(carol)
+	h.ready(carol)
+	h.get(carol)
+	orphaned := carol.Status.AppName
+	if err := env.Client.Delete(context.Background(), carol); err != nil {
+		t.Fatal(err)
+	}
+	h.gone(carol)
+
+	// The same name again is a new object: it derives the same Fly app name, but may not take it.
+	again := newApp("carol")
+	again.Annotations = map[string]string{flyv1alpha1.AdoptAnnotation: "true"}
+	h.create(again)
+	c := h.condition(again, flyv1alpha1.AppCreatedCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
+	if !strings.Contains(c.Message, "marked as owned by another") {
+		t.Errorf("refusal message %q does not say the app is another's", c.Message)
+	}
+	if info, ok := h.sim.App(orphaned); !ok || info.Deleted {
+		t.Fatal("the orphaned app is gone")
+	}
+
+	// bob's app gets another installation's marker; deleting bob leaves the app in place.
+	bob := newApp("bob")
+	h.create(bob)
+	h.ready(bob)
+	h.get(bob)
+	fly, err := flyapi.New(flyapi.Options{BaseURL: h.flyURL, Token: flyapi.StaticToken(testToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := keys.OwnerMarkerPrefix + "0123456789ABCDEF"
+	if _, err := fly.SetSecrets(context.Background(), bob.Status.AppName, map[string]string{foreign: "another"}); err != nil {
+		t.Fatal(err)
+	}
+	// Fly's secrets reads lag behind writes: the app is "marked long ago" once the list shows it.
+	h.eventually("the foreign marker listed", func() string {
+		secrets, err := fly.ListSecrets(context.Background(), bob.Status.AppName, 0)
+		if err != nil {
+			return err.Error()
+		}
+		for _, s := range secrets {
+			if s.Name == foreign {
+				return ""
+			}
+		}
+		return "not listed yet"
+	})
+	if err := env.Client.Delete(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	h.gone(bob)
+	if info, ok := h.sim.App(bob.Status.AppName); !ok || info.Deleted {
+		t.Fatal("deleting bob deleted an app another owner marked")
+	}
+	if got := h.events("bob")[controllers.EventNotOwned]; len(got) != 1 {
+		t.Errorf("NotOwned events = %v, want one", got)
+	}
+}
+
+// TestNetworksAreNotShared: a network used by an older UserApp is refused, in the same namespace
+// unless both share it, and always across namespaces.
+func TestNetworksAreNotShared(t *testing.T) {
+	h := newHarness(t, harnessOptions{tenants: 1})
+	owner := newApp("netowner")
+	owner.Spec.Network = "team-net"
+	h.create(owner)
+	h.ready(owner)
+	sharer := newApp("sharer")
+	sharer.Spec.Network, sharer.Spec.ShareNetwork = "shared-net", true
+	h.create(sharer)
+	h.ready(sharer)
+
+	cases := []struct {
+		name, ns, network string
+		share             bool
+		wantIn            string // "" when the app may join
+	}{
+		{"same namespace, not shared", h.ns, "team-net", false, "(netowner)"},
+		{"same namespace, only the newcomer shares", h.ns, "team-net", true, "(netowner)"},
+		{"same namespace, both share", h.ns, "shared-net", true, ""},
+		{"another namespace", h.tenants[0], "team-net", false, "in another namespace"},
+		{"another namespace, both share", h.tenants[0], "shared-net", true, "in another namespace"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := newApp(fmt.Sprintf("joiner-%d", i))
+			app.Namespace = tc.ns
+			app.Spec.Network, app.Spec.ShareNetwork = tc.network, tc.share
+			h.create(app)
+			if tc.wantIn == "" {
+				h.ready(app)
+				return
+			}
+			c := h.condition(app, flyv1alpha1.AppCreatedCondition, metav1.ConditionFalse, flyv1alpha1.NetworkInUseReason)
+			if !strings.Contains(c.Message, tc.wantIn) {
+				t.Errorf("message %q should say %q", c.Message, tc.wantIn)
+			}
+			if h.get(app); app.Status.AppName != "" {
+				t.Errorf("the refused app got Fly app %s", app.Status.AppName)
+			}
+		})
 	}
 }

@@ -97,6 +97,8 @@ func (r *userAppReconciler) setupWithManager(mgr ctrl.Manager) error {
 			// in spec.secrets (whose data is read from the API when needed).
 			Owns(&corev1.Secret{}, builder.OnlyMetadata).
 			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.appsReferencingSecret)).
+			// A UserApp refused a Fly app name or network is looked at again when the owner changes.
+			Watches(&flyv1alpha1.UserApp{}, handler.EnqueueRequestsFromMapFunc(r.appsSharingClaims)).
 			// A UserApp being deleted waits for its UserMachines to go.
 			Watches(&flyv1alpha1.UserMachine{}, handler.EnqueueRequestsFromMapFunc(appOfMachine),
 				builder.WithPredicates(predicate.Funcs{

@@ -35,6 +35,9 @@ func connectionSecretName(app *flyv1alpha1.UserApp) string { return app.Name + "
 // drift interval to recreate it if it was deleted outside hangar.
 func (r *userAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
+	if err := r.checkClaims(ctx, s); err != nil {
+		return err
+	}
 	if st.AppID == "" {
 		return r.createApp(ctx, s)
 	}
@@ -89,9 +92,10 @@ func (r *userAppReconciler) createApp(ctx context.Context, s *appScope) error {
 	return nil
 }
 
-// adoptApp takes over an existing app of our name only when it is provably ours: in the same org
-// and either named the way hangar names apps (so hangar created it, perhaps before a crash lost the
-// answer) or explicitly released to hangar with the adopt annotation.
+// adoptApp takes over an existing app of our name only when it is provably ours: in the same org,
+// not marked by another hangar object or installation, and either marked as ours, named the way
+// hangar names apps (so hangar created it, perhaps before a crash lost the answer), or explicitly
+// released to hangar with the adopt annotation.
 func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 	fa, err := r.fly.GetApp(ctx, s.flyName)
 	if isFlyKind(err, FlyNotFound) && r.options.untilConsistent(s.app.Status.CreateRequestedTime, time.Now()) > 0 {
@@ -105,8 +109,20 @@ func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 	if err != nil {
 		return err
 	}
+	if fa.Org != s.org {
+		return r.nameTaken(s)
+	}
+	owner, err := r.ownershipOf(ctx, s)
+	if err != nil {
+		return err
+	}
 	released := s.app.Annotations[flyv1alpha1.AdoptAnnotation] == "true"
-	if fa.Org != s.org || (!s.derivedName && !released) {
+	switch {
+	case owner == ownedByAnother:
+		return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
+			"Fly app %s is marked as owned by another hangar object or installation, and cannot be adopted: choose another spec.appName "+
+				"(to hand an orphaned app over, remove its %s* secret on Fly first)", s.flyName, keys.OwnerMarkerPrefix)
+	case owner == unmarked && !s.derivedName && !released:
 		return r.nameTaken(s)
 	}
 	ctrl.LoggerFrom(ctx).Info("Adopting existing Fly app", "flyApp", fa.Name)
@@ -174,6 +190,8 @@ func (r *userAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (ma
 	desired := map[string]string{
 		keys.ReplayKeySecret:       keys.EncodeReplayKey(r.keys.ReplayKey(appName)),
 		keys.ManagementTokenSecret: r.keys.ManagementToken(appName),
+		// Its name marks the app as this UserApp's; the value only says who set it.
+		r.ownerMarker(s): "hangar",
 	}
 	for i, ref := range s.app.Spec.Secrets {
 		var secret corev1.Secret
@@ -311,14 +329,18 @@ func (r *userAppReconciler) finalize(ctx context.Context, s *appScope) error {
 			"waiting for %d UserMachines of this app to be deleted first", n)
 	}
 	// Fly deletes apps asynchronously (202): the finalizer stays until the app is gone, so a UserApp
-	// created again under the same name never adopts the app being deleted.
-	_, err := r.fly.GetApp(ctx, app.Status.AppName)
-	if isFlyKind(err, FlyNotFound) {
+	// created again under the same name never adopts the app being deleted. An app another hangar
+	// object or installation marked as its own is never deleted.
+	owner, err := r.ownershipOf(ctx, s)
+	switch {
+	case isFlyKind(err, FlyNotFound):
 		r.events.normal(app, EventDeleted, "Delete", "Deleted Fly app %s", app.Status.AppName)
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
+	case owner == ownedByAnother:
+		r.events.warning(app, EventNotOwned, "Delete", "Left Fly app %s in place: it is marked as owned by another hangar object or installation", app.Status.AppName)
+		return nil
 	}
 	ctrl.LoggerFrom(ctx).Info("Deleting Fly app", "flyApp", app.Status.AppName)
 	if err := r.fly.DeleteApp(ctx, app.Status.AppName); err != nil {

@@ -37,9 +37,15 @@ const (
 	// AdoptedReason: an existing Fly app or machine was proven ours and taken over (AppCreated,
 	// MachineCreated).
 	AdoptedReason = "Adopted"
-	// NameTakenReason: the Fly app name belongs to someone else; choose another spec.appName or add
-	// the fly.hangar.dev/adopt annotation if it really is yours (AppCreated, Ready).
+	// NameTakenReason: the Fly app name belongs to someone else: an older UserApp, another hangar
+	// object or installation (the app's owner marker says so), or an app hangar cannot prove is
+	// its own; choose another spec.appName, or add the fly.hangar.dev/adopt annotation if an
+	// unmarked app really is yours (AppCreated, Ready).
 	NameTakenReason = "NameTaken"
+	// NetworkInUseReason: spec.network is used by another UserApp's app, which is older, and the two
+	// may not share it (sharing needs the same namespace and spec.shareNetwork on both) (AppCreated,
+	// Ready).
+	NetworkInUseReason = "NetworkInUse"
 	// SecretNotFoundReason: a Secret or key named in spec.secrets does not exist, or the Secret does
 	// not carry the fly.hangar.dev/app-secret: "true" label (SecretsSynced, Ready). The two cases
 	// read alike, so a UserApp's author learns nothing of Secrets not shared with UserApps.

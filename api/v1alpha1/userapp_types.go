@@ -39,7 +39,15 @@ type UserAppSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z][-a-zA-Z0-9]*$')",message="spec.network must start with a letter and use only letters, digits and dashes"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.network is immutable: a Fly app cannot move to another network"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('n-')",message="spec.network must not start with n-: those names are reserved for the isolated networks hangar creates"
 	Network string `json:"network,omitempty"`
+
+	// shareNetwork lets this app share spec.network with other UserApps of the same namespace that
+	// set it too. Without it, or across namespaces, a network already used by another UserApp's
+	// app is refused (NetworkInUse): apps on one network reach each other's machines directly,
+	// skipping the router.
+	// +optional
+	ShareNetwork bool `json:"shareNetwork,omitempty"`
 
 	// allocatePrivateIP asks for a Flycast (private_v6) address in the app's own network, so services
 	// on that network can reach the app through the Fly Proxy. status.privateIP shows the address.

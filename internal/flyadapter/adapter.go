@@ -109,6 +109,21 @@ func (a *Adapter) SetAppSecrets(ctx context.Context, app string, set map[string]
 	return int64(version), err
 }
 
+// AppSecretNames lists the names of the app's secrets; values are never asked for.
+func (a *Adapter) AppSecretNames(ctx context.Context, app string) ([]string, error) {
+	secrets, err := callFor(ctx, func(ctx context.Context) ([]flyapi.Secret, error) {
+		return a.client.ListSecrets(ctx, app, 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(secrets))
+	for i, s := range secrets {
+		names[i] = s.Name
+	}
+	return names, nil
+}
+
 // EnsurePrivateIP returns the app's Flycast address on network, allocating one when it has none.
 //
 // It lists the app's addresses and matches the Flycast ones by the network Fly echoes with each.
