@@ -39,7 +39,8 @@ type Config struct {
 	Root keys.Root
 	// Replay holds the installation-wide replay options.
 	Replay ReplayOptions
-	// StateTTL is the least lifetime of a replay state (DefaultStateTTL when zero).
+	// StateTTL is the least lifetime of a replay state (DefaultStateTTL when zero, at most
+	// MaxStateTTL).
 	StateTTL time.Duration
 
 	// Tokens verifies the public tokens of UserApps with routing.auth Token; nil answers their
@@ -116,6 +117,8 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router: Config.PublicAddr is required")
 	case cfg.StateTTL < 0 || cfg.RetryAfter < 0 || cfg.MaxBodyBytes < 0 || cfg.DrainDelay < 0 || cfg.ShutdownTimeout < 0:
 		return nil, errors.New("router: Config durations and MaxBodyBytes cannot be negative")
+	case cfg.StateTTL > MaxStateTTL:
+		return nil, fmt.Errorf("router: Config.StateTTL %s is above %s: user machines would refuse the states (pkg/replayauth bounds their lifetime)", cfg.StateTTL, MaxStateTTL)
 	}
 	logger := cfg.Logger
 	if logger.GetSink() == nil {

@@ -205,6 +205,7 @@ func TestNewChecksConfig(t *testing.T) {
 		{"bad replay options", func(c *Config) { c.Replay.Fallback = "elsewhere" }},
 		{"negative drain delay", func(c *Config) { c.DrainDelay = -time.Second }},
 		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }},
+		{"state TTL above the maximum", func(c *Config) { c.StateTTL = MaxStateTTL + time.Second }},
 		{"unusable address", func(c *Config) { c.HealthAddr = "127.0.0.1:http-ish" }},
 	}
 	for _, tt := range tests {

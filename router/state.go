@@ -11,6 +11,11 @@ import (
 // DefaultStateTTL is how long a replay state stays valid at least.
 const DefaultStateTTL = time.Minute
 
+// MaxStateTTL is the largest state TTL the router accepts. A state lives at most TTL + TTL/4, so
+// with this bound no state outlives replayauth.DefaultMaxLifetime, the furthest ahead a user
+// machine accepts an expiry by default.
+const MaxStateTTL = replayauth.DefaultMaxLifetime * stateBucketsPerTTL / (stateBucketsPerTTL + 1)
+
 // stateBucketsPerTTL splits the TTL into buckets: one signature serves a whole bucket, so a state
 // is valid for between TTL and TTL + TTL/4 after it is handed out.
 const stateBucketsPerTTL = 4
@@ -25,6 +30,8 @@ func newStateClock(ttl time.Duration) stateClock {
 	if ttl <= 0 {
 		ttl = DefaultStateTTL
 	}
+	// New refuses a larger TTL; a Builder made directly still never signs states machines refuse.
+	ttl = min(ttl, MaxStateTTL)
 	return stateClock{ttl: ttl, bucket: max(ttl/stateBucketsPerTTL, time.Second)}
 }
 

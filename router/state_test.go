@@ -87,3 +87,37 @@ func TestReplayValuesHoldOnlyTheFormsInUse(t *testing.T) {
 		}
 	}
 }
+
+// TestStatesStayWithinWhatMachinesAccept: at the largest TTL the router accepts, no state expires
+// further ahead than a user machine accepts by default (replayauth.DefaultMaxLifetime), at any
+// point of a bucket, so even a machine whose clock is behind by replayauth.DefaultSkew accepts it;
+// a Builder given a larger TTL signs for MaxStateTTL.
+func TestStatesStayWithinWhatMachinesAccept(t *testing.T) {
+	if MaxStateTTL != 8*time.Minute {
+		t.Fatalf("MaxStateTTL = %v, want 8m (the documented maximum of --state-ttl)", MaxStateTTL)
+	}
+	key := testRoot(t).ReplayKey("alice-app")
+	for _, ttl := range []time.Duration{MaxStateTTL, time.Hour} {
+		clock := newStateClock(ttl)
+		s := &replaySource{app: "alice-app", machine: aliceID, key: key, cfg: &sourceConfig{clock: clock}}
+		start := time.Unix(0, clock.bucketOf(testNow)*int64(clock.bucket))
+		for _, offset := range []time.Duration{0, time.Nanosecond, time.Second, clock.bucket - time.Nanosecond} {
+			now := start.Add(offset)
+			r, err := proxy.ParseReplayHeader(s.values(now).header[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			expiry, err := strconv.ParseInt(strings.Split(r.State, ".")[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ahead := time.Unix(expiry, 0).Sub(now); ahead > replayauth.DefaultMaxLifetime {
+				t.Errorf("ttl %v, +%v into the bucket: the state expires %v ahead, beyond %v", ttl, offset, ahead, replayauth.DefaultMaxLifetime)
+			}
+			behind := now.Add(-replayauth.DefaultSkew)
+			if err := replayauth.Verify(key, "state="+r.State, "alice-app", aliceID, behind); err != nil {
+				t.Errorf("ttl %v, +%v: a machine %v behind refuses the state: %v", ttl, offset, replayauth.DefaultSkew, err)
+			}
+		}
+	}
+}

@@ -86,6 +86,9 @@ func (o *options) validate() error {
 	if o.stateTTL < 10*time.Second {
 		return fmt.Errorf("--state-ttl %s: use at least 10s (a replay to a stopped machine waits for it to start)", o.stateTTL)
 	}
+	if o.stateTTL > router.MaxStateTTL {
+		return fmt.Errorf("--state-ttl %s: use at most %s (user machines refuse states that live longer)", o.stateTTL, router.MaxStateTTL)
+	}
 	if o.maxBodyBytes <= 0 || o.retryAfter <= 0 || o.tokenMaxTTL <= 0 || o.drainDelay < 0 || o.shutdownTime <= 0 {
 		return errors.New("--max-body-bytes, --retry-after, --public-token-max-ttl and --shutdown-timeout must be positive, --drain-delay not negative")
 	}

@@ -60,6 +60,7 @@ func TestFlagValidation(t *testing.T) {
 		{"bad fallback", []string{"--replay-fallback=elsewhere"}, 2},
 		{"negative timeout", []string{"--replay-timeout=-1s"}, 2},
 		{"short state TTL", []string{"--state-ttl=1s"}, 2},
+		{"long state TTL", []string{"--state-ttl=9m"}, 2},
 		{"no public address", []string{"--public-addr="}, 2},
 		{"bad log level", []string{"--log-level=loud"}, 2},
 		{"missing root key", []string{"--root-key-file=" + filepath.Join(dir, "missing"), "--log-level=error"}, 1},

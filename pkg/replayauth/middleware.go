@@ -20,6 +20,12 @@ type Config struct {
 	App string
 	// MachineID is the Fly machine ID of this machine.
 	MachineID string
+	// MaxLifetime is the longest lifetime of a state the router signs: a state expiring more than
+	// MaxLifetime + Skew after now is refused (ErrFutureExpiry). Zero means DefaultMaxLifetime,
+	// which covers every --state-ttl hangar's router accepts.
+	MaxLifetime time.Duration
+	// Skew is how far the router's clock may be ahead of this machine's (DefaultSkew when zero).
+	Skew time.Duration
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
 	// OnReject, when set, is told why Middleware refused a request (for a log line or a metric).
@@ -59,21 +65,45 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: the app name (%s) is empty", ErrConfig, EnvApp)
 	case c.MachineID == "":
 		return fmt.Errorf("%w: the machine ID (%s) is empty", ErrConfig, EnvMachineID)
+	case c.MaxLifetime < 0 || c.Skew < 0:
+		return fmt.Errorf("%w: MaxLifetime and Skew cannot be negative", ErrConfig)
 	}
 	return nil
 }
 
-// Verify checks the replay state of r.
+// maxAhead is how far after now an accepted state may expire.
+func (c Config) maxAhead() time.Duration {
+	lifetime, skew := c.MaxLifetime, c.Skew
+	if lifetime == 0 {
+		lifetime = DefaultMaxLifetime
+	}
+	if skew == 0 {
+		skew = DefaultSkew
+	}
+	return lifetime + skew
+}
+
+// Verify checks the replay state of r: r must carry exactly one fly-replay-src header
+// (ErrMultipleSources otherwise), holding a state Verify accepts, within c's MaxLifetime and Skew.
 func (c Config) Verify(r *http.Request) error {
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
-	return Verify(c.Key, r.Header.Get(HeaderSource), c.App, c.MachineID, now())
+	if len(c.Key) < MinKeySize {
+		return ErrKey
+	}
+	state, err := StateFromHeaders(r.Header.Values(HeaderSource))
+	if err != nil {
+		return err
+	}
+	return verifyState(c.Key, state, c.App, c.MachineID, now(), c.maxAhead())
 }
 
-// Middleware lets a request through to next only when its fly-replay-src carries a valid state for
-// this machine; every other request gets 401 with a fixed body that says nothing about why.
+// Middleware lets a request through to next only when it carries exactly one fly-replay-src with a
+// valid state for this machine; every other request (no header, several headers, a malformed,
+// forged, expired, too far future or other machine's state) gets the same 401 with a fixed body
+// that says nothing about why. OnReject is told the reason.
 //
 // It panics when cfg is incomplete, so a machine started without its key fails at once instead of
 // refusing every request.

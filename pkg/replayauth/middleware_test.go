@@ -97,13 +97,20 @@ func TestMiddleware(t *testing.T) {
 		_, _ = io.WriteString(w, "hello")
 	}))
 
+	valid := srcHeader(Sign(testKey, testApp, testMach, testExp))
 	tests := []struct {
 		name     string
 		header   string
+		extra    []string // further fly-replay-src headers
 		wantCode int
 		wantErr  error
 	}{
-		{name: "valid", header: srcHeader(Sign(testKey, testApp, testMach, testExp)), wantCode: http.StatusOK},
+		{name: "valid", header: valid, wantCode: http.StatusOK},
+		{name: "two valid headers", header: valid, extra: []string{valid}, wantCode: http.StatusUnauthorized, wantErr: ErrMultipleSources},
+		{name: "forged header first", header: srcHeader(Sign(otherKey, testApp, testMach, testExp)), extra: []string{valid}, wantCode: http.StatusUnauthorized, wantErr: ErrMultipleSources},
+		{name: "valid header first", header: valid, extra: []string{"instance=x;state=forged"}, wantCode: http.StatusUnauthorized, wantErr: ErrMultipleSources},
+		{name: "two sources in one value", header: valid + "," + valid, wantCode: http.StatusUnauthorized, wantErr: ErrMultipleSources},
+		{name: "expires too far ahead", header: srcHeader(Sign(testKey, testApp, testMach, testNow.Add(time.Hour))), wantCode: http.StatusUnauthorized, wantErr: ErrFutureExpiry},
 		{name: "missing", header: "", wantCode: http.StatusUnauthorized, wantErr: ErrMissing},
 		{name: "other machine", header: srcHeader(Sign(testKey, testApp, otherMach, testExp)), wantCode: http.StatusUnauthorized, wantErr: ErrWrongMachine},
 		{name: "forged", header: srcHeader(Sign(otherKey, testApp, testMach, testExp)), wantCode: http.StatusUnauthorized, wantErr: ErrBadMAC},
@@ -115,6 +122,9 @@ func TestMiddleware(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			if tt.header != "" {
 				req.Header.Set(HeaderSource, tt.header)
+			}
+			for _, v := range tt.extra {
+				req.Header.Add(HeaderSource, v)
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -147,4 +157,50 @@ func TestMiddlewarePanicsWithoutKey(t *testing.T) {
 		}
 	}()
 	Middleware(Config{App: testApp, MachineID: testMach}, http.NotFoundHandler())
+}
+
+// TestConfigLifetimeBounds: Config's MaxLifetime and Skew move the bound on how far ahead an
+// accepted state may expire; zero means the defaults; negative values are a configuration error.
+func TestConfigLifetimeBounds(t *testing.T) {
+	in50m := srcHeader(Sign(testKey, testApp, testMach, testNow.Add(50*time.Minute)))
+	in11m := srcHeader(Sign(testKey, testApp, testMach, testNow.Add(11*time.Minute)))
+	tests := []struct {
+		name        string
+		maxLifetime time.Duration
+		skew        time.Duration
+		header      string
+		want        error
+	}{
+		{name: "defaults refuse 50m", header: in50m, want: ErrFutureExpiry},
+		{name: "defaults refuse 11m", header: in11m, want: ErrFutureExpiry},
+		{name: "an hour's lifetime accepts 50m", maxLifetime: time.Hour, header: in50m},
+		{name: "a 2m skew accepts 11m", skew: 2 * time.Minute, header: in11m},
+		{name: "a 1m lifetime and 1s skew refuse 11m", maxLifetime: time.Minute, skew: time.Second, header: in11m, want: ErrFutureExpiry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Key: testKey, App: testApp, MachineID: testMach, MaxLifetime: tt.maxLifetime, Skew: tt.skew,
+				Now: func() time.Time { return testNow }}
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Set(HeaderSource, tt.header)
+			err := cfg.Verify(req)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Verify = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	for _, cfg := range []Config{
+		{Key: testKey, App: testApp, MachineID: testMach, MaxLifetime: -time.Second},
+		{Key: testKey, App: testApp, MachineID: testMach, Skew: -time.Second},
+	} {
+		if err := cfg.validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("validate(MaxLifetime %v, Skew %v) = %v, want ErrConfig", cfg.MaxLifetime, cfg.Skew, err)
+		}
+	}
 }

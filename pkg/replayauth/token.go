@@ -23,6 +23,18 @@ const MinKeySize = 16
 // maxNameLength bounds app names and machine IDs (Fly app names are at most 63 characters).
 const maxNameLength = 63
 
+// Bounds on how far ahead of the verifier's clock an accepted state may expire. hangar's router
+// signs states that expire at most 1.25 × its --state-ttl after it hands them out (a signature
+// serves a quarter of the TTL), and refuses a --state-ttl above 8 minutes, so no state it signs
+// expires more than DefaultMaxLifetime ahead of the router's clock. DefaultSkew absorbs the
+// difference between the router's clock and the machine's.
+const (
+	// DefaultMaxLifetime is the longest lifetime of a state hangar's router signs (1.25 × 8m).
+	DefaultMaxLifetime = 10 * time.Minute
+	// DefaultSkew is how far the signer's clock may be ahead of the verifier's.
+	DefaultSkew = 30 * time.Second
+)
+
 // encodedMACLength is the length of the base64url form of the MAC.
 var encodedMACLength = base64.RawURLEncoding.EncodedLen(MACSize)
 
@@ -42,8 +54,18 @@ var (
 	ErrBadMAC = errors.New("replayauth: replay state signature does not match")
 	// ErrExpired means the token was genuine but its expiry has passed.
 	ErrExpired = errors.New("replayauth: replay state expired")
+	// ErrFutureExpiry means the token is genuine but expires further ahead than any state hangar's
+	// router signs (more than MaxLifetime + Skew after now): the signer's clock is far ahead of
+	// this machine's, or this machine's is behind. Accepting it would let the state be replayed for
+	// as long as the clocks disagree.
+	ErrFutureExpiry = errors.New("replayauth: replay state expires too far in the future (check the clocks)")
 	// ErrWrongMachine means the token is genuine but bound to another machine of the app.
 	ErrWrongMachine = errors.New("replayauth: replay state is for another machine")
+	// ErrMultipleSources means the request carries more than one fly-replay-src header, or one
+	// whose value holds several (a field of the header appears twice). The Fly Proxy sends exactly
+	// one; a second one came from elsewhere, and picking either could pick the forged one. It also
+	// matches ErrMalformed.
+	ErrMultipleSources = fmt.Errorf("%w: more than one fly-replay-src", ErrMalformed)
 )
 
 // Sign returns the state token for a replay to machine of app (machine empty: any machine of the
@@ -77,7 +99,9 @@ func Sign(key []byte, app, machine string, expiry time.Time) string {
 
 // Verify checks the fly-replay-src header of a request that reached machineID of app: its state
 // must be a token signed with key for app, for this machine (or any machine of the app), not expired
-// at now. It returns nil or an error matching one of the Err values of this package.
+// at now and not expiring more than DefaultMaxLifetime + DefaultSkew after now. It returns nil or an
+// error matching one of the Err values of this package. header is the one fly-replay-src value of
+// the request: a request with several must be refused (StateFromHeaders and Config.Verify do).
 func Verify(key []byte, header, app, machineID string, now time.Time) error {
 	if len(key) < MinKeySize {
 		return ErrKey
@@ -91,6 +115,11 @@ func Verify(key []byte, header, app, machineID string, now time.Time) error {
 
 // VerifyState is Verify for a token already taken out of its header.
 func VerifyState(key []byte, state, app, machineID string, now time.Time) error {
+	return verifyState(key, state, app, machineID, now, DefaultMaxLifetime+DefaultSkew)
+}
+
+// verifyState accepts a token expiring after now and at most maxAhead after it.
+func verifyState(key []byte, state, app, machineID string, now time.Time, maxAhead time.Duration) error {
 	if len(key) < MinKeySize {
 		return ErrKey
 	}
@@ -111,19 +140,39 @@ func VerifyState(key []byte, state, app, machineID string, now time.Time) error 
 	if now.Unix() >= expiry {
 		return ErrExpired
 	}
+	if expiry > now.Add(maxAhead).Unix() {
+		return ErrFutureExpiry
+	}
 	if tok.machine != "" && tok.machine != machineID {
 		return ErrWrongMachine
 	}
 	return nil
 }
 
+// StateFromHeaders returns the state of the request's fly-replay-src header values (as
+// http.Header.Values gives them): exactly one must be present (ErrMissing for none,
+// ErrMultipleSources for more), and StateFromHeader must accept it.
+func StateFromHeaders(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", ErrMissing
+	case 1:
+		return StateFromHeader(values[0])
+	default:
+		return "", ErrMultipleSources
+	}
+}
+
 // StateFromHeader returns the state field of a fly-replay-src header
 // (`instance=..;region=..;t=..;state=..`). Fields are separated by `;`; a `,` is accepted as a
 // separator too, because some of Fly's samples split on it and a token never holds one. A value in
-// double quotes is unquoted. Exactly one state field must be present.
+// double quotes is unquoted. Exactly one state field must be present, and none of the fields the
+// Fly Proxy writes (instance, region, t, state) may appear twice: a value holding several
+// fly-replay-src (two headers folded into one) is refused with ErrMultipleSources.
 func StateFromHeader(header string) (string, error) {
 	var state string
 	found := false
+	var seen [len(sourceFields)]bool
 	for rest := header; rest != ""; {
 		var field string
 		if i := strings.IndexAny(rest, ";,"); i >= 0 {
@@ -132,11 +181,20 @@ func StateFromHeader(header string) (string, error) {
 			field, rest = rest, ""
 		}
 		name, value, ok := strings.Cut(strings.TrimSpace(field), "=")
-		if !ok || !strings.EqualFold(strings.TrimSpace(name), "state") {
+		if !ok {
 			continue
 		}
-		if found {
-			return "", fmt.Errorf("%w: more than one state field", ErrMalformed)
+		name = strings.TrimSpace(name)
+		for i, f := range sourceFields {
+			if strings.EqualFold(name, f) {
+				if seen[i] {
+					return "", ErrMultipleSources
+				}
+				seen[i] = true
+			}
+		}
+		if !strings.EqualFold(name, "state") {
+			continue
 		}
 		found = true
 		state = unquote(strings.TrimSpace(value))
@@ -146,6 +204,9 @@ func StateFromHeader(header string) (string, error) {
 	}
 	return state, nil
 }
+
+// sourceFields are the fields the Fly Proxy writes into fly-replay-src, once each.
+var sourceFields = [...]string{"instance", "region", "t", "state"}
 
 func unquote(s string) string {
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {

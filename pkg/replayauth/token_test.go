@@ -87,7 +87,20 @@ func TestVerify(t *testing.T) {
 		{name: "no header", header: "", want: ErrMissing},
 		{name: "no state field", header: "instance=x;region=ord;t=1", want: ErrMissing},
 		{name: "empty state", header: "instance=x;state=", want: ErrMissing},
-		{name: "two state fields", header: "state=" + bound + ";state=" + anyMachine, want: ErrMalformed},
+		{name: "two state fields", header: "state=" + bound + ";state=" + anyMachine, want: ErrMultipleSources},
+		{name: "two state fields are malformed too", header: "state=" + bound + ";state=" + anyMachine, want: ErrMalformed},
+		{name: "two sources folded into one value", header: srcHeader(bound) + ", " + srcHeader(anyMachine), want: ErrMultipleSources},
+		{name: "folded, the state in the second only", header: "instance=a;region=ord;t=1, " + srcHeader(bound), want: ErrMultipleSources},
+		{name: "folded, the state in the first only", header: srcHeader(bound) + ", instance=b;region=ams;t=2", want: ErrMultipleSources},
+		{name: "instance twice", header: "instance=a;instance=b;state=" + bound, want: ErrMultipleSources},
+		{name: "t twice in another case", header: "t=1;T=2;state=" + bound, want: ErrMultipleSources},
+		{name: "a field Fly does not write, twice", header: "x=1;x=2;state=" + bound, want: nil},
+		{name: "expires exactly max lifetime + skew ahead", header: srcHeader(Sign(testKey, testApp, testMach, testNow.Add(DefaultMaxLifetime+DefaultSkew))), want: nil},
+		{name: "expires one second further", header: srcHeader(Sign(testKey, testApp, testMach, testNow.Add(DefaultMaxLifetime+DefaultSkew+time.Second))), want: ErrFutureExpiry},
+		{name: "expires in 2100", header: srcHeader(Sign(testKey, testApp, "", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))), want: ErrFutureExpiry},
+		{name: "machine clock an hour behind", header: srcHeader(bound), now: testNow.Add(-time.Hour), want: ErrFutureExpiry},
+		{name: "machine clock behind by the skew", header: srcHeader(Sign(testKey, testApp, testMach, testNow.Add(DefaultMaxLifetime))), now: testNow.Add(-DefaultSkew), want: nil},
+		{name: "future expiry on another key is a bad MAC", key: otherKey, header: srcHeader(Sign(testKey, testApp, testMach, testNow.Add(time.Hour))), want: ErrBadMAC},
 		{name: "unversioned", header: srcHeader("garbage"), want: ErrMalformed},
 		{name: "version 2", header: srcHeader("v2" + bound[2:]), want: ErrUnsupportedVersion},
 		{name: "three parts", header: srcHeader("v1.1800000060." + parts[3]), want: ErrMalformed},
@@ -192,5 +205,45 @@ func TestValidName(t *testing.T) {
 		if got := ValidName(name); got != want {
 			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestLifetimeDefaultsMatchTheRouter pins the documented numbers of the recipe for other languages:
+// a state may expire at most 630 seconds after now.
+func TestLifetimeDefaultsMatchTheRouter(t *testing.T) {
+	if DefaultMaxLifetime != 10*time.Minute || DefaultSkew != 30*time.Second {
+		t.Fatalf("DefaultMaxLifetime %v, DefaultSkew %v; the package doc says 600 s and 30 s", DefaultMaxLifetime, DefaultSkew)
+	}
+}
+
+func TestStateFromHeaders(t *testing.T) {
+	tok := Sign(testKey, testApp, testMach, testExp)
+	tests := []struct {
+		name   string
+		values []string
+		want   error
+	}{
+		{name: "one", values: []string{srcHeader(tok)}},
+		{name: "none", values: nil, want: ErrMissing},
+		{name: "two, same value", values: []string{srcHeader(tok), srcHeader(tok)}, want: ErrMultipleSources},
+		{name: "two, one empty", values: []string{srcHeader(tok), ""}, want: ErrMultipleSources},
+		{name: "one holding two", values: []string{srcHeader(tok) + "," + srcHeader(tok)}, want: ErrMultipleSources},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			state, err := StateFromHeaders(tt.values)
+			if tt.want == nil {
+				if err != nil || state != tok {
+					t.Fatalf("StateFromHeaders = %q, %v; want the token", state, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("StateFromHeaders = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if errors.Is(ErrMultipleSources, ErrMissing) || errors.Is(ErrMalformed, ErrMultipleSources) {
+		t.Error("ErrMultipleSources must be told apart from ErrMissing and from other malformed states")
 	}
 }
