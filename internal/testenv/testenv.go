@@ -156,6 +156,19 @@ func (e *Env) Kubeconfig() ([]byte, error) {
 	return user.KubeConfig()
 }
 
+// AddUser returns a rest.Config that authenticates to this apiserver as user name in groups (a
+// client certificate), with no rights but what RBAC bindings give it, so tests can act as a tenant
+// does. For a ServiceAccount-like user pass name "system:serviceaccount:<ns>:<sa>" and the groups
+// the apiserver would give it ("system:serviceaccounts", "system:serviceaccounts:<ns>",
+// "system:authenticated").
+func (e *Env) AddUser(name string, groups ...string) (*rest.Config, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding user %s: %w", name, err)
+	}
+	return rest.CopyConfig(user.Config()), nil
+}
+
 // RunTests is the body of a package's TestMain when its tests share one apiserver: it starts the
 // apiserver into *env, runs the tests, stops it, and returns the exit code for os.Exit.
 func RunTests(m interface{ Run() int }, env **Env) int {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hangar-dev/hangar/internal/testenv"
 )
@@ -54,5 +58,67 @@ func TestHarnessStartsRealAPIServer(t *testing.T) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "smoke"}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
 		t.Fatalf("creating a namespace: %v", err)
+	}
+}
+
+// TestAddUserActsUnderRBAC proves a user from AddUser is authorized by RBAC: refused until a
+// RoleBinding grants it something, then allowed exactly that, in that namespace only.
+func TestAddUserActsUnderRBAC(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping envtest: %v", err)
+		}
+	})
+	ctx := context.Background()
+	for _, name := range []string{"mine", "theirs"} {
+		if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const user = "system:serviceaccount:mine:deployer"
+	cfg, err := env.AddUser(user, "system:serviceaccounts", "system:serviceaccounts:mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(ns string) error { return c.List(ctx, &corev1.ConfigMapList{}, client.InNamespace(ns)) }
+	if err := list("mine"); !apierrors.IsForbidden(err) {
+		t.Fatalf("before any binding: %v, want Forbidden", err)
+	}
+	objs := []client.Object{
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-configmaps", Namespace: "mine"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"list"}},
+		}},
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: "mine"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-configmaps"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		},
+	}
+	for _, obj := range objs {
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// RBAC's authorizer reads bindings from an informer: the grant shows up after a moment.
+	deadline := time.Now().Add(30 * time.Second)
+	for err := list("mine"); err != nil; err = list("mine") {
+		if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			t.Fatalf("after the binding: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := list("theirs"); !apierrors.IsForbidden(err) {
+		t.Errorf("another namespace: %v, want Forbidden", err)
+	}
+	if err := c.List(ctx, &corev1.SecretList{}, client.InNamespace("mine")); !apierrors.IsForbidden(err) {
+		t.Errorf("a resource not granted: %v, want Forbidden", err)
 	}
 }
