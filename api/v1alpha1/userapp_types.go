@@ -90,10 +90,11 @@ type AppSecret struct {
 
 // SecretKeySelector selects one key of a Secret in the object's namespace.
 type SecretKeySelector struct {
-	// name of the Secret.
+	// name of the Secret: a Kubernetes object name (lower case, DNS-1123 subdomain).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!format.dns1123Subdomain().validate(self).hasValue()",message="secretKeyRef.name must be the name of a Secret: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example alice-credentials)"
 	Name string `json:"name"`
 
 	// key in the Secret's data.

@@ -33,10 +33,12 @@ type UserMachineSpec struct {
 	// +optional
 	Guest *Guest `json:"guest,omitempty"`
 
-	// env are environment variables for the machine's process.
+	// env are environment variables for the machine's process. Names starting with FLY_ or HANGAR_
+	// (in any letter case) are reserved: Fly and hangar set those.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=128
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 128 && k.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="spec.env keys must be environment variable names: letters, digits and _, not starting with a digit, at most 128 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.matches('^(?i)(HANGAR|FLY)_'))",message="spec.env keys starting with HANGAR_ or FLY_ (in any letter case) are reserved for hangar and Fly: choose another name"
 	Env map[string]string `json:"env,omitempty"`
 
 	// metadata are extra Fly machine metadata. Keys under hangar.dev/ and fly_ are reserved.
@@ -87,10 +89,11 @@ type UserMachineSpec struct {
 
 // AppReference names a UserApp in the same namespace.
 type AppReference struct {
-	// name of the UserApp.
+	// name of the UserApp: a Kubernetes object name (lower case, DNS-1123 subdomain).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!format.dns1123Subdomain().validate(self).hasValue()",message="spec.appRef.name must be the name of a UserApp: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit (for example alice)"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.appRef.name is immutable: create a new UserMachine to move it to another UserApp"
 	Name string `json:"name"`
 }
