@@ -26,6 +26,8 @@ const (
 	EventOrphaned           = "Orphaned"
 	// EventNotOwned: a deletion left a Fly app in place because another owner's marker is on it.
 	EventNotOwned = "NotOwned"
+	// EventHostsAccepted: an object that lost a host to another UserApp owns all its hosts again.
+	EventHostsAccepted = "HostsAccepted"
 )
 
 // eventer emits hangar's Events. Its methods are the only way reconcilers emit them, so reasons and
@@ -53,6 +55,8 @@ var warnedReasons = map[string]bool{
 	flyv1alpha1.FlyRejectedReason:  true,
 	flyv1alpha1.UnauthorizedReason: true,
 	flyv1alpha1.NameTakenReason:    true,
+	flyv1alpha1.HostConflictReason: true,
+	flyv1alpha1.InvalidHostReason:  true,
 }
 
 // failureEvent announces that an object entered a failing state: a Warning with the Ready reason

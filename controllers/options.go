@@ -31,6 +31,9 @@ type Options struct {
 	// hangar concludes it failed and creates again; a deletion waits this long after a lost create
 	// before it trusts the list of what to destroy.
 	ConsistencyWindow time.Duration
+	// RouterBaseDomain must equal the router's --base-domain: a UserApp's spec.routing.subdomain
+	// claims <subdomain>.<RouterBaseDomain>. Empty: subdomains claim nothing, as in the router.
+	RouterBaseDomain string
 }
 
 // Defaults used for unset Options fields.

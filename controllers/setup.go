@@ -10,9 +10,9 @@ import (
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -40,6 +40,10 @@ const (
 	indexMachineAppRef = "spec.appRef.name"
 	// indexAppSecretRefs finds the UserApps that take a value from a Secret.
 	indexAppSecretRefs = "spec.secrets.secretKeyRef.name"
+	// indexAppHosts and indexMachineHosts find the objects that claim a canonical host
+	// (spec.routing.hosts, and a UserApp's subdomain under the router's base domain).
+	indexAppHosts     = "spec.routing.hosts"
+	indexMachineHosts = "spec.routing.hosts"
 )
 
 // Setup registers hangar's controllers and their indexes with mgr. The manager must be built with
@@ -48,7 +52,12 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	if deps.Fly == nil || deps.Keys.IsZero() {
 		return errors.New("controllers: a Fly client and the root key are required")
 	}
-	if err := indexFields(mgr); err != nil {
+	baseDomain, err := canonicalBaseDomain(deps.Options.RouterBaseDomain)
+	if err != nil {
+		return err
+	}
+	deps.Options.RouterBaseDomain = baseDomain
+	if err := indexFields(mgr, baseDomain); err != nil {
 		return err
 	}
 	if err := indexClaims(mgr, deps.Options.withDefaults()); err != nil {
@@ -115,8 +124,9 @@ const (
 	managedByHangar = "hangar"
 )
 
-// indexFields registers the cache indexes the controllers look objects up by.
-func indexFields(mgr ctrl.Manager) error {
+// indexFields registers the cache indexes the controllers look objects up by; baseDomain is the
+// router's, canonical.
+func indexFields(mgr ctrl.Manager, baseDomain string) error {
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineAppRef,
 		func(obj client.Object) []string {
@@ -134,6 +144,18 @@ func indexFields(mgr ctrl.Manager) error {
 			return names
 		}); err != nil {
 		return fmt.Errorf("indexing UserApps by Secret: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppHosts,
+		func(obj client.Object) []string {
+			return claimedHosts(obj, baseDomain)
+		}); err != nil {
+		return fmt.Errorf("indexing UserApps by host: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineHosts,
+		func(obj client.Object) []string {
+			return claimedHosts(obj, baseDomain)
+		}); err != nil {
+		return fmt.Errorf("indexing UserMachines by host: %w", err)
 	}
 	return nil
 }

@@ -58,6 +58,8 @@ const (
 	testToken = "fo1_test-token-for-hangar-controllers"
 	// waitTimeout bounds every wait for convergence; generous because the machine is shared.
 	waitTimeout = 60 * time.Second
+	// testBaseDomain is the router base domain the managers of these tests check subdomains under.
+	testBaseDomain = "apps.test"
 )
 
 // harnessOptions tune one test's stack.
@@ -193,6 +195,7 @@ func (h *harness) startManager() {
 		Options: controllers.Options{
 			DefaultOrg: testOrg, DefaultRegion: "ord", AppNamePrefix: "hangar-",
 			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: time.Second, TransitionPoll: 200 * time.Millisecond,
+			RouterBaseDomain: testBaseDomain,
 		},
 	})
 	if err != nil {

@@ -55,6 +55,7 @@ func (r *userAppReconciler) lifecycle() lifecycle[*flyv1alpha1.UserApp, *appScop
 			{flyv1alpha1.SecretsSyncedCondition, r.syncSecrets},
 			{flyv1alpha1.PrivateIPReadyCondition, r.ensurePrivateIP},
 			{flyv1alpha1.ConnectionSecretReadyCondition, r.writeConnectionSecret},
+			{flyv1alpha1.HostsAcceptedCondition, r.acceptHosts}, // last: a host conflict never holds up Fly work (hosts.go)
 		},
 		finalize: r.finalize,
 		// Come back when the app is due for its drift check.
@@ -92,6 +93,7 @@ func (r *userAppReconciler) untilDriftCheck(app *flyv1alpha1.UserApp) time.Durat
 // Setup.
 func (r *userAppReconciler) setupWithManager(mgr ctrl.Manager) error {
 	return setupKind(mgr, r.base, r.lifecycle(), func(b *builder.Builder) *builder.Builder {
+		b = r.watchHostClaims(b, func() client.ObjectList { return &flyv1alpha1.UserAppList{} }, indexAppHosts)
 		return b.
 			// Only metadata of Secrets is cached: the connection Secret we own, and the Secrets named
 			// in spec.secrets (whose data is read from the API when needed).

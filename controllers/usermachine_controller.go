@@ -56,6 +56,7 @@ func (r *userMachineReconciler) lifecycle() lifecycle[*flyv1alpha1.UserMachine, 
 			{flyv1alpha1.MachineCreatedCondition, r.ensureMachine},
 			{flyv1alpha1.ConfigSyncedCondition, r.syncConfig},
 			{flyv1alpha1.PowerStateSyncedCondition, r.syncPowerState},
+			{flyv1alpha1.HostsAcceptedCondition, r.acceptHosts}, // last: a host conflict never holds up Fly work (hosts.go)
 		},
 		finalize: r.finalize,
 		nextPass: r.nextPass,
@@ -80,6 +81,7 @@ func (r *userMachineReconciler) untilDriftCheck(um *flyv1alpha1.UserMachine) tim
 // setupWithManager registers the controller and its watches.
 func (r *userMachineReconciler) setupWithManager(mgr ctrl.Manager) error {
 	return setupKind(mgr, r.base, r.lifecycle(), func(b *builder.Builder) *builder.Builder {
+		b = r.watchHostClaims(b, func() client.ObjectList { return &flyv1alpha1.UserMachineList{} }, indexMachineHosts)
 		// A UserApp's changes (ready, new secrets version, deletion) concern its machines.
 		return b.Watches(&flyv1alpha1.UserApp{}, handler.EnqueueRequestsFromMapFunc(r.machinesOfApp))
 	})

@@ -342,7 +342,7 @@ func (r *buildRun) finish() *Index {
 			conflicts++
 			r.problems = append(r.problems, Problem{
 				Kind: ProblemHostConflict, Object: c.Object(), Host: d.Host,
-				Message: "host is owned by " + d.Claims[0].Object() + " (the oldest claim) and is not routed here",
+				Message: "host is owned by UserApp " + d.Owner().String() + " (the oldest claim is " + d.Claims[0].Object() + ") and is not routed here",
 			})
 		}
 	}

@@ -24,6 +24,12 @@ const (
 	ConfigSyncedCondition = "ConfigSynced"
 	// PowerStateSyncedCondition (UserMachine) is True when the machine's state agrees with spec.powerState.
 	PowerStateSyncedCondition = "PowerStateSynced"
+
+	// HostsAcceptedCondition (UserApp, UserMachine) is True when the object's UserApp owns every host
+	// it claims (spec.routing.hosts, and a UserApp's subdomain under the router's base domain), so
+	// the router sends them its way. A host has one owner: the UserApp of the oldest claim; a
+	// UserMachine only refines hosts its own UserApp owns (router/README.md, "How a host is routed").
+	HostsAcceptedCondition = "HostsAccepted"
 )
 
 // Condition reasons. Each is set on the conditions named in its comment.
@@ -76,6 +82,13 @@ const (
 	PreconditionFailedReason = "PreconditionFailed"
 	// DeletingReason: the object is being deleted and Fly resources are being removed (Ready).
 	DeletingReason = "Deleting"
+	// HostConflictReason: a claimed host is owned by another UserApp, whose claim is older; the
+	// router does not send it here. The message names each lost host and the UserApp that owns it
+	// (only "in another namespace" for another tenant's) (HostsAccepted, Ready).
+	HostConflictReason = "HostConflict"
+	// InvalidHostReason: a claimed host, or the subdomain under the base domain, is not a DNS name,
+	// and the router ignores it (HostsAccepted, Ready).
+	InvalidHostReason = "InvalidHost"
 )
 
 // AppSecretLabel marks a Secret whose values UserApps of its namespace may take into their Fly app

@@ -153,7 +153,8 @@ const (
 
 // UserAppStatus is what the manager observed of the Fly app.
 type UserAppStatus struct {
-	// conditions: Ready summarises AppCreated, SecretsSynced, PrivateIPReady and ConnectionSecretReady.
+	// conditions: Ready summarises AppCreated, SecretsSynced, PrivateIPReady, ConnectionSecretReady
+	// and HostsAccepted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -78,7 +78,9 @@ type UserMachineSpec struct {
 	// +kubebuilder:default=Auto
 	PowerState PowerState `json:"powerState,omitempty"`
 
-	// routing maps hosts to this machine specifically, ahead of its app's hosts.
+	// routing maps hosts to this machine specifically rather than to any machine of its app. A host
+	// has one owner, the UserApp of the oldest claim: a machine refines its own app's hosts and never
+	// takes a host another UserApp owns (the HostsAccepted condition says which it lost).
 	// +optional
 	Routing *MachineRouting `json:"routing,omitempty"`
 
@@ -431,7 +433,8 @@ type MachineRouting struct {
 
 // UserMachineStatus is what the manager observed of the Fly Machine.
 type UserMachineStatus struct {
-	// conditions: Ready summarises AppReady, MachineCreated, ConfigSynced and PowerStateSynced.
+	// conditions: Ready summarises AppReady, MachineCreated, ConfigSynced, PowerStateSynced and
+	// HostsAccepted.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -32,6 +32,7 @@ import (
 	"github.com/hangar-dev/hangar/controllers"
 	"github.com/hangar-dev/hangar/internal/flyadapter"
 	"github.com/hangar-dev/hangar/internal/flyapi"
+	"github.com/hangar-dev/hangar/internal/hostclaim"
 	"github.com/hangar-dev/hangar/internal/logging"
 )
 
@@ -76,6 +77,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.controllers.ConsistencyWindow, "fly-consistency-window", controllers.DefaultConsistencyWindow, "How long Fly's lists may lag behind its writes: a create whose answer was lost is looked for this long before it is sent again")
 	fs.DurationVar(&o.adapter.LeaseTTL, "fly-lease-ttl", flyadapter.DefaultLeaseTTL, "Lifetime of the lease an update holds on a machine: if the manager dies mid-update, the machine stays locked this long")
 	fs.DurationVar(&o.controllers.TransitionPoll, "transition-poll", controllers.DefaultTransitionPoll, "How soon a machine in a transition (starting, stopping...) or a pending create is looked at again")
+	fs.StringVar(&o.controllers.RouterBaseDomain, "router-base-domain", "", "Must equal the router's --base-domain: UserApp subdomains claim <subdomain>.<this domain> when hosts are checked for conflicts; empty: subdomains claim nothing")
 }
 
 // appNamePrefix keeps derived app names within Fly's rules and leaves room for namespace and name.
@@ -100,6 +102,11 @@ func (o *options) validate() error {
 	}
 	if o.adapter.LeaseTTL < time.Second {
 		return fmt.Errorf("--fly-lease-ttl %s: use at least 1s (Fly counts leases in whole seconds)", o.adapter.LeaseTTL)
+	}
+	if d := o.controllers.RouterBaseDomain; d != "" {
+		if _, err := hostclaim.Normalize(d); err != nil {
+			return fmt.Errorf("--router-base-domain %q: not a DNS name", d)
+		}
 	}
 	return nil
 }

@@ -48,6 +48,8 @@ func TestValidate(t *testing.T) {
 		{name: "no consistency window", mutate: func(o *options) { o.controllers.ConsistencyWindow = 0 }, wantErr: "--fly-consistency-window"},
 		{name: "lease shorter than a second", mutate: func(o *options) { o.adapter.LeaseTTL = time.Millisecond }, wantErr: "--fly-lease-ttl"},
 		{name: "no transition poll", mutate: func(o *options) { o.controllers.TransitionPoll = -time.Second }, wantErr: "--transition-poll"},
+		{name: "router base domain", mutate: func(o *options) { o.controllers.RouterBaseDomain = "Apps.Example.com." }},
+		{name: "router base domain not a DNS name", mutate: func(o *options) { o.controllers.RouterBaseDomain = "apps_example" }, wantErr: "--router-base-domain"},
 	}
 	t.Setenv("FLY_API_TOKEN", "")
 	for _, tc := range cases {

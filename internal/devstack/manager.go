@@ -43,7 +43,9 @@ func (s *Stack) startManager(ctx context.Context) error {
 	}
 	err = controllers.Setup(mgr, controllers.Dependencies{
 		Fly: flyadapter.New(fly, flyadapter.Options{}), Keys: s.Root,
-		Options: controllers.Options{DefaultOrg: Org, DefaultRegion: "ord", AppNamePrefix: "hangar-", DriftInterval: s.cfg.DriftInterval},
+		Options: controllers.Options{DefaultOrg: Org, DefaultRegion: "ord", AppNamePrefix: "hangar-", DriftInterval: s.cfg.DriftInterval,
+			// The router's base domain, so subdomain claims are checked the way the router routes them.
+			RouterBaseDomain: s.cfg.BaseDomain},
 	})
 	if err != nil {
 		return err
