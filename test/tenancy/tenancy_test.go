@@ -495,7 +495,7 @@ func TestReadingSecretsThroughTheManager(t *testing.T) {
 
 // TestHijackingAnotherTenantsHost: mallory claims alice's host with a UserApp (and alice's
 // subdomain) and with a UserMachine of another app of hers. Alice's host keeps reaching alice's
-// machine through the proxy.
+// machine through the proxy, and mallory's objects say the host is not theirs.
 func TestHijackingAnotherTenantsHost(t *testing.T) {
 	hijack := newApp(malloryNS, "hijack", aliceHost)
 	hijack.Spec.Routing.Subdomain = "alice"
@@ -510,7 +510,13 @@ func TestHijackingAnotherTenantsHost(t *testing.T) {
 
 	t.Run("alice's host still reaches alice's machine", func(t *testing.T) { servesAlice(t, aliceHost) })
 	t.Run("alice's subdomain still reaches alice's machine", func(t *testing.T) { servesAlice(t, aliceSubHost) })
-	t.Run("the attacker's objects learn nothing of alice's", func(t *testing.T) {
+	t.Run("the attacker's objects are told HostConflict", func(t *testing.T) {
+		for _, obj := range []object{hijack, hijackWS} {
+			c := conditionOf(t, mallory.client, obj, flyv1alpha1.HostsAcceptedCondition, metav1.ConditionFalse, flyv1alpha1.HostConflictReason)
+			if !strings.Contains(c.Message, aliceHost) || strings.Contains(c.Message, aliceNS) {
+				t.Errorf("%s: message %q should name the host and not alice's namespace", obj.GetName(), c.Message)
+			}
+		}
 		noLeak(t, mallory, victim.secrets, victim.flyApp, victim.teamFlyApp)
 	})
 }
