@@ -16,6 +16,7 @@ import (
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
 	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/keys"
 )
 
@@ -240,7 +241,7 @@ func TestNameTakenAndAdoption(t *testing.T) {
 	createForeignApp(t, h, "fo1_other-org-token", foreign.Spec.AppName)
 	h.create(foreign)
 	c := h.condition(foreign, flyv1alpha1.ReadyCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
-	if !strings.Contains(c.Message, flyv1alpha1.AdoptAnnotation) {
+	if !strings.Contains(c.Message, flyv1alpha1.AdoptAnnotation) || !strings.Contains(c.Message, keys.ReleaseMarkerPrefix) {
 		t.Fatalf("NameTaken message does not say how to fix it: %q", c.Message)
 	}
 	ours := 0
@@ -253,15 +254,46 @@ func TestNameTakenAndAdoption(t *testing.T) {
 		t.Fatalf("%d create_app calls for a taken name, want 1 (no hot loop)", n)
 	}
 
-	// Same org, a custom name: not provably ours until the annotation says so.
+	// Same org, a custom name: not provably ours. The annotation alone, which any author can
+	// write, is not enough; with the app released on the Fly side (a secret only a holder of the
+	// Fly token can set, named in the message) it is adopted.
 	mine := newApp("vic")
 	mine.Spec.AppName = "vic-existing-app"
 	createForeignApp(t, h, testToken, mine.Spec.AppName)
 	h.create(mine)
-	h.condition(mine, flyv1alpha1.ReadyCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
+	c = h.condition(mine, flyv1alpha1.ReadyCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
+	release := keys.ReleaseMarker(h.ns, "vic")
+	if !strings.Contains(c.Message, release) {
+		t.Fatalf("NameTaken message does not name the release secret %s: %q", release, c.Message)
+	}
 	h.update(mine, func() { mine.Annotations = map[string]string{flyv1alpha1.AdoptAnnotation: "true"} })
+	before := reconciles(t, "userapp")
+	h.eventually("a pass with the annotation", func() string {
+		if reconciles(t, "userapp") <= before {
+			return "no pass yet"
+		}
+		return ""
+	})
+	h.condition(mine, flyv1alpha1.AppCreatedCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
+	fly, err := flyapi.New(flyapi.Options{BaseURL: h.flyURL, Token: flyapi.StaticToken(testToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fly.SetSecrets(context.Background(), mine.Spec.AppName, map[string]string{release: "alice's operator"}); err != nil {
+		t.Fatal(err)
+	}
+	h.update(mine, func() { mine.Annotations["retry"] = "now" }) // a change brings the next pass at once
 	h.condition(mine, flyv1alpha1.AppCreatedCondition, metav1.ConditionTrue, flyv1alpha1.AdoptedReason)
 	h.ready(mine)
+
+	// A custom name in the form hangar derives is refused: it would squat a future UserApp's app.
+	squatter := newApp("xavier")
+	squatter.Spec.AppName = flyv1alpha1.DefaultFlyAppName("hangar-", h.ns, "not-yet-created")
+	h.create(squatter)
+	c = h.condition(squatter, flyv1alpha1.AppCreatedCondition, metav1.ConditionFalse, flyv1alpha1.NameTakenReason)
+	if !strings.Contains(c.Message, "reserved") {
+		t.Fatalf("squatting a derived name: %q", c.Message)
+	}
 
 	// Same org, the name hangar derives: hangar created it (its answer was lost), so it adopts.
 	derived := newApp("wes")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,9 +85,10 @@ func claimedFirst(a, b client.Object) bool {
 	return a.GetUID() < b.GetUID()
 }
 
-// checkClaims refuses the pass when an older UserApp claims the same Fly app name, or the same
-// network without both sharing it; the refusal waits for a change of the claims (the other app
-// deleted, or this one's spec changed).
+// checkClaims refuses the pass when spec.appName takes the form of names hangar derives for other
+// UserApps, or an older UserApp claims the same Fly app name, or the same network without both
+// sharing it; the refusal waits for a change of the claims (the other app deleted, or this one's
+// spec changed).
 func (r *userAppReconciler) checkClaims(ctx context.Context, s *appScope) error {
 	var apps flyv1alpha1.UserAppList
 	if err := r.client.List(ctx, &apps, client.MatchingFields{indexAppFlyName: s.flyName}); err != nil {
@@ -98,6 +100,13 @@ func (r *userAppReconciler) checkClaims(ctx context.Context, s *appScope) error 
 			return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
 				"Fly app name %q is claimed by an older UserApp%s: choose another spec.appName", s.flyName, where(other, s.app))
 		}
+	}
+	if prefix := r.options.AppNamePrefix; prefix != "" && s.app.Spec.AppName != "" && !s.derivedName &&
+		strings.HasPrefix(s.app.Spec.AppName, prefix) {
+		// Derived names are predictable: taking one would squat the Fly app of a UserApp yet to come.
+		return waitFor(0, flyv1alpha1.NameTakenReason,
+			"spec.appName %q starts with %q, which is reserved for the Fly app names hangar derives: choose another name",
+			s.app.Spec.AppName, prefix)
 	}
 	if err := r.client.List(ctx, &apps, client.MatchingFields{indexAppNetwork: s.network}); err != nil {
 		return err
@@ -163,6 +172,9 @@ type ownership int
 const (
 	// unmarked: no hangar object marked the app (hangar never set its secrets).
 	unmarked ownership = iota
+	// released: no hangar object marked the app, and whoever holds the Fly token released it to
+	// this UserApp (keys.ReleaseMarker).
+	released
 	// ownedByUs: the app carries this UserApp's marker.
 	ownedByUs
 	// ownedByAnother: the app carries another object's or another installation's marker.
@@ -180,12 +192,14 @@ func (r *userAppReconciler) ownershipOf(ctx context.Context, s *appScope) (owner
 	if err != nil {
 		return unmarked, err
 	}
-	mine := r.ownerMarker(s)
+	mine, release := r.ownerMarker(s), keys.ReleaseMarker(s.app.Namespace, s.app.Name)
 	found := unmarked
 	for _, name := range names {
 		switch {
 		case name == mine:
 			found = max(found, ownedByUs)
+		case name == release:
+			found = max(found, released)
 		case keys.IsOwnerMarker(name):
 			// Another's marker wins over ours: an app marked by two owners is not ours to take.
 			return ownedByAnother, nil

@@ -74,7 +74,7 @@ func (r *userAppReconciler) scopeFor(app *flyv1alpha1.UserApp) *appScope {
 	default:
 		s.flyName = derived
 	}
-	s.derivedName = app.Spec.AppName == "" && s.flyName == derived
+	s.derivedName = s.flyName == derived
 	if s.org == "" {
 		s.org = r.options.DefaultOrg
 	}

@@ -94,8 +94,10 @@ func (r *userAppReconciler) createApp(ctx context.Context, s *appScope) error {
 
 // adoptApp takes over an existing app of our name only when it is provably ours: in the same org,
 // not marked by another hangar object or installation, and either marked as ours, named the way
-// hangar names apps (so hangar created it, perhaps before a crash lost the answer), or explicitly
-// released to hangar with the adopt annotation.
+// hangar names this UserApp's app (so hangar created it, perhaps before a crash lost the answer),
+// or released to this UserApp on the Fly side (keys.ReleaseMarker, which takes the Fly token)
+// and asked for with the adopt annotation. The annotation alone, which any author of a UserApp can
+// write, never hands over an app.
 func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 	fa, err := r.fly.GetApp(ctx, s.flyName)
 	if isFlyKind(err, FlyNotFound) && r.options.untilConsistent(s.app.Status.CreateRequestedTime, time.Now()) > 0 {
@@ -116,13 +118,14 @@ func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 	if err != nil {
 		return err
 	}
-	released := s.app.Annotations[flyv1alpha1.AdoptAnnotation] == "true"
+	asked := s.app.Annotations[flyv1alpha1.AdoptAnnotation] == "true"
 	switch {
 	case owner == ownedByAnother:
 		return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
 			"Fly app %s is marked as owned by another hangar object or installation, and cannot be adopted: choose another spec.appName "+
 				"(to hand an orphaned app over, remove its %s* secret on Fly first)", s.flyName, keys.OwnerMarkerPrefix)
-	case owner == unmarked && !s.derivedName && !released:
+	case owner == ownedByUs, s.derivedName, owner == released && asked:
+	default:
 		return r.nameTaken(s)
 	}
 	ctrl.LoggerFrom(ctx).Info("Adopting existing Fly app", "flyApp", fa.Name)
@@ -137,8 +140,10 @@ func (r *userAppReconciler) adoptApp(ctx context.Context, s *appScope) error {
 // at again only on a change (spec, annotation) or after a drift interval.
 func (r *userAppReconciler) nameTaken(s *appScope) error {
 	return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
-		"Fly app name %q is taken by an app hangar cannot prove is its own: choose another spec.appName, "+
-			"or add the annotation %s: \"true\" if the app in org %s is yours", s.flyName, flyv1alpha1.AdoptAnnotation, s.org)
+		"Fly app name %q is taken by an app hangar cannot prove is its own: choose another spec.appName; if the app in org %s "+
+			"is to be handed to this UserApp, whoever holds the Fly token sets the Fly secret %s on it (any value) "+
+			"and the UserApp gets the annotation %s: \"true\"",
+		s.flyName, s.org, keys.ReleaseMarker(s.app.Namespace, s.app.Name), flyv1alpha1.AdoptAnnotation)
 }
 
 func (r *userAppReconciler) recordApp(s *appScope, fa FlyApp) {

@@ -97,6 +97,9 @@ const (
 // writes carry it with the value "false": they are never app secrets.
 const AppSecretLabel = "fly.hangar.dev/app-secret"
 
-// AdoptAnnotation on a UserApp allows taking over an existing Fly app of the same name in the same
-// org even when hangar cannot prove it created it.
+// AdoptAnnotation on a UserApp asks to take over an existing Fly app of the same name in the same
+// org that hangar cannot prove it created. It takes effect only once the app has been released to
+// this UserApp on the Fly side, by whoever holds the Fly token: the Fly secret named in the
+// NameTaken message (HANGAR_RELEASE_…, see internal/keys ReleaseMarker). An app marked as another
+// hangar object's is never taken over.
 const AdoptAnnotation = "fly.hangar.dev/adopt"

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"strings"
 )
@@ -23,3 +24,19 @@ func (r Root) OwnerMarker(flyApp, owner string) string {
 
 // IsOwnerMarker reports whether a Fly secret name is an owner marker (anyone's).
 func IsOwnerMarker(secretName string) bool { return strings.HasPrefix(secretName, OwnerMarkerPrefix) }
+
+// ReleaseMarkerPrefix starts the name of the Fly app secret with which whoever holds the Fly token
+// releases an app hangar does not manage to one UserApp (see ReleaseMarker).
+const ReleaseMarkerPrefix = "HANGAR_RELEASE_"
+
+// ReleaseMarker is the name of the Fly app secret that releases an existing Fly app to the UserApp
+// namespace/name, so that UserApp may adopt it (with the adopt annotation). Setting a Fly secret
+// takes the Fly token, which tenants do not hold, so the annotation alone, which any author of a
+// UserApp can write, never hands over an app. The name is the first 16 bytes of
+// SHA-256("<namespace>/<name>") in upper-case hex, so an operator can compute it:
+//
+//	printf '%s' 'team-a/alice' | sha256sum | cut -c1-32 | tr a-f A-F
+func ReleaseMarker(namespace, name string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + name))
+	return ReleaseMarkerPrefix + strings.ToUpper(hex.EncodeToString(sum[:16]))
+}

@@ -2,7 +2,10 @@ package keys
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +34,18 @@ func TestOwnerMarker(t *testing.T) {
 	}
 	if IsOwnerMarker("HANGAR_REPLAY_KEY") {
 		t.Error("the replay key secret read as an owner marker")
+	}
+}
+
+func TestReleaseMarker(t *testing.T) {
+	// The operator's recipe in ReleaseMarker's doc: printf '%s' 'team-a/alice' | sha256sum | cut -c1-32 | tr a-f A-F
+	const want = "HANGAR_RELEASE_"
+	got := ReleaseMarker("team-a", "alice")
+	sum := sha256.Sum256([]byte("team-a/alice"))
+	if got != want+strings.ToUpper(hex.EncodeToString(sum[:])[:32]) {
+		t.Fatalf("ReleaseMarker = %q", got)
+	}
+	if ReleaseMarker("team-a", "bob") == got || ReleaseMarker("team-b", "alice") == got || IsOwnerMarker(got) {
+		t.Fatal("release markers must differ per object and never read as owner markers")
 	}
 }
