@@ -15,8 +15,8 @@ import (
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
-	"github.com/hangar-dev/hangar/internal/flysim"
 	"github.com/hangar-dev/hangar/internal/flyapi"
+	"github.com/hangar-dev/hangar/internal/flysim"
 	"github.com/hangar-dev/hangar/internal/keys"
 )
 
@@ -343,8 +343,8 @@ func TestLogsEventsAndStatusHoldNoSecrets(t *testing.T) {
 	secrets := map[string]string{
 		"Fly token":        testToken,
 		"wrong Fly token":  "fo1_wrong-token-value",
-		"replay key":       keys.EncodeReplayKey(h.root.ReplayKey(flyApp)),
-		"management token": h.root.ManagementToken(flyApp),
+		"replay key":       keys.EncodeReplayKey(h.root.ReplayKey(keys.App{FlyApp: flyApp, Owner: string(app.UID), Generation: app.Status.KeyGeneration})),
+		"management token": h.root.ManagementToken(keys.App{FlyApp: flyApp, Owner: string(app.UID), Generation: app.Status.KeyGeneration}),
 		"user secret":      "user-secret-value-123",
 	}
 	var events eventsv1.EventList

@@ -34,15 +34,19 @@ type Options struct {
 	// RouterBaseDomain must equal the router's --base-domain: a UserApp's spec.routing.subdomain
 	// claims <subdomain>.<RouterBaseDomain>. Empty: subdomains claim nothing, as in the router.
 	RouterBaseDomain string
+	// KeyRotationOverlap is how long an app's previous keys stay valid after a rotation: long
+	// enough for its machines to be updated and its coordinator to read the new management token.
+	KeyRotationOverlap time.Duration
 }
 
 // Defaults used for unset Options fields.
 const (
-	DefaultDriftInterval     = 5 * time.Minute
-	DefaultUnauthorizedRetry = time.Minute
-	DefaultTransitionPoll    = 2 * time.Second
-	DefaultConcurrency       = 8
-	DefaultConsistencyWindow = 30 * time.Second
+	DefaultDriftInterval      = 5 * time.Minute
+	DefaultUnauthorizedRetry  = time.Minute
+	DefaultTransitionPoll     = 2 * time.Second
+	DefaultConcurrency        = 8
+	DefaultConsistencyWindow  = 30 * time.Second
+	DefaultKeyRotationOverlap = 10 * time.Minute
 )
 
 func (o Options) withDefaults() Options {
@@ -60,6 +64,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConsistencyWindow <= 0 {
 		o.ConsistencyWindow = DefaultConsistencyWindow
+	}
+	if o.KeyRotationOverlap <= 0 {
+		o.KeyRotationOverlap = DefaultKeyRotationOverlap
 	}
 	return o
 }

@@ -68,6 +68,8 @@ type harnessOptions struct {
 	withRateLimits bool
 	// profile is the emulator's profile; nil takes testProfile.
 	profile *flysim.Profile
+	// transitionPoll is the manager's TransitionPoll (200 ms when zero: tests look often).
+	transitionPoll time.Duration
 	// tenants is how many namespaces besides the harness's own the manager watches (h.tenants),
 	// for tests of what one tenant can do to another.
 	tenants int
@@ -116,6 +118,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	if opts.driftInterval == 0 {
 		opts.driftInterval = time.Minute
 	}
+	if opts.transitionPoll == 0 {
+		opts.transitionPoll = 200 * time.Millisecond
+	}
 	h := &harness{t: t, opts: opts, logs: &syncBuffer{}}
 	h.ns = fmt.Sprintf("ctrl-%d", nsCounter.Add(1))
 	for i := range opts.tenants {
@@ -147,6 +152,17 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	h.root = root
 	h.startManager()
 	t.Cleanup(func() { h.stopManager() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			// What the manager did and what Fly saw, for a failure seen only under load.
+			lines := strings.Split(h.logs.String(), "\n")
+			t.Logf("manager log (last 80 lines):\n%s", strings.Join(lines[max(0, len(lines)-80):], "\n"))
+			calls := h.sim.Calls()
+			for _, c := range calls[max(0, len(calls)-40):] {
+				t.Logf("fly call %s %s %s machine=%s status=%d", c.Time.Format("15:04:05.000"), c.Action, c.App, c.Machine, c.Status)
+			}
+		}
+	})
 	return h
 }
 
@@ -194,8 +210,9 @@ func (h *harness) startManager() {
 		Keys: h.root,
 		Options: controllers.Options{
 			DefaultOrg: testOrg, DefaultRegion: "ord", AppNamePrefix: "hangar-",
-			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: time.Second, TransitionPoll: 200 * time.Millisecond,
-			RouterBaseDomain: testBaseDomain,
+			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: time.Second, TransitionPoll: h.opts.transitionPoll,
+			KeyRotationOverlap: 3 * time.Second,
+			RouterBaseDomain:   testBaseDomain,
 		},
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
@@ -190,4 +191,73 @@ func TestNetworksAreNotShared(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeysRotatePerApp: an app's keys are bound to its UserApp's UID; the rotate-keys annotation
+// starts a new generation whose keys reach Fly and the connection Secret at once, while the
+// previous generation stays on Fly (both replay keys, both tokens) until the overlap ends; the
+// machine is rolled onto the new secrets; other apps keep their keys.
+func TestKeysRotatePerApp(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	app, um := h.readyUser("rita")
+	other, _ := h.readyUser("otto")
+	h.get(app)
+	h.get(other)
+	keysOf := func(a *flyv1alpha1.UserApp, gen int64) keys.App {
+		return keys.App{FlyApp: a.Status.AppName, Owner: string(a.UID), Generation: gen}
+	}
+	otherToken := h.root.ManagementToken(keysOf(other, 1))
+	if app.Status.KeyGeneration != 1 || h.root.ManagementToken(keysOf(app, 1)) == h.root.ManagementToken(keys.App{FlyApp: app.Status.AppName, Generation: 1}) {
+		t.Fatalf("new app: key generation %d; keys must be bound to the UserApp", app.Status.KeyGeneration)
+	}
+
+	h.update(app, func() { app.Annotations = map[string]string{flyv1alpha1.RotateKeysAnnotation: "2026-12-01"} })
+	h.eventually("a second key generation on Fly, the previous kept", func() string {
+		h.get(app)
+		values, _ := h.sim.Secrets(app.Status.AppName)
+		switch {
+		case app.Status.KeyGeneration != 2 || app.Status.PreviousKeysValidUntil == nil:
+			return fmt.Sprintf("generation %d, previous until %v", app.Status.KeyGeneration, app.Status.PreviousKeysValidUntil)
+		case values[keys.ManagementTokenSecret] != h.root.ManagementToken(keysOf(app, 2)),
+			values[keys.PreviousManagementTokenSecret] != h.root.ManagementToken(keysOf(app, 1)),
+			values[keys.ReplayKeySecret] != keys.EncodeReplayKey(h.root.ReplayKey(keysOf(app, 2))),
+			values[keys.PreviousReplayKeySecret] != keys.EncodeReplayKey(h.root.ReplayKey(keysOf(app, 1))):
+			return "Fly secrets do not hold both generations yet"
+		case string(h.connectionToken(app)) != h.root.ManagementToken(keysOf(app, 2)):
+			return "the connection Secret does not hold the new token yet"
+		}
+		return ""
+	})
+	h.eventually("the machine rolled onto the new secrets", func() string {
+		h.get(app)
+		m, _ := h.sim.Machine(app.Status.AppName, um.Status.MachineID)
+		if int64(m.SecretsVersion) < app.Status.SecretsVersion {
+			return fmt.Sprintf("machine secrets version %d, app %d", m.SecretsVersion, app.Status.SecretsVersion)
+		}
+		return ""
+	})
+	// The overlap (3 s in this harness) ends: the previous generation is dropped from Fly.
+	h.eventually("the previous keys dropped", func() string {
+		h.get(app)
+		values, _ := h.sim.Secrets(app.Status.AppName)
+		_, token := values[keys.PreviousManagementTokenSecret]
+		_, key := values[keys.PreviousReplayKeySecret]
+		if app.Status.PreviousKeysValidUntil != nil || token || key {
+			return "previous keys still valid"
+		}
+		return ""
+	})
+	if values, _ := h.sim.Secrets(other.Status.AppName); values[keys.ManagementTokenSecret] != otherToken {
+		t.Error("rotating one app's keys changed another's")
+	}
+}
+
+// connectionToken reads the management token of a UserApp's connection Secret.
+func (h *harness) connectionToken(app *flyv1alpha1.UserApp) []byte {
+	h.t.Helper()
+	var secret corev1.Secret
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: app.Namespace, Name: app.Status.ConnectionSecretName}, &secret); err != nil {
+		h.t.Fatal(err)
+	}
+	return secret.Data[controllers.ConnectionManagementToken]
 }

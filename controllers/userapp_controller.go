@@ -58,8 +58,7 @@ func (r *userAppReconciler) lifecycle() lifecycle[*flyv1alpha1.UserApp, *appScop
 			{flyv1alpha1.HostsAcceptedCondition, r.acceptHosts}, // last: a host conflict never holds up Fly work (hosts.go)
 		},
 		finalize: r.finalize,
-		// Come back when the app is due for its drift check.
-		nextPass: func(s *appScope) time.Duration { return r.untilDriftCheck(s.app) },
+		nextPass: r.nextPass,
 	}
 }
 
@@ -82,6 +81,16 @@ func (r *userAppReconciler) scopeFor(app *flyv1alpha1.UserApp) *appScope {
 		s.network = flyv1alpha1.IsolatedNetworkName(s.flyName)
 	}
 	return s
+}
+
+// nextPass comes back when the app is due for its drift check, or when a key rotation's overlap
+// ends, whichever is first.
+func (r *userAppReconciler) nextPass(s *appScope) time.Duration {
+	next := r.untilDriftCheck(s.app)
+	if until, rotating := untilRotationEnds(s.app, time.Now()); rotating {
+		next = min(next, until)
+	}
+	return next
 }
 
 // untilDriftCheck is how long until the app is due to be read back from Fly (0 or less: now).

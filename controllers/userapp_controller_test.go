@@ -54,8 +54,8 @@ func TestAppAndMachineBecomeReady(t *testing.T) {
 	// Secrets: hangar's two keys plus the spec's, at the version recorded.
 	secrets, version := h.sim.Secrets(wantName)
 	if int64(version) != app.Status.SecretsVersion || secrets["API_KEY"] != "sk-alice" ||
-		secrets[keys.ManagementTokenSecret] != h.root.ManagementToken(wantName) ||
-		secrets[keys.ReplayKeySecret] != keys.EncodeReplayKey(h.root.ReplayKey(wantName)) {
+		secrets[keys.ManagementTokenSecret] != h.root.ManagementToken(keys.App{FlyApp: wantName, Owner: string(app.UID), Generation: 1}) ||
+		secrets[keys.ReplayKeySecret] != keys.EncodeReplayKey(h.root.ReplayKey(keys.App{FlyApp: wantName, Owner: string(app.UID), Generation: 1})) {
 		t.Fatalf("Fly secrets version %d (status %d) = %v", version, app.Status.SecretsVersion, keysOf(secrets))
 	}
 
@@ -65,7 +65,7 @@ func TestAppAndMachineBecomeReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(conn.Data[controllers.ConnectionAppName]) != wantName || string(conn.Data[controllers.ConnectionPrivateIP]) != app.Status.PrivateIP ||
-		string(conn.Data[controllers.ConnectionManagementToken]) != h.root.ManagementToken(wantName) ||
+		string(conn.Data[controllers.ConnectionManagementToken]) != h.root.ManagementToken(keys.App{FlyApp: wantName, Owner: string(app.UID), Generation: 1}) ||
 		len(conn.OwnerReferences) != 1 || conn.OwnerReferences[0].UID != app.UID {
 		t.Fatalf("connection Secret wrong: keys %v, owners %v", keysOfBytes(conn.Data), conn.OwnerReferences)
 	}

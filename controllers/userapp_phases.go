@@ -163,11 +163,12 @@ func (r *userAppReconciler) recordApp(s *appScope, fa FlyApp) {
 // changed (compared through a keyed digest kept in status).
 func (r *userAppReconciler) syncSecrets(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
-	desired, err := r.desiredSecrets(ctx, s)
+	k := r.rotateKeys(s, time.Now())
+	desired, err := r.desiredSecrets(ctx, s, k)
 	if err != nil {
 		return err
 	}
-	digest := secretsDigest(r.keys.ReplayKey(st.AppName), desired)
+	digest := secretsDigest(r.keys.ReplayKey(k.current), desired)
 	if digest != st.SecretsDigest || st.SecretsVersion == 0 {
 		var unset []string
 		for _, name := range st.ManagedSecrets {
@@ -190,14 +191,10 @@ func (r *userAppReconciler) syncSecrets(ctx context.Context, s *appScope) error 
 
 // desiredSecrets are the values the app's Fly secrets must hold. Secret data is read from the API,
 // never from a cache.
-func (r *userAppReconciler) desiredSecrets(ctx context.Context, s *appScope) (map[string]string, error) {
-	appName := s.app.Status.AppName
-	desired := map[string]string{
-		keys.ReplayKeySecret:       keys.EncodeReplayKey(r.keys.ReplayKey(appName)),
-		keys.ManagementTokenSecret: r.keys.ManagementToken(appName),
-		// Its name marks the app as this UserApp's; the value only says who set it.
-		r.ownerMarker(s): "hangar",
-	}
+func (r *userAppReconciler) desiredSecrets(ctx context.Context, s *appScope, k appKeys) (map[string]string, error) {
+	desired := k.secrets(r.keys)
+	// Its name marks the app as this UserApp's; the value only says who set it.
+	desired[r.ownerMarker(s)] = "hangar"
 	for i, ref := range s.app.Spec.Secrets {
 		var secret corev1.Secret
 		err := r.client.Get(ctx, client.ObjectKey{Namespace: s.app.Namespace, Name: ref.SecretKeyRef.Name}, &secret)
@@ -286,7 +283,7 @@ func (r *userAppReconciler) writeConnectionSecret(ctx context.Context, s *appSco
 	data := map[string][]byte{
 		ConnectionAppName:         []byte(st.AppName),
 		ConnectionOrg:             []byte(st.Org),
-		ConnectionManagementToken: []byte(r.keys.ManagementToken(st.AppName)),
+		ConnectionManagementToken: []byte(r.keys.ManagementToken(keys.App{FlyApp: st.AppName, Owner: string(s.app.UID), Generation: st.KeyGeneration})),
 	}
 	if st.PrivateIP != "" {
 		data[ConnectionPrivateIP] = []byte(st.PrivateIP)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"github.com/hangar-dev/hangar/internal/keys"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,8 +176,8 @@ func TestBearerToken(t *testing.T) {
 }
 
 func TestManagementTokenMatches(t *testing.T) {
-	want := []byte(testRoot(t).ManagementToken("alice-app"))
-	other := testRoot(t).ManagementToken("bob-app")
+	want := []byte(testRoot(t).ManagementToken(keys.App{FlyApp: "alice-app", Generation: 1}))
+	other := testRoot(t).ManagementToken(keys.App{FlyApp: "bob-app", Generation: 1})
 	sameLength := strings.Repeat("A", len(want))
 	tests := []struct {
 		name   string

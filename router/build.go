@@ -16,6 +16,8 @@ import (
 
 // BuildConfig is what the index needs besides the cluster's objects.
 type BuildConfig struct {
+	// Now tells the time for key rotations (time.Now when nil).
+	Now func() time.Time
 	// BaseDomain serves <spec.routing.subdomain>.<BaseDomain>; empty turns subdomain routing off.
 	BaseDomain string
 	// Root derives each app's replay key and management token.
@@ -54,13 +56,14 @@ type Builder struct {
 	baseDomain string
 	root       keys.Root
 	sources    sourceConfig
+	clock      func() time.Time
 
 	mu       sync.Mutex
 	apps     map[types.NamespacedName]*flyv1alpha1.UserApp
 	machines map[types.NamespacedName]*flyv1alpha1.UserMachine
 	// Derived per-app secrets and signature caches outlive a build, so a rebuild derives and signs
 	// only for what is new.
-	appSecrets    map[string]*appSecrets
+	appSecrets    map[keys.App]*appSecrets
 	replaySources map[sourceKey]*replaySource
 	reported      map[Problem]struct{}
 }
@@ -77,8 +80,10 @@ type appSecrets struct {
 }
 
 type sourceKey struct {
-	app, machine string
-	deleteAuth   bool
+	// signer is the app's keys the replay state is signed with.
+	signer     keys.App
+	machine    string
+	deleteAuth bool
 }
 
 // NewBuilder checks cfg and returns an empty Builder.
@@ -102,10 +107,21 @@ func NewBuilder(cfg BuildConfig) (*Builder, error) {
 		sources:       sourceConfig{opts: cfg.Replay, clock: newStateClock(cfg.StateTTL)},
 		apps:          map[types.NamespacedName]*flyv1alpha1.UserApp{},
 		machines:      map[types.NamespacedName]*flyv1alpha1.UserMachine{},
-		appSecrets:    map[string]*appSecrets{},
+		clock:         clockOr(cfg.Now),
+		appSecrets:    map[keys.App]*appSecrets{},
 		replaySources: map[sourceKey]*replaySource{},
 		reported:      map[Problem]struct{}{},
 	}, nil
+}
+
+func (b *Builder) now() time.Time { return b.clock() }
+
+// clockOr is now, or time.Now when it is nil.
+func clockOr(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
 }
 
 // UpsertApp records the current state of a UserApp.
@@ -147,7 +163,8 @@ func (b *Builder) Build() (*Index, []Problem) {
 		claims:   make([]hostclaim.Claim, 0, len(b.apps)*2+len(b.machines)),
 		apps:     make(map[types.NamespacedName]*target, len(b.apps)),
 		machines: make(map[string]*target, len(b.machines)),
-		secrets:  make(map[string]*appSecrets, len(b.apps)),
+		secrets:  make(map[keys.App]*appSecrets, len(b.apps)),
+		now:      b.now(),
 		sources:  make(map[sourceKey]*replaySource, len(b.machines)+len(b.apps)),
 	}
 	// Routable machines grouped by their UserApp; each machine is judged once.
@@ -192,10 +209,14 @@ type buildRun struct {
 	// "namespace/name" (the Hangar-Target form).
 	apps     map[types.NamespacedName]*target
 	machines map[string]*target
-	secrets  map[string]*appSecrets
+	secrets  map[keys.App]*appSecrets
 	sources  map[sourceKey]*replaySource
 	problems []Problem
 	skipped  int
+	// now is the build's time; keySwitch the earliest later time a key rotation's overlap ends
+	// (the index must then be rebuilt to sign with the new keys).
+	now       time.Time
+	keySwitch time.Time
 }
 
 // addApp makes the target of a UserApp from its routable machines and claims its hosts.
@@ -208,7 +229,15 @@ func (r *buildRun) addApp(app *flyv1alpha1.UserApp, routable []*flyv1alpha1.User
 		r.invalidStatus(t, "status.appName is not a Fly app name")
 	default:
 		t.flyApp = flyApp
-		t.managementToken = r.secretsOf(flyApp).managementToken
+		current, previous := r.keysOf(app)
+		t.signer = current
+		t.managementToken = r.secretsOf(current).managementToken
+		if previous != nil {
+			// A rotation overlaps: machines hold both replay keys until it ends, so keep signing
+			// with the previous one, and accept both management tokens.
+			t.signer = *previous
+			t.previousManagementToken = r.secretsOf(*previous).managementToken
+		}
 	}
 	if t.flyApp != "" && app.DeletionTimestamp == nil {
 		var pinned string
@@ -241,7 +270,9 @@ func (r *buildRun) addMachine(m *flyv1alpha1.UserMachine, app *flyv1alpha1.UserA
 		// never routed: falling back to Public could open a Token-protected app.
 		t.auth = appTarget.auth
 		t.flyApp = appTarget.flyApp
+		t.signer = appTarget.signer
 		t.managementToken = appTarget.managementToken
+		t.previousManagementToken = appTarget.previousManagementToken
 		if routable && m.Status.AppName == t.flyApp && t.flyApp != "" && app.DeletionTimestamp == nil {
 			r.makeReady(t, m.Status.MachineID)
 		}
@@ -274,33 +305,49 @@ func (r *buildRun) invalidStatus(t *target, msg string) {
 func (r *buildRun) makeReady(t *target, machine string) {
 	t.ready = true
 	t.machine = machine
-	t.replay = r.sourceOf(t.flyApp, machine, t.auth)
+	t.replay = r.sourceOf(t.signer, machine, t.auth)
 }
 
-func (r *buildRun) secretsOf(flyApp string) *appSecrets {
-	if s, ok := r.secrets[flyApp]; ok {
-		return s
-	}
-	s, ok := r.b.appSecrets[flyApp]
-	if !ok {
-		s = &appSecrets{
-			replayKey:       r.b.root.ReplayKey(flyApp),
-			managementToken: []byte(r.b.root.ManagementToken(flyApp)),
+// keysOf names the keys of a UserApp's app as the manager derives them (bound to the UserApp's
+// UID and key generation), and the previous generation while a rotation overlaps.
+func (r *buildRun) keysOf(app *flyv1alpha1.UserApp) (current keys.App, previous *keys.App) {
+	st := &app.Status
+	current = keys.App{FlyApp: st.AppName, Owner: string(app.UID), Generation: max(st.KeyGeneration, 1)}
+	if until := st.PreviousKeysValidUntil; until != nil && current.Generation > 1 && r.now.Before(until.Time) {
+		p := current
+		p.Generation--
+		previous = &p
+		if r.keySwitch.IsZero() || until.Time.Before(r.keySwitch) {
+			r.keySwitch = until.Time
 		}
 	}
-	r.secrets[flyApp] = s
+	return current, previous
+}
+
+func (r *buildRun) secretsOf(app keys.App) *appSecrets {
+	if s, ok := r.secrets[app]; ok {
+		return s
+	}
+	s, ok := r.b.appSecrets[app]
+	if !ok {
+		s = &appSecrets{
+			replayKey:       r.b.root.ReplayKey(app),
+			managementToken: []byte(r.b.root.ManagementToken(app)),
+		}
+	}
+	r.secrets[app] = s
 	return s
 }
 
-func (r *buildRun) sourceOf(flyApp, machine string, auth flyv1alpha1.RoutingAuth) *replaySource {
-	key := sourceKey{app: flyApp, machine: machine, deleteAuth: auth == flyv1alpha1.RoutingAuthToken}
+func (r *buildRun) sourceOf(signer keys.App, machine string, auth flyv1alpha1.RoutingAuth) *replaySource {
+	key := sourceKey{signer: signer, machine: machine, deleteAuth: auth == flyv1alpha1.RoutingAuthToken}
 	if s, ok := r.sources[key]; ok {
 		return s
 	}
 	s, ok := r.b.replaySources[key]
 	if !ok {
-		s = &replaySource{app: flyApp, machine: machine, deleteAuth: key.deleteAuth,
-			key: r.secretsOf(flyApp).replayKey, cfg: &r.b.sources}
+		s = &replaySource{app: signer.FlyApp, machine: machine, deleteAuth: key.deleteAuth,
+			key: r.secretsOf(signer).replayKey, cfg: &r.b.sources}
 	}
 	r.sources[key] = s
 	return s
@@ -346,7 +393,7 @@ func (r *buildRun) finish() *Index {
 			})
 		}
 	}
-	return &Index{hosts: hosts, machines: r.machines, conflicts: conflicts, skipped: r.skipped}
+	return &Index{hosts: hosts, machines: r.machines, conflicts: conflicts, skipped: r.skipped, keySwitch: r.keySwitch}
 }
 
 func authOf(app *flyv1alpha1.UserApp) flyv1alpha1.RoutingAuth {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/hangar-dev/hangar/internal/keys"
 	"testing"
 	"time"
 
@@ -336,10 +337,10 @@ func TestRebuildKeepsSignaturesAndDropsGoneApps(t *testing.T) {
 	}
 	r.builder.DeleteApp(nn("ns", "b"))
 	r.publish()
-	if _, kept := r.builder.appSecrets["b-app"]; kept {
+	if _, kept := r.builder.appSecrets[keys.App{FlyApp: "b-app", Generation: 1}]; kept {
 		t.Error("derived secrets of a deleted app are still held")
 	}
-	if _, kept := r.builder.appSecrets["a-app"]; !kept {
+	if _, kept := r.builder.appSecrets[keys.App{FlyApp: "a-app", Generation: 1}]; !kept {
 		t.Error("derived secrets of a live app were dropped")
 	}
 }

@@ -159,13 +159,19 @@ func (h *handler) serveManagement(w http.ResponseWriter, r *http.Request, ix *In
 			return h.fail(w, o)
 		}
 	}
-	want := h.decoyToken
+	want, previous := h.decoyToken, h.decoyToken
 	if t != nil && t.managementToken != nil {
 		want = t.managementToken
+		if t.previousManagementToken != nil {
+			previous = t.previousManagementToken
+		}
 	}
-	// Compare first, then look at why it could not count: both paths do the same work.
-	matched := managementTokenMatches(r.Header.Get(headerAuthorization), want)
-	if !matched || t == nil || t.managementToken == nil {
+	// Compare first, then look at why it could not count: every path does the same two compares.
+	// The previous generation's token counts while a key rotation overlaps.
+	authorization := r.Header.Get(headerAuthorization)
+	matched := managementTokenMatches(authorization, want)
+	matchedPrevious := managementTokenMatches(authorization, previous)
+	if t == nil || t.managementToken == nil || !(matched || matchedPrevious && t.previousManagementToken != nil) {
 		return h.fail(w, outcomeUnauthorized)
 	}
 	// The caller holds this app's token from here on, so it may learn more about the target.

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"github.com/hangar-dev/hangar/internal/keys"
 	"io"
 	"maps"
 	"net/http"
@@ -135,7 +136,7 @@ func checkAnswer(t *testing.T, r *testRouter, rec interface {
 		machine = "ffffffffffffff" // any machine of the app
 	}
 	src := "instance=148ed193b95948;region=ord;t=1;state=" + got.State
-	if err := replayauth.Verify(r.root.ReplayKey(want.app), src, want.app, machine, testNow); err != nil {
+	if err := replayauth.Verify(r.root.ReplayKey(keys.App{FlyApp: want.app, Generation: 1}), src, want.app, machine, testNow); err != nil {
 		t.Errorf("state %q does not verify on %s: %v", got.State, machine, err)
 	}
 }
@@ -186,8 +187,8 @@ func TestPublicAnswers(t *testing.T) {
 
 func TestManagementAnswers(t *testing.T) {
 	r := world(t)
-	aliceToken := r.root.ManagementToken("alice-app")
-	multiToken := r.root.ManagementToken("multi-app")
+	aliceToken := r.root.ManagementToken(keys.App{FlyApp: "alice-app", Generation: 1})
+	multiToken := r.root.ManagementToken(keys.App{FlyApp: "multi-app", Generation: 1})
 	// Same length and alphabet as the real token, one character changed.
 	almost := aliceToken[:10] + string(rune('A'+(aliceToken[10]-'A'+1)%26)) + aliceToken[11:]
 	auth := func(tok string) http.Header { return hdr("Authorization", bearer(tok)) }
@@ -204,7 +205,7 @@ func TestManagementAnswers(t *testing.T) {
 		{"Hangar-Target agreeing with Host", request{host: "alice.example.com", header: target("alice/special", aliceToken)}, wantAnswer{code: 409, app: "alice-app", instance: specialID}},
 		{"by host", request{host: "multi.example.com", header: auth(multiToken)}, wantAnswer{code: 409, app: "multi-app"}},
 		{"lower-case bearer scheme", request{host: "alice.example.com", header: hdr("Authorization", "bearer "+aliceToken)}, wantAnswer{code: 409, app: "alice-app"}},
-		{"token app: management token is enough", request{host: "secure.example.com", header: auth(r.root.ManagementToken("secure-app"))}, wantAnswer{code: 409, app: "secure-app", instance: secureID}},
+		{"token app: management token is enough", request{host: "secure.example.com", header: auth(r.root.ManagementToken(keys.App{FlyApp: "secure-app", Generation: 1}))}, wantAnswer{code: 409, app: "secure-app", instance: secureID}},
 		{"wrong token", request{host: "alice.example.com", header: auth("wrong")}, wantAnswer{code: 401, authenticate: true}},
 		{"empty token", request{host: "alice.example.com", header: hdr("Authorization", "Bearer ")}, wantAnswer{code: 401, authenticate: true}},
 		{"right length, wrong token", request{host: "alice.example.com", header: auth(almost)}, wantAnswer{code: 401, authenticate: true}},
@@ -225,10 +226,10 @@ func TestManagementAnswers(t *testing.T) {
 		{"Hangar-Target contradicting Host", request{host: "multi.example.com", header: target("alice/ws", aliceToken)}, wantAnswer{code: 421}},
 		{"unknown host", request{host: "nobody.example.com", header: auth(aliceToken)}, wantAnswer{code: 401, authenticate: true}},
 		{"malformed host", request{host: "alice example.com", header: auth(aliceToken)}, wantAnswer{code: 400}},
-		{"machine not created, right token", request{host: "router.internal", header: target("booting/vm", r.root.ManagementToken("booting-app"))}, wantAnswer{code: 503, retryAfter: true}},
+		{"machine not created, right token", request{host: "router.internal", header: target("booting/vm", r.root.ManagementToken(keys.App{FlyApp: "booting-app", Generation: 1}))}, wantAnswer{code: 503, retryAfter: true}},
 		{"machine not created, no token", request{host: "router.internal", header: target("booting/vm", "")}, wantAnswer{code: 401, authenticate: true}},
 		{"app without Fly app yet", request{host: "pending.example.com", header: auth(aliceToken)}, wantAnswer{code: 401, authenticate: true}},
-		{"app without machines, right token", request{host: "empty.example.com", header: auth(r.root.ManagementToken("empty-app"))}, wantAnswer{code: 503, retryAfter: true}},
+		{"app without machines, right token", request{host: "empty.example.com", header: auth(r.root.ManagementToken(keys.App{FlyApp: "empty-app", Generation: 1}))}, wantAnswer{code: 503, retryAfter: true}},
 		{"Hangar-Target contradicting Host, no token", request{host: "multi.example.com", header: target("alice/ws", "")}, wantAnswer{code: 401, authenticate: true}},
 		{"body over 1 MiB", request{method: http.MethodPut, host: "alice.example.com", header: auth(aliceToken), body: bigBody, length: DefaultMaxBodyBytes + 1}, wantAnswer{code: 413}},
 	}
@@ -251,8 +252,8 @@ func TestManagementHasNoExistenceOracle(t *testing.T) {
 		newMachine("pending", "vm", "pending", "", "", notCreated()),
 		newMachine("orphan", "vm", "gone", "orphan-app", "0a0a0a0a0a0a0a"),
 	)
-	aliceToken := r.root.ManagementToken("alice-app")
-	multiToken := r.root.ManagementToken("multi-app")
+	aliceToken := r.root.ManagementToken(keys.App{FlyApp: "alice-app", Generation: 1})
+	multiToken := r.root.ManagementToken(keys.App{FlyApp: "multi-app", Generation: 1})
 	refs := []string{"alice/ws", "alice/nope", "nobody/ws", "pending/vm", "booting/vm", "orphan/vm", "multi/m1", "empty/none"}
 	hostNames := []string{"alice.example.com", "nobody.example.com", "pending.example.com", "empty.example.com", "secure.example.com", "router.internal"}
 	auths := map[string]string{
@@ -537,7 +538,7 @@ func (w *reusableWriter) reset() {
 // TestDecoyTokenIsShapedLikeAManagementToken: the decoy a management request without a target is
 // compared with has the length of a real token (so the compare does the same work) and is random.
 func TestDecoyTokenIsShapedLikeAManagementToken(t *testing.T) {
-	real := testRoot(t).ManagementToken("alice-app")
+	real := testRoot(t).ManagementToken(keys.App{FlyApp: "alice-app", Generation: 1})
 	a, b := newDecoyToken(), newDecoyToken()
 	if len(a) != len(real) || len(b) != len(real) {
 		t.Errorf("decoy lengths %d and %d, want %d like a management token", len(a), len(b), len(real))

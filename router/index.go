@@ -2,8 +2,10 @@ package router
 
 import (
 	"sync/atomic"
+	"time"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/keys"
 )
 
 // target is what a host (or a Hangar-Target name) resolves to: a Fly app and, when pinned, one of
@@ -25,8 +27,13 @@ type target struct {
 	ready bool
 	// replay signs and caches the replay values; nil unless ready.
 	replay *replaySource
+	// signer is the app's keys replay state is signed with: the current generation, or the
+	// previous one while a rotation overlaps.
+	signer keys.App
 	// managementToken is the app's management token; nil while flyApp is unknown.
 	managementToken []byte
+	// previousManagementToken is the previous generation's token while a rotation overlaps.
+	previousManagementToken []byte
 }
 
 // Index maps canonical hosts and UserMachine names to targets. It is immutable: the router builds a
@@ -39,7 +46,13 @@ type Index struct {
 	conflicts int
 	// skipped counts objects left out because a status field could not go into a replay.
 	skipped int
+	// keySwitch is when the earliest key rotation overlap of the index ends (zero: none); the index
+	// must be rebuilt then, to sign with the new keys.
+	keySwitch time.Time
 }
+
+// KeySwitch is when the index must be rebuilt because a key rotation's overlap ends (zero: never).
+func (ix *Index) KeySwitch() time.Time { return ix.keySwitch }
 
 // Routes is the number of hosts the index serves.
 func (ix *Index) Routes() int { return len(ix.hosts) }

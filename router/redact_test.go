@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/hangar-dev/hangar/internal/keys"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestSecretsFormatRedacted(t *testing.T) {
 	}
 	r := world(t)
 	root := r.root
-	builderSecrets := [][]byte{testRootBytes, root.ReplayKey("alice-app"), []byte(root.ManagementToken("alice-app"))}
+	builderSecrets := [][]byte{testRootBytes, root.ReplayKey(keys.App{FlyApp: "alice-app", Generation: 1}), []byte(root.ManagementToken(keys.App{FlyApp: "alice-app", Generation: 1}))}
 
 	tests := []struct {
 		name    string

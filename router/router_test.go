@@ -124,7 +124,7 @@ func TestRouterServesAndDrains(t *testing.T) {
 	if err != nil || parsed.App != "alice-app" || parsed.Instance != aliceID {
 		t.Fatalf("replay %q: %+v, %v", replay, parsed, err)
 	}
-	if err := replayauth.VerifyState(root.ReplayKey("alice-app"), parsed.State, "alice-app", aliceID, time.Now()); err != nil {
+	if err := replayauth.VerifyState(root.ReplayKey(keys.App{FlyApp: "alice-app", Owner: string(app.UID), Generation: 1}), parsed.State, "alice-app", aliceID, time.Now()); err != nil {
 		t.Fatalf("the state does not verify: %v", err)
 	}
 	// A management replay needs the app's token.
@@ -132,7 +132,7 @@ func TestRouterServesAndDrains(t *testing.T) {
 		t.Fatalf("management without token: %d", code)
 	}
 	code, _ := ask(t, addrs.Management, "router.internal", http.Header{
-		TargetHeader: {"tenants/ws"}, "Authorization": {"Bearer " + root.ManagementToken("alice-app")},
+		TargetHeader: {"tenants/ws"}, "Authorization": {"Bearer " + root.ManagementToken(keys.App{FlyApp: "alice-app", Owner: string(app.UID), Generation: 1})},
 	})
 	if code != ReplayStatus {
 		t.Fatalf("management with token: %d", code)

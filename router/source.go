@@ -155,6 +155,16 @@ func (s *Source) Run(ctx context.Context) error {
 	if !timer.Stop() {
 		<-timer.C
 	}
+	// keySwitch fires when a key rotation's overlap ends: the index then signs with the new keys.
+	keySwitch := time.NewTimer(time.Hour)
+	defer keySwitch.Stop()
+	armKeySwitch := func(ix *Index) {
+		keySwitch.Stop()
+		if at := ix.KeySwitch(); !at.IsZero() {
+			keySwitch.Reset(max(time.Until(at), 0))
+		}
+	}
+	armKeySwitch(ix)
 	var lastTook time.Duration
 	for {
 		select {
@@ -162,6 +172,8 @@ func (s *Source) Run(ctx context.Context) error {
 			return <-cacheDone
 		case err := <-cacheDone:
 			return fmt.Errorf("router: cache stopped: %w", err)
+		case <-keySwitch.C:
+			armKeySwitch(s.Rebuild())
 		case <-s.notify:
 			// Wait at least as long as the last rebuild took: under constant churn a big index is
 			// then rebuilt at most half the time, and every change still lands within two rebuilds.
@@ -173,7 +185,7 @@ func (s *Source) Run(ctx context.Context) error {
 			case <-timer.C:
 			}
 			start := time.Now()
-			s.Rebuild()
+			armKeySwitch(s.Rebuild())
 			lastTook = time.Since(start)
 		}
 	}
@@ -242,7 +254,8 @@ func stripUserApp(o any) (any, error) {
 	return &flyv1alpha1.UserApp{
 		ObjectMeta: strippedMeta(&app.ObjectMeta),
 		Spec:       flyv1alpha1.UserAppSpec{Routing: app.Spec.Routing},
-		Status:     flyv1alpha1.UserAppStatus{AppName: app.Status.AppName},
+		Status: flyv1alpha1.UserAppStatus{AppName: app.Status.AppName,
+			KeyGeneration: app.Status.KeyGeneration, PreviousKeysValidUntil: app.Status.PreviousKeysValidUntil},
 	}, nil
 }
 
@@ -266,8 +279,9 @@ func stripUserMachine(o any) (any, error) {
 }
 
 // strippedMeta keeps the metadata the cache and the router use: name and namespace (the cache's
-// key), resourceVersion, creation time and UID (which order host claims, see hostclaim.Decide) and
-// deletion time (an object being deleted releases its hosts).
+// key), resourceVersion, creation time and UID (which order host claims, see hostclaim.Decide; a
+// UserApp's keys are bound to its UID) and deletion time (an object being deleted releases its
+// hosts).
 func strippedMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:              m.Name,

@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"github.com/hangar-dev/hangar/internal/keys"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestReplayStateIsSignedOncePerBucket(t *testing.T) {
-	key := testRoot(t).ReplayKey("alice-app")
+	key := testRoot(t).ReplayKey(keys.App{FlyApp: "alice-app", Generation: 1})
 	cfg := &sourceConfig{clock: newStateClock(time.Minute)}
 	s := &replaySource{app: "alice-app", machine: aliceID, key: key, cfg: cfg}
 
@@ -31,7 +32,7 @@ func TestReplayStateIsSignedOncePerBucket(t *testing.T) {
 }
 
 func TestReplayStateValidity(t *testing.T) {
-	key := testRoot(t).ReplayKey("alice-app")
+	key := testRoot(t).ReplayKey(keys.App{FlyApp: "alice-app", Generation: 1})
 	ttl := time.Minute
 	clock := newStateClock(ttl)
 	if clock.bucket != 15*time.Second {
@@ -63,7 +64,7 @@ func TestReplayStateValidity(t *testing.T) {
 }
 
 func TestReplayValuesHoldOnlyTheFormsInUse(t *testing.T) {
-	key := testRoot(t).ReplayKey("a")
+	key := testRoot(t).ReplayKey(keys.App{FlyApp: "a", Generation: 1})
 	tests := []struct {
 		form                     Form
 		deleteAuth               bool
@@ -96,7 +97,7 @@ func TestStatesStayWithinWhatMachinesAccept(t *testing.T) {
 	if MaxStateTTL != 8*time.Minute {
 		t.Fatalf("MaxStateTTL = %v, want 8m (the documented maximum of --state-ttl)", MaxStateTTL)
 	}
-	key := testRoot(t).ReplayKey("alice-app")
+	key := testRoot(t).ReplayKey(keys.App{FlyApp: "alice-app", Generation: 1})
 	for _, ttl := range []time.Duration{MaxStateTTL, time.Hour} {
 		clock := newStateClock(ttl)
 		s := &replaySource{app: "alice-app", machine: aliceID, key: key, cfg: &sourceConfig{clock: clock}}

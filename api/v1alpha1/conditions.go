@@ -97,6 +97,11 @@ const (
 // writes carry it with the value "false": they are never app secrets.
 const AppSecretLabel = "fly.hangar.dev/app-secret"
 
+// RotateKeysAnnotation on a UserApp rotates its keys: each new value raises status.keyGeneration.
+// The previous keys stay valid for the manager's --key-rotation-overlap (status.previousKeysValidUntil),
+// so machines, the router and the coordinator move over without a failed request.
+const RotateKeysAnnotation = "fly.hangar.dev/rotate-keys"
+
 // AdoptAnnotation on a UserApp asks to take over an existing Fly app of the same name in the same
 // org that hangar cannot prove it created. It takes effect only once the app has been released to
 // this UserApp on the Fly side, by whoever holds the Fly token: the Fly secret named in the

@@ -195,6 +195,24 @@ type UserAppStatus struct {
 	// +optional
 	SecretsDigest string `json:"secretsDigest,omitempty"`
 
+	// keyGeneration is the generation of the app's keys (its replay key and management token), which
+	// are bound to this UserApp's UID: a UserApp created again gets other keys. The
+	// fly.hangar.dev/rotate-keys annotation raises it.
+	// +optional
+	KeyGeneration int64 `json:"keyGeneration,omitempty"`
+
+	// keyRotation is the value of the fly.hangar.dev/rotate-keys annotation the current key
+	// generation answers.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	KeyRotation string `json:"keyRotation,omitempty"`
+
+	// previousKeysValidUntil is set during a key rotation: until then the previous generation's keys
+	// stay valid (the router signs replays with the previous replay key, which machines hold beside
+	// the new one, and accepts both management tokens); then they are dropped.
+	// +optional
+	PreviousKeysValidUntil *metav1.Time `json:"previousKeysValidUntil,omitempty"`
+
 	// managedSecrets are the Fly secret names hangar set, so a name dropped from spec.secrets is
 	// removed from Fly while secrets set by other means are left alone.
 	// +optional

@@ -399,6 +399,10 @@ func (in *UserAppStatus) DeepCopyInto(out *UserAppStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.PreviousKeysValidUntil != nil {
+		in, out := &in.PreviousKeysValidUntil, &out.PreviousKeysValidUntil
+		*out = (*in).DeepCopy()
+	}
 	if in.ManagedSecrets != nil {
 		in, out := &in.ManagedSecrets, &out.ManagedSecrets
 		*out = make([]string, len(*in))

@@ -76,6 +76,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.controllers.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultConcurrency, "Parallel reconciles per kind")
 	fs.DurationVar(&o.controllers.ConsistencyWindow, "fly-consistency-window", controllers.DefaultConsistencyWindow, "How long Fly's lists may lag behind its writes: a create whose answer was lost is looked for this long before it is sent again")
 	fs.DurationVar(&o.adapter.LeaseTTL, "fly-lease-ttl", flyadapter.DefaultLeaseTTL, "Lifetime of the lease an update holds on a machine: if the manager dies mid-update, the machine stays locked this long")
+	fs.DurationVar(&o.controllers.KeyRotationOverlap, "key-rotation-overlap", controllers.DefaultKeyRotationOverlap, "How long an app's previous keys stay valid after a rotation (the fly.hangar.dev/rotate-keys annotation): machines are updated and the coordinator reads the new management token meanwhile")
 	fs.DurationVar(&o.controllers.TransitionPoll, "transition-poll", controllers.DefaultTransitionPoll, "How soon a machine in a transition (starting, stopping...) or a pending create is looked at again")
 	fs.StringVar(&o.controllers.RouterBaseDomain, "router-base-domain", "", "Must equal the router's --base-domain: UserApp subdomains claim <subdomain>.<this domain> when hosts are checked for conflicts; empty: subdomains claim nothing")
 }
@@ -97,8 +98,8 @@ func (o *options) validate() error {
 	if o.controllers.DriftInterval < time.Second {
 		return fmt.Errorf("--drift-interval %s: use at least 1s", o.controllers.DriftInterval)
 	}
-	if o.controllers.ConsistencyWindow <= 0 || o.controllers.TransitionPoll <= 0 {
-		return errors.New("--fly-consistency-window and --transition-poll must be positive")
+	if o.controllers.ConsistencyWindow <= 0 || o.controllers.TransitionPoll <= 0 || o.controllers.KeyRotationOverlap <= 0 {
+		return errors.New("--fly-consistency-window, --transition-poll and --key-rotation-overlap must be positive")
 	}
 	if o.adapter.LeaseTTL < time.Second {
 		return fmt.Errorf("--fly-lease-ttl %s: use at least 1s (Fly counts leases in whole seconds)", o.adapter.LeaseTTL)

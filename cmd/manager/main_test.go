@@ -31,6 +31,7 @@ func TestValidate(t *testing.T) {
 		o.controllers.ConsistencyWindow = 30 * time.Second
 		o.controllers.TransitionPoll = 2 * time.Second
 		o.adapter.LeaseTTL = 30 * time.Second
+		o.controllers.KeyRotationOverlap = 10 * time.Minute
 		return o
 	}
 	cases := []struct {
@@ -47,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{name: "drift interval too short", mutate: func(o *options) { o.controllers.DriftInterval = time.Millisecond }, wantErr: "--drift-interval"},
 		{name: "no consistency window", mutate: func(o *options) { o.controllers.ConsistencyWindow = 0 }, wantErr: "--fly-consistency-window"},
 		{name: "lease shorter than a second", mutate: func(o *options) { o.adapter.LeaseTTL = time.Millisecond }, wantErr: "--fly-lease-ttl"},
+		{name: "no key rotation overlap", mutate: func(o *options) { o.controllers.KeyRotationOverlap = 0 }, wantErr: "--key-rotation-overlap"},
 		{name: "no transition poll", mutate: func(o *options) { o.controllers.TransitionPoll = -time.Second }, wantErr: "--transition-poll"},
 		{name: "router base domain", mutate: func(o *options) { o.controllers.RouterBaseDomain = "Apps.Example.com." }},
 		{name: "router base domain not a DNS name", mutate: func(o *options) { o.controllers.RouterBaseDomain = "apps_example" }, wantErr: "--router-base-domain"},

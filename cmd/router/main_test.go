@@ -125,7 +125,7 @@ func TestRouterConfig(t *testing.T) {
 	if cfg.RESTConfig.Host != "https://192.0.2.1:6443" || cfg.RESTConfig.UserAgent != "hangar-router" {
 		t.Errorf("REST config host %q, user agent %q", cfg.RESTConfig.Host, cfg.RESTConfig.UserAgent)
 	}
-	if cfg.Root.ManagementToken("a") != root.ManagementToken("a") {
+	if cfg.Root.ManagementToken(keys.App{FlyApp: "a", Generation: 1}) != root.ManagementToken(keys.App{FlyApp: "a", Generation: 1}) {
 		t.Error("Config.Root is not the key of --root-key-file")
 	}
 	if cfg.Tokens == nil {
@@ -253,11 +253,11 @@ func TestRouterProcess(t *testing.T) {
 	if err != nil || parsed.App != "alice-app" || parsed.Instance != "a1a1a1a1a1a1a1" {
 		t.Fatalf("replay %q: %+v, %v", replay, parsed, err)
 	}
-	if err := replayauth.VerifyState(root.ReplayKey("alice-app"), parsed.State, "alice-app", "a1a1a1a1a1a1a1", time.Now()); err != nil {
+	if err := replayauth.VerifyState(root.ReplayKey(keys.App{FlyApp: "alice-app", Owner: string(app.UID), Generation: 1}), parsed.State, "alice-app", "a1a1a1a1a1a1a1", time.Now()); err != nil {
 		t.Fatalf("the state does not verify: %v", err)
 	}
 	code, _ := do(t, mgmt, "router.internal", http.Header{
-		router.TargetHeader: {"tenants/ws"}, "Authorization": {"Bearer " + root.ManagementToken("alice-app")},
+		router.TargetHeader: {"tenants/ws"}, "Authorization": {"Bearer " + root.ManagementToken(keys.App{FlyApp: "alice-app", Owner: string(app.UID), Generation: 1})},
 	})
 	if code != router.ReplayStatus {
 		t.Fatalf("management with token: %d", code)

@@ -3,9 +3,12 @@
 // service accepts. It deliberately stores nothing and talks to nothing: callers read the root key
 // (a mounted Secret) and set the results where they belong (Fly app secrets, connection Secrets).
 //
-// Every output is a pure function of the root key, the purpose and the Fly app name, so the manager
-// and every router replica derive the same values without sharing anything but the root key.
-// Nothing in this package formats a key into an error or a log value.
+// Every output is a pure function of the root key, the purpose and the app's identity (App: the Fly
+// app name, the UID of the UserApp that owns it and its key generation), so the manager and every
+// router replica derive the same values without sharing anything but the root key, while a
+// UserApp created again, or another tenant reusing a Fly app name, gets keys of its own, and one
+// app's keys rotate by raising its generation. Nothing in this package formats a key into an error
+// or a log value.
 package keys
 
 import (
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/hangar-dev/hangar/pkg/replayauth"
 )
@@ -33,6 +37,11 @@ const (
 	ReplayKeySecret = replayauth.EnvKey
 	// ManagementTokenSecret holds the app's management token.
 	ManagementTokenSecret = "HANGAR_MANAGEMENT_TOKEN"
+	// PreviousReplayKeySecret holds the previous generation's replay key while a rotation overlaps.
+	PreviousReplayKeySecret = replayauth.EnvPreviousKey
+	// PreviousManagementTokenSecret holds the previous generation's management token while a
+	// rotation overlaps.
+	PreviousManagementTokenSecret = "HANGAR_MANAGEMENT_TOKEN_PREVIOUS"
 )
 
 // ReplayKeySize is the size of a derived replay key in bytes.
@@ -42,12 +51,12 @@ const ReplayKeySize = replayauth.KeySize
 const managementTokenBytes = 32
 
 // HKDF parameters. The salt separates hangar's derivations from any other use of the same bytes;
-// the info labels separate the purposes from each other. A Fly app name holds no space, so
-// "<label> <app>" cannot be read two ways.
+// the info labels separate the purposes from each other. Neither a Fly app name nor a UID holds a
+// space, so "<label> <app> <owner> <generation>" cannot be read two ways.
 const (
 	hkdfSalt             = "hangar.dev/keys/v1"
-	replayKeyInfo        = "hangar.dev/v1 replay-key "
-	managementTokenInfo  = "hangar.dev/v1 management-token "
+	replayKeyInfo        = "hangar.dev/v2 replay-key "
+	managementTokenInfo  = "hangar.dev/v2 management-token "
 	redacted             = "keys.Root(redacted)"
 	rootKeyGenerateHint  = "write 32 random bytes, e.g. `head -c 32 /dev/urandom > root.key`"
 	rootKeyErrorTemplate = "%w: got %d bytes; " + rootKeyGenerateHint
@@ -101,16 +110,32 @@ func GenerateRootKey() []byte {
 // IsZero reports whether r was not made by ParseRoot.
 func (r Root) IsZero() bool { return r.prk == nil }
 
-// ReplayKey derives the replay key (ReplayKeySize bytes) of the Fly app flyApp: the router signs
-// replay state with it and the app's machines verify it (pkg/replayauth).
-func (r Root) ReplayKey(flyApp string) []byte {
-	return r.expand(replayKeyInfo+flyApp, ReplayKeySize)
+// App names one generation of one app's keys.
+type App struct {
+	// FlyApp is the Fly app name.
+	FlyApp string
+	// Owner is the UID of the UserApp that owns the Fly app: a UserApp created again under the same
+	// name, or another tenant taking a released Fly app name, gets other keys.
+	Owner string
+	// Generation is the app's key generation (UserApp status.keyGeneration): raising it rotates
+	// this app's keys alone.
+	Generation int64
 }
 
-// ManagementToken derives the management token of the Fly app flyApp: 256 bits in unpadded
-// base64url, sent as `Authorization: Bearer <token>` to the app's management service.
-func (r Root) ManagementToken(flyApp string) string {
-	return base64.RawURLEncoding.EncodeToString(r.expand(managementTokenInfo+flyApp, managementTokenBytes))
+func (a App) info(label string) string {
+	return label + a.FlyApp + " " + a.Owner + " " + strconv.FormatInt(a.Generation, 10)
+}
+
+// ReplayKey derives the replay key (ReplayKeySize bytes) of app: the router signs replay state with
+// it and the app's machines verify it (pkg/replayauth).
+func (r Root) ReplayKey(app App) []byte {
+	return r.expand(app.info(replayKeyInfo), ReplayKeySize)
+}
+
+// ManagementToken derives the management token of app: 256 bits in unpadded base64url, sent as
+// `Authorization: Bearer <token>` to the app's management service.
+func (r Root) ManagementToken(app App) string {
+	return base64.RawURLEncoding.EncodeToString(r.expand(app.info(managementTokenInfo), managementTokenBytes))
 }
 
 func (r Root) expand(info string, n int) []byte {

@@ -68,7 +68,7 @@ func TestReadRootFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(r.ReplayKey("app"), mustRoot(t).ReplayKey("app")) {
+	if !bytes.Equal(r.ReplayKey(App{FlyApp: "app"}), mustRoot(t).ReplayKey(App{FlyApp: "app"})) {
 		t.Error("a root read from a file derives other keys than the same bytes parsed")
 	}
 
@@ -111,13 +111,14 @@ func hkdfSHA256(secret, salt []byte, info string, n int) []byte {
 
 func TestDerivationsFollowRFC5869(t *testing.T) {
 	r := mustRoot(t)
-	wantReplay := hkdfSHA256(rootBytes, []byte("hangar.dev/keys/v1"), "hangar.dev/v1 replay-key alice-app", 32)
-	if got := r.ReplayKey("alice-app"); !bytes.Equal(got, wantReplay) {
+	app := App{FlyApp: "alice-app", Owner: "0b7c4d2e-uid", Generation: 3}
+	wantReplay := hkdfSHA256(rootBytes, []byte("hangar.dev/keys/v1"), "hangar.dev/v2 replay-key alice-app 0b7c4d2e-uid 3", 32)
+	if got := r.ReplayKey(app); !bytes.Equal(got, wantReplay) {
 		t.Errorf("ReplayKey = %x, want %x", got, wantReplay)
 	}
 	wantToken := base64.RawURLEncoding.EncodeToString(
-		hkdfSHA256(rootBytes, []byte("hangar.dev/keys/v1"), "hangar.dev/v1 management-token alice-app", 32))
-	if got := r.ManagementToken("alice-app"); got != wantToken {
+		hkdfSHA256(rootBytes, []byte("hangar.dev/keys/v1"), "hangar.dev/v2 management-token alice-app 0b7c4d2e-uid 3", 32))
+	if got := r.ManagementToken(app); got != wantToken {
 		t.Errorf("ManagementToken = %q, want %q", got, wantToken)
 	}
 }
@@ -135,26 +136,35 @@ func TestDerivationsAreDistinctAndStable(t *testing.T) {
 		}
 		seen[v] = what
 	}
-	for _, app := range []string{"alice", "bob", "alice-1", "a"} {
-		record("replay key of "+app, string(r.ReplayKey(app)))
-		record("management token of "+app, r.ManagementToken(app))
-		record("other root's replay key of "+app, string(other.ReplayKey(app)))
+	// Every part of an app's identity separates its keys: the Fly app, the owning UserApp (a
+	// recreated UserApp, or another tenant reusing the name) and the generation (a rotation).
+	for _, app := range []App{
+		{FlyApp: "alice", Owner: "uid-1", Generation: 1},
+		{FlyApp: "bob", Owner: "uid-1", Generation: 1},
+		{FlyApp: "alice", Owner: "uid-2", Generation: 1},
+		{FlyApp: "alice", Owner: "uid-1", Generation: 2},
+		{FlyApp: "a", Owner: "", Generation: 0},
+	} {
+		name := fmt.Sprintf("%+v", app)
+		record("replay key of "+name, string(r.ReplayKey(app)))
+		record("management token of "+name, r.ManagementToken(app))
+		record("other root's replay key of "+name, string(other.ReplayKey(app)))
 		if !bytes.Equal(r.ReplayKey(app), mustRoot(t).ReplayKey(app)) || r.ManagementToken(app) != mustRoot(t).ManagementToken(app) {
-			t.Errorf("derivations for %s are not stable", app)
+			t.Errorf("derivations for %s are not stable", name)
 		}
 	}
 	// The raw management token bytes must also differ from the replay key of the same app.
-	raw, err := base64.RawURLEncoding.DecodeString(r.ManagementToken("alice"))
+	raw, err := base64.RawURLEncoding.DecodeString(r.ManagementToken(App{FlyApp: "alice"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Equal(raw, r.ReplayKey("alice")) {
+	if bytes.Equal(raw, r.ReplayKey(App{FlyApp: "alice"})) {
 		t.Error("management token and replay key share their bytes")
 	}
 }
 
 func TestManagementTokenShape(t *testing.T) {
-	tok := mustRoot(t).ManagementToken("alice")
+	tok := mustRoot(t).ManagementToken(App{FlyApp: "alice"})
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(tok)
 	if err != nil {
 		t.Fatalf("token %q is not unpadded base64url: %v", tok, err)
@@ -168,7 +178,7 @@ func TestManagementTokenShape(t *testing.T) {
 }
 
 func TestReplayKeyWorksWithReplayauth(t *testing.T) {
-	key := mustRoot(t).ReplayKey("alice")
+	key := mustRoot(t).ReplayKey(App{FlyApp: "alice"})
 	if len(key) != ReplayKeySize {
 		t.Fatalf("replay key has %d bytes, want %d", len(key), ReplayKeySize)
 	}
@@ -211,7 +221,7 @@ func TestZeroRootPanics(t *testing.T) {
 		}
 	}()
 	var r Root
-	r.ReplayKey("alice")
+	r.ReplayKey(App{FlyApp: "alice"})
 }
 
 func TestGenerateRootKey(t *testing.T) {

@@ -13,9 +13,12 @@ const KeySize = 32
 // Environment variables a user machine reads: hangar sets the replay key as a Fly app secret, and
 // Fly sets the app name and machine ID on every machine.
 const (
-	EnvKey       = "HANGAR_REPLAY_KEY"
-	EnvApp       = "FLY_APP_NAME"
-	EnvMachineID = "FLY_MACHINE_ID"
+	EnvKey = "HANGAR_REPLAY_KEY"
+	// EnvPreviousKey holds the previous replay key while hangar rotates the app's keys: states
+	// signed with either are accepted until it is unset.
+	EnvPreviousKey = "HANGAR_REPLAY_KEY_PREVIOUS"
+	EnvApp         = "FLY_APP_NAME"
+	EnvMachineID   = "FLY_MACHINE_ID"
 )
 
 // ErrKeyFormat means a replay key's text form is not 64 hex digits. The message never quotes it.

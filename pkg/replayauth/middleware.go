@@ -16,6 +16,9 @@ const HeaderSource = "Fly-Replay-Src"
 type Config struct {
 	// Key is the app's replay key (KeySize bytes).
 	Key []byte
+	// PreviousKey, when set, is the app's previous replay key: during a key rotation states signed
+	// with it are accepted too.
+	PreviousKey []byte
 	// App is the Fly app name of this machine.
 	App string
 	// MachineID is the Fly machine ID of this machine.
@@ -37,7 +40,8 @@ type Config struct {
 var ErrConfig = errors.New("replayauth: incomplete configuration")
 
 // FromEnv builds a Config from the environment Fly and hangar give a user machine:
-// HANGAR_REPLAY_KEY (hex), FLY_APP_NAME and FLY_MACHINE_ID.
+// HANGAR_REPLAY_KEY (hex), HANGAR_REPLAY_KEY_PREVIOUS (hex, only while a rotation overlaps),
+// FLY_APP_NAME and FLY_MACHINE_ID.
 func FromEnv() (Config, error) {
 	var cfg Config
 	raw, ok := os.LookupEnv(EnvKey)
@@ -49,6 +53,11 @@ func FromEnv() (Config, error) {
 		return Config{}, fmt.Errorf("reading %s: %w", EnvKey, err)
 	}
 	cfg.Key = key
+	if raw := os.Getenv(EnvPreviousKey); raw != "" {
+		if cfg.PreviousKey, err = DecodeKey(raw); err != nil {
+			return Config{}, fmt.Errorf("reading %s: %w", EnvPreviousKey, err)
+		}
+	}
 	cfg.App = os.Getenv(EnvApp)
 	cfg.MachineID = os.Getenv(EnvMachineID)
 	if err := cfg.validate(); err != nil {
@@ -97,7 +106,12 @@ func (c Config) Verify(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return verifyState(c.Key, state, c.App, c.MachineID, now(), c.maxAhead())
+	err = verifyState(c.Key, state, c.App, c.MachineID, now(), c.maxAhead())
+	if errors.Is(err, ErrBadMAC) && len(c.PreviousKey) >= MinKeySize {
+		// A rotation is under way: the router may still sign with the previous key.
+		return verifyState(c.PreviousKey, state, c.App, c.MachineID, now(), c.maxAhead())
+	}
+	return err
 }
 
 // Middleware lets a request through to next only when it carries exactly one fly-replay-src with a

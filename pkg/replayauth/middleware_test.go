@@ -58,10 +58,12 @@ func TestFromEnv(t *testing.T) {
 		{name: "bad key", env: map[string]string{EnvKey: "abc", EnvApp: testApp, EnvMachineID: testMach}, wantErr: true},
 		{name: "no app", env: map[string]string{EnvKey: EncodeKey(testKey), EnvMachineID: testMach}, wantErr: true},
 		{name: "no machine", env: map[string]string{EnvKey: EncodeKey(testKey), EnvApp: testApp}, wantErr: true},
+		{name: "with a previous key", env: map[string]string{EnvKey: EncodeKey(testKey), EnvPreviousKey: EncodeKey(previousKey), EnvApp: testApp, EnvMachineID: testMach}},
+		{name: "bad previous key", env: map[string]string{EnvKey: EncodeKey(testKey), EnvPreviousKey: "abc", EnvApp: testApp, EnvMachineID: testMach}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, name := range []string{EnvKey, EnvApp, EnvMachineID} {
+			for _, name := range []string{EnvKey, EnvPreviousKey, EnvApp, EnvMachineID} {
 				t.Setenv(name, tt.env[name])
 			}
 			cfg, err := FromEnv()
@@ -76,6 +78,9 @@ func TestFromEnv(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if wantPrevious := tt.env[EnvPreviousKey] != ""; wantPrevious != (string(cfg.PreviousKey) == string(previousKey)) {
+				t.Errorf("previous key read = %v, want %v", cfg.PreviousKey != nil, wantPrevious)
 			}
 			if string(cfg.Key) != string(testKey) || cfg.App != testApp || cfg.MachineID != testMach {
 				t.Errorf("FromEnv = %+v, want the environment's values", cfg)
@@ -201,6 +206,40 @@ func TestConfigLifetimeBounds(t *testing.T) {
 	} {
 		if err := cfg.validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("validate(MaxLifetime %v, Skew %v) = %v, want ErrConfig", cfg.MaxLifetime, cfg.Skew, err)
+		}
+	}
+}
+
+// previousKey is the app's replay key of the generation before testKey's.
+var previousKey = []byte("0123456789abcdef0123456789abcdef")
+
+// TestVerifyDuringARotation: while a rotation overlaps, a state signed with the previous key is
+// accepted when the machine holds it, and refused once it no longer does; a state signed with
+// another app's key is refused either way.
+func TestVerifyDuringARotation(t *testing.T) {
+	now := func() time.Time { return testNow }
+	request := func(key []byte) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set(HeaderSource, srcHeader(Sign(key, testApp, testMach, testNow.Add(time.Minute))))
+		return r
+	}
+	during := Config{Key: testKey, PreviousKey: previousKey, App: testApp, MachineID: testMach, Now: now}
+	after := Config{Key: testKey, App: testApp, MachineID: testMach, Now: now}
+	other := []byte("another app's key, 32 bytes long")
+	cases := []struct {
+		name    string
+		cfg     Config
+		signed  []byte
+		wantErr error
+	}{
+		{"current key during the overlap", during, testKey, nil},
+		{"previous key during the overlap", during, previousKey, nil},
+		{"previous key after the overlap", after, previousKey, ErrBadMAC},
+		{"another key during the overlap", during, other, ErrBadMAC},
+	}
+	for _, tc := range cases {
+		if err := tc.cfg.Verify(request(tc.signed)); !errors.Is(err, tc.wantErr) {
+			t.Errorf("%s: Verify = %v, want %v", tc.name, err, tc.wantErr)
 		}
 	}
 }

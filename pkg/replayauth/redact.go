@@ -8,7 +8,11 @@ import (
 
 // String shows the configuration without the key.
 func (c Config) String() string {
-	return "replayauth.Config{Key:[redacted] App:" + c.App + " MachineID:" + c.MachineID +
+	previous := "none"
+	if c.PreviousKey != nil {
+		previous = "[redacted]"
+	}
+	return "replayauth.Config{Key:[redacted] PreviousKey:" + previous + " App:" + c.App + " MachineID:" + c.MachineID +
 		" MaxLifetime:" + c.MaxLifetime.String() + " Skew:" + c.Skew.String() + "}"
 }
 

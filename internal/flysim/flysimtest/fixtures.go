@@ -75,7 +75,7 @@ var Root = func() keys.Root {
 
 // SignedState signs a replay state for a machine of app with Root, valid for a minute of real time.
 func SignedState(app, machine string) string {
-	return replayauth.Sign(Root.ReplayKey(app), app, machine, time.Now().Add(time.Minute))
+	return replayauth.Sign(Root.ReplayKey(keys.App{FlyApp: app, Generation: 1}), app, machine, time.Now().Add(time.Minute))
 }
 
 // UserApp creates an app (on network, "" for the org default) with hangar's two secrets derived from
@@ -86,8 +86,8 @@ func (c *Client) UserApp(name, network string) {
 		Expect(c.t, http.StatusCreated, nil)
 	c.WaitApp(name)
 	c.Do("POST", "/v1/apps/"+name+"/secrets", map[string]any{"values": map[string]any{
-		keys.ReplayKeySecret:       keys.EncodeReplayKey(Root.ReplayKey(name)),
-		keys.ManagementTokenSecret: Root.ManagementToken(name),
+		keys.ReplayKeySecret:       keys.EncodeReplayKey(Root.ReplayKey(keys.App{FlyApp: name, Generation: 1})),
+		keys.ManagementTokenSecret: Root.ManagementToken(keys.App{FlyApp: name, Generation: 1}),
 	}}).Expect(c.t, http.StatusOK, nil)
 }
 

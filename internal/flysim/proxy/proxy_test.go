@@ -25,7 +25,7 @@ func TestProxyReplayHeaderLandsOnMachineWithVerifiedState(t *testing.T) {
 	f.router.set(replayWith("app=alice;instance=" + id + ";state=" + tok))
 
 	resp := f.send(80, "GET", "/hello?x=1", nil, "Host", "alice.example", "Fly-Replay-Src", "instance=x;state=forged",
-		"Authorization", "Bearer "+flysimtest.Root.ManagementToken("alice"))
+		"Authorization", "Bearer "+flysimtest.Root.ManagementToken(keys.App{FlyApp: "alice", Generation: 1}))
 	a := resp.answer(t)
 	if a.App != "alice" || a.Machine != id || a.Region != flysim.DefaultRegion {
 		t.Errorf("answered by %s/%s in %s", a.App, a.Machine, a.Region)
@@ -50,7 +50,7 @@ func TestProxyReplayHeaderLandsOnMachineWithVerifiedState(t *testing.T) {
 	if want := []string{keys.ManagementTokenSecret, keys.ReplayKeySecret}; !slices.Equal(a.Secrets, want) || a.SecretsVersion != 1 {
 		t.Errorf("secrets %v at version %d, want %v at 1", a.Secrets, a.SecretsVersion, want)
 	}
-	if strings.Contains(string(resp.Body), flysimtest.Root.ManagementToken("alice")) {
+	if strings.Contains(string(resp.Body), flysimtest.Root.ManagementToken(keys.App{FlyApp: "alice", Generation: 1})) {
 		t.Error("the answer reveals the management token")
 	}
 
@@ -89,10 +89,10 @@ func TestProxyManagementPortReachesManagementService(t *testing.T) {
 		authorization string
 		matched       bool
 	}{
-		{name: "right token", authorization: "Bearer " + flysimtest.Root.ManagementToken("alice"), matched: true},
-		{name: "another app's token", authorization: "Bearer " + flysimtest.Root.ManagementToken("bob")},
+		{name: "right token", authorization: "Bearer " + flysimtest.Root.ManagementToken(keys.App{FlyApp: "alice", Generation: 1}), matched: true},
+		{name: "another app's token", authorization: "Bearer " + flysimtest.Root.ManagementToken(keys.App{FlyApp: "bob", Generation: 1})},
 		{name: "no token"},
-		{name: "not bearer", authorization: "Basic " + flysimtest.Root.ManagementToken("alice")},
+		{name: "not bearer", authorization: "Basic " + flysimtest.Root.ManagementToken(keys.App{FlyApp: "alice", Generation: 1})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

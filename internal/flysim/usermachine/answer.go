@@ -56,11 +56,14 @@ const redactedValue = "[redacted]"
 // machineHandler answers for one listener of one machine version. Everything it needs is fixed at
 // boot, as a process reads its environment once.
 type machineHandler struct {
-	base      Answer // identity fields, filled once
-	replayKey []byte // nil when the secret is missing or malformed
-	keyError  string
-	mgmtToken string
-	now       func() time.Time
+	base Answer // identity fields, filled once
+	// replay verifies replay state as a user machine would (pkg/replayauth), with the replay key
+	// and, while a key rotation overlaps, the previous one; Key is nil when the secret is missing
+	// or malformed.
+	replay   replayauth.Config
+	keyError string
+	// mgmtTokens are the management token and, while a rotation overlaps, the previous one.
+	mgmtTokens []string
 }
 
 func newMachineHandler(boot flysim.MachineBoot, svc flysim.Service, now func() time.Time) *machineHandler {
@@ -71,8 +74,12 @@ func newMachineHandler(boot flysim.MachineBoot, svc flysim.Service, now func() t
 			SecretsVersion: boot.SecretsVersion,
 			Secrets:        make([]string, 0, len(boot.Secrets)),
 		},
-		mgmtToken: boot.Secrets[keys.ManagementTokenSecret],
-		now:       now,
+		replay: replayauth.Config{App: boot.App, MachineID: boot.ID, Now: now},
+	}
+	for _, name := range []string{keys.ManagementTokenSecret, keys.PreviousManagementTokenSecret} {
+		if token := boot.Secrets[name]; token != "" {
+			h.mgmtTokens = append(h.mgmtTokens, token)
+		}
 	}
 	for name := range boot.Secrets {
 		h.base.Secrets = append(h.base.Secrets, name)
@@ -86,7 +93,10 @@ func newMachineHandler(boot flysim.MachineBoot, svc flysim.Service, now func() t
 		if err != nil {
 			h.keyError = err.Error() // DecodeReplayKey never quotes the key
 		}
-		h.replayKey = key
+		h.replay.Key = key
+	}
+	if raw := boot.Secrets[keys.PreviousReplayKeySecret]; raw != "" {
+		h.replay.PreviousKey, _ = keys.DecodeReplayKey(raw) // a malformed previous key is ignored
 	}
 	return h
 }
@@ -103,9 +113,9 @@ func (h *machineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		a.Headers[name] = slices.Clone(values)
 	}
-	if h.replayKey == nil {
+	if h.replay.Key == nil {
 		a.ReplayStateError = h.keyError
-	} else if err := replayauth.Verify(h.replayKey, r.Header.Get(replayauth.HeaderSource), a.App, a.Machine, h.now()); err != nil {
+	} else if err := h.replay.Verify(r); err != nil {
 		a.ReplayStateError = err.Error()
 	} else {
 		a.ReplayStateVerified = true
@@ -115,11 +125,15 @@ func (h *machineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(a)
 }
 
-// tokenMatches compares a bearer token with the management token in constant time.
+// tokenMatches compares a bearer token with the management tokens in constant time.
 func (h *machineHandler) tokenMatches(authorization string) bool {
 	scheme, token, ok := strings.Cut(authorization, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || h.mgmtToken == "" {
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(h.mgmtToken)) == 1
+	matched := false
+	for _, want := range h.mgmtTokens {
+		matched = subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(want)) == 1 || matched
+	}
+	return matched
 }

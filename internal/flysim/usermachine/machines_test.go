@@ -88,7 +88,7 @@ func TestUserMachineListensPerInternalPort(t *testing.T) {
 	}
 	// Its own state verifies, and the management token matches on any port.
 	a, err = getDirect(eps[8080], "Fly-Replay-Src", "state="+flysimtest.SignedState("alice", id),
-		"Authorization", "Bearer "+flysimtest.Root.ManagementToken("alice"))
+		"Authorization", "Bearer "+flysimtest.Root.ManagementToken(keys.App{FlyApp: "alice", Generation: 1}))
 	if err != nil || !a.ReplayStateVerified || !a.ManagementTokenMatched || a.Service.Name != "public" {
 		t.Errorf("signed request: %+v, %v", a, err)
 	}
@@ -146,7 +146,7 @@ func TestUserMachineSeesTheSecretsOfItsVersion(t *testing.T) {
 	f.Do("POST", "/v1/apps/alice/secrets", map[string]any{"values": map[string]any{
 		keys.ManagementTokenSecret: "rotated-token", "EXTRA": "x",
 	}}).Expect(t, http.StatusOK, nil)
-	a, err := management("Authorization", "Bearer "+flysimtest.Root.ManagementToken("alice"))
+	a, err := management("Authorization", "Bearer "+flysimtest.Root.ManagementToken(keys.App{FlyApp: "alice", Generation: 1}))
 	if err != nil || a.SecretsVersion != 1 || !a.ManagementTokenMatched || slices.Contains(a.Secrets, "EXTRA") {
 		t.Errorf("before the update: version %d, old token matched %v, secrets %v (%v)", a.SecretsVersion, a.ManagementTokenMatched, a.Secrets, err)
 	}
