@@ -261,3 +261,37 @@ func (h *harness) connectionToken(app *flyv1alpha1.UserApp) []byte {
 	}
 	return secret.Data[controllers.ConnectionManagementToken]
 }
+
+// TestRootKeyRotation: after the root key changes and the manager restarts, every app's keys are
+// derived anew, set on Fly and in the connection Secret, and the machines rolled onto them.
+func TestRootKeyRotation(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	app, um := h.readyUser("rory")
+	h.get(app)
+	oldToken := h.root.ManagementToken(keys.App{FlyApp: app.Status.AppName, Owner: string(app.UID), Generation: 1})
+
+	h.stopManager()
+	fresh, err := keys.ParseRoot(keys.GenerateRootKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.root = fresh
+	h.startManager()
+
+	current := keys.App{FlyApp: app.Status.AppName, Owner: string(app.UID), Generation: 1}
+	h.eventually("the new root's keys on Fly, in the connection Secret and on the machine", func() string {
+		h.get(app)
+		values, version := h.sim.Secrets(app.Status.AppName)
+		m, _ := h.sim.Machine(app.Status.AppName, um.Status.MachineID)
+		switch {
+		case values[keys.ManagementTokenSecret] != fresh.ManagementToken(current) || values[keys.ManagementTokenSecret] == oldToken:
+			return "Fly still holds the old root's token"
+		case string(h.connectionToken(app)) != fresh.ManagementToken(current):
+			return "the connection Secret still holds the old token"
+		case m.SecretsVersion < version:
+			return fmt.Sprintf("machine on secrets version %d, Fly at %d", m.SecretsVersion, version)
+		}
+		return ""
+	})
+	h.settled(um, "started")
+}
