@@ -6,12 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"github.com/hangar-dev/hangar/internal/keys"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/keys"
 
 	"github.com/golang-jwt/jwt/v5"
 )

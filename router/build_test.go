@@ -1,9 +1,10 @@
 package router
 
 import (
-	"github.com/hangar-dev/hangar/internal/keys"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/keys"
 
 	"k8s.io/apimachinery/pkg/types"
 

@@ -171,7 +171,8 @@ func (h *handler) serveManagement(w http.ResponseWriter, r *http.Request, ix *In
 	authorization := r.Header.Get(headerAuthorization)
 	matched := managementTokenMatches(authorization, want)
 	matchedPrevious := managementTokenMatches(authorization, previous)
-	if t == nil || t.managementToken == nil || !(matched || matchedPrevious && t.previousManagementToken != nil) {
+	accepted := matched || (matchedPrevious && t != nil && t.previousManagementToken != nil)
+	if t == nil || t.managementToken == nil || !accepted {
 		return h.fail(w, outcomeUnauthorized)
 	}
 	// The caller holds this app's token from here on, so it may learn more about the target.

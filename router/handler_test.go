@@ -1,7 +1,6 @@
 package router
 
 import (
-	"github.com/hangar-dev/hangar/internal/keys"
 	"io"
 	"maps"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/keys"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"

@@ -5,10 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"github.com/hangar-dev/hangar/internal/keys"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/keys"
 
 	"github.com/go-logr/logr"
 )

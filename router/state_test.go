@@ -2,11 +2,12 @@ package router
 
 import (
 	"errors"
-	"github.com/hangar-dev/hangar/internal/keys"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hangar-dev/hangar/internal/keys"
 
 	"github.com/hangar-dev/hangar/internal/flysim/proxy"
 	"github.com/hangar-dev/hangar/pkg/replayauth"
