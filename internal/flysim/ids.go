@@ -14,6 +14,10 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // safe for concurrent use: the Server calls it with its state lock held.
 type idGenerator struct {
 	rng *rand.Rand
+	// ulidRNG feeds ULIDs alone: how many draws they take depends on the wall clock (one per new
+	// millisecond), so sharing rng with them would make machine IDs, and the per-machine profile
+	// draws seeded by them, differ between runs of the same seed.
+	ulidRNG *rand.Rand
 	// Last ULID issued, so ULIDs made in the same millisecond still sort in issue order (event IDs are
 	// compared to honour wait's from_event_id).
 	lastMillis uint64
@@ -24,8 +28,9 @@ type idGenerator struct {
 
 func newIDGenerator(seed int64) *idGenerator {
 	return &idGenerator{
-		rng:    rand.New(rand.NewPCG(uint64(seed), 0x666c7973696d4944)), // "flysimID"
-		issued: map[string]bool{},
+		rng:     rand.New(rand.NewPCG(uint64(seed), 0x666c7973696d4944)), // "flysimID"
+		ulidRNG: rand.New(rand.NewPCG(uint64(seed), 0x666c7973696d554c)), // "flysimUL"
+		issued:  map[string]bool{},
 	}
 }
 
@@ -93,8 +98,8 @@ func (g *idGenerator) ulid(t time.Time) string {
 		}
 	} else {
 		g.lastMillis = ms
-		g.lastHi = uint16(g.rng.Uint32())
-		g.lastLo = g.rng.Uint64() >> 1 // leave headroom so increments do not wrap in practice
+		g.lastHi = uint16(g.ulidRNG.Uint32())
+		g.lastLo = g.ulidRNG.Uint64() >> 1 // leave headroom so increments do not wrap in practice
 	}
 	return encodeULID(ms, g.lastHi, g.lastLo)
 }
