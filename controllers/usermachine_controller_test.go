@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
 	"github.com/hangar-dev/hangar/internal/flysim"
@@ -208,6 +210,29 @@ func TestDriftIsCorrectedWithinOneInterval(t *testing.T) {
 		if got := h.events(um.Name)[controllers.EventDriftCorrected]; len(got) == 0 {
 			t.Error("no DriftCorrected event")
 		}
+	})
+
+	t.Run("config changed out of band is restored after a long transition", func(t *testing.T) {
+		// The out-of-band update leaves the machine replacing for longer than a drift interval, so
+		// the drift check finds it unsettled and must wait: the drift has to outlive that pass.
+		p := testProfile()
+		p.Transitions.Update = flysim.Transition{Typical: flysim.Fixed(40 * time.Second)}
+		h := newHarness(t, harnessOptions{driftInterval: interval, profile: &p})
+		_, um := h.readyUser("hugo")
+		err := h.sim.UpdateOutOfBand(um.Status.AppName, um.Status.MachineID, func(cfg map[string]any) {
+			cfg["image"] = "registry.fly.io/someone-else:latest"
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.condition(um, flyv1alpha1.ConfigSyncedCondition, metav1.ConditionFalse, flyv1alpha1.UpdatingReason)
+		h.eventually("image restored", func() string {
+			m, _ := h.sim.Machine(um.Status.AppName, um.Status.MachineID)
+			if got := machineConfig(t, m)["image"]; got != um.Spec.Image {
+				return fmt.Sprintf("image %v", got)
+			}
+			return ""
+		})
 	})
 
 	t.Run("config changed out of band is restored", func(t *testing.T) {

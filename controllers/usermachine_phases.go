@@ -152,13 +152,23 @@ func (r *userMachineReconciler) markMachineKnown(s *machineScope) {
 
 // syncConfig updates the machine when the desired config (which covers the app's secrets version)
 // differs from the one applied, or when the machine's version changed outside hangar.
-func (r *userMachineReconciler) syncConfig(ctx context.Context, s *machineScope) error {
+func (r *userMachineReconciler) syncConfig(ctx context.Context, s *machineScope) (err error) {
 	st := &s.um.Status
 	want := s.desired.Metadata[MetadataConfigHash]
 	applied, drifted := st.ConfigHash, false
 	if s.machine != nil && !s.created {
 		applied = s.machine.Metadata[MetadataConfigHash]
 		drifted = s.recordedVersion != "" && s.machine.Version != s.recordedVersion
+	}
+	if drifted {
+		// Until the drift is corrected, status keeps the version hangar knew. Recording the drifted
+		// one (the read just did) on a pass that waits or fails would make the next pass take it for
+		// hangar's own, and the outside change would stay.
+		defer func() {
+			if err != nil {
+				st.Version = s.recordedVersion
+			}
+		}()
 	}
 	if s.created || (!drifted && applied == want) {
 		st.ConfigHash = applied
