@@ -88,47 +88,73 @@ func NewSource(ctx context.Context, cfg SourceConfig) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: creating the cache: %w", err)
 	}
-	s := &Source{cfg: cfg, cache: c, notify: make(chan struct{}, 1), initialized: make(chan struct{})}
-	b := cfg.Builder
-	handlers := []struct {
+	s := newSource(cfg)
+	s.cache = c
+	for _, kind := range []struct {
 		obj     client.Object
-		upsert  func(any)
-		forget  func(types.NamespacedName)
 		display string
-	}{
-		{&flyv1alpha1.UserApp{}, func(o any) {
-			if app, ok := o.(*flyv1alpha1.UserApp); ok {
-				b.UpsertApp(app)
-			}
-		}, b.DeleteApp, "UserApp"},
-		{&flyv1alpha1.UserMachine{}, func(o any) {
-			if m, ok := o.(*flyv1alpha1.UserMachine); ok {
-				b.UpsertMachine(m)
-			}
-		}, b.DeleteMachine, "UserMachine"},
-	}
-	for _, h := range handlers {
-		inf, err := c.GetInformer(ctx, h.obj)
+		watch   func(eventInformer) error
+	}{{&flyv1alpha1.UserApp{}, "UserApp", s.watchApps}, {&flyv1alpha1.UserMachine{}, "UserMachine", s.watchMachines}} {
+		inf, err := c.GetInformer(ctx, kind.obj)
 		if err != nil {
-			return nil, fmt.Errorf("router: informer for %s: %w", h.display, err)
+			return nil, fmt.Errorf("router: informer for %s: %w", kind.display, err)
 		}
-		upsert, forget := h.upsert, h.forget
-		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { upsert(o); s.changed() },
-			UpdateFunc: func(_, o any) { upsert(o); s.changed() },
-			DeleteFunc: func(o any) {
-				if key, ok := objectKey(o); ok {
-					forget(key)
-					s.changed()
-				}
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("router: handler for %s: %w", h.display, err)
+		if err := kind.watch(inf); err != nil {
+			return nil, err
 		}
-		s.synced = append(s.synced, reg.HasSynced)
 	}
 	return s, nil
+}
+
+// newSource is a Source without a cache: its handlers can be registered with any informer (the
+// benchmarks feed client-go informers in-process) and follow run after their sync.
+func newSource(cfg SourceConfig) *Source {
+	return &Source{cfg: cfg, notify: make(chan struct{}, 1), initialized: make(chan struct{})}
+}
+
+// eventInformer is the part of an informer the Source registers with. controller-runtime's
+// cache.Informer and client-go's SharedIndexInformer both have it.
+type eventInformer interface {
+	AddEventHandler(handler toolscache.ResourceEventHandler) (toolscache.ResourceEventHandlerRegistration, error)
+}
+
+// watchApps feeds the UserApps of inf to the Builder.
+func (s *Source) watchApps(inf eventInformer) error {
+	b := s.cfg.Builder
+	return s.watch(inf, "UserApp", func(o any) {
+		if app, ok := o.(*flyv1alpha1.UserApp); ok {
+			b.UpsertApp(app)
+		}
+	}, b.DeleteApp)
+}
+
+// watchMachines feeds the UserMachines of inf to the Builder.
+func (s *Source) watchMachines(inf eventInformer) error {
+	b := s.cfg.Builder
+	return s.watch(inf, "UserMachine", func(o any) {
+		if m, ok := o.(*flyv1alpha1.UserMachine); ok {
+			b.UpsertMachine(m)
+		}
+	}, b.DeleteMachine)
+}
+
+// watch registers the handler that records every event of inf and asks for a rebuild.
+func (s *Source) watch(inf eventInformer, kind string, upsert func(any), forget func(types.NamespacedName)) error {
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { upsert(o); s.changed() },
+		UpdateFunc: func(_, o any) { upsert(o); s.changed() },
+		DeleteFunc: func(o any) {
+			if key, ok := objectKey(o); ok {
+				forget(key)
+				s.changed()
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("router: handler for %s: %w", kind, err)
+	}
+	s.synced = append(s.synced, reg.HasSynced)
+	return nil
 }
 
 // Run starts the cache, publishes the first index once every object has been seen, then rebuilds
@@ -146,6 +172,15 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		return nil
 	}
+	if err := s.follow(ctx, cacheDone); err != nil {
+		return err
+	}
+	return <-cacheDone
+}
+
+// follow publishes the first index (the informers have synced), then rebuilds after changes until
+// ctx ends (nil) or stopped yields, which is the informers' end (an error).
+func (s *Source) follow(ctx context.Context, stopped <-chan error) error {
 	ix := s.Rebuild()
 	s.ready.Store(true)
 	close(s.initialized)
@@ -169,8 +204,8 @@ func (s *Source) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return <-cacheDone
-		case err := <-cacheDone:
+			return nil
+		case err := <-stopped:
 			return fmt.Errorf("router: cache stopped: %w", err)
 		case <-keySwitch.C:
 			armKeySwitch(s.Rebuild())
@@ -181,7 +216,7 @@ func (s *Source) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				timer.Stop()
-				return <-cacheDone
+				return nil
 			case <-timer.C:
 			}
 			start := time.Now()
