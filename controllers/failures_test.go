@@ -136,7 +136,9 @@ func TestRateLimitStormConvergesWithinPublishedRates(t *testing.T) {
 }
 
 func TestBadTokenThenRotationWithoutRestart(t *testing.T) {
-	h := newHarness(t, harnessOptions{})
+	// The retry after Unauthorized is far beyond the test's patience: only the token file's change
+	// can send the objects round again.
+	h := newHarness(t, harnessOptions{unauthorizedRetry: time.Hour})
 	h.writeToken("fo1_not-the-right-token")
 	app := newApp("quinn")
 	h.create(app)

@@ -70,6 +70,9 @@ type base struct {
 	reader  client.Reader
 	events  eventer
 	options Options
+	// unauthorized remembers the objects waiting for new Fly credentials (nil: nothing reports
+	// credential changes).
+	unauthorized *unauthorizedObjects
 }
 
 // loop is the reconciler of one kind: get → finalizer → one deferred status write → finalize, or
@@ -90,14 +93,14 @@ func setupKind[O any, T interface {
 	*O
 	object
 }, S any](mgr ctrl.Manager, b base, lc lifecycle[T, S], watch func(*builder.Builder) *builder.Builder) error {
-	return watch(ctrl.NewControllerManagedBy(mgr).
+	return watch(b.unauthorized.watch(ctrl.NewControllerManagedBy(mgr).
 		For(T(new(O)), builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: b.options.MaxConcurrentReconciles,
 			RateLimiter:             failureBackoff(),
 		}).
-		Named(controllerName(lc.kind))).
+		Named(controllerName(lc.kind)))).
 		Complete(&loop[O, T, S]{base: b, lifecycle: lc})
 }
 
@@ -105,6 +108,9 @@ func setupKind[O any, T interface {
 func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := T(new(O))
 	if err := l.reader.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			l.unauthorized.note(req.NamespacedName, false)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	deleting := !obj.GetDeletionTimestamp().IsZero()
@@ -129,9 +135,12 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	}()
 	s := l.scope(obj)
 	if deleting {
-		return l.reconcileDelete(ctx, obj, s)
+		result, retErr = l.reconcileDelete(ctx, obj, s)
+	} else {
+		result, retErr = l.reconcileNormal(ctx, obj, s, throttled)
 	}
-	return l.reconcileNormal(ctx, obj, s, throttled)
+	l.unauthorized.note(req.NamespacedName, readyReason(obj.GetConditions()) == flyv1alpha1.UnauthorizedReason)
+	return result, retErr
 }
 
 // reconcileNormal runs the phases in order until one fails, then summarises Ready from their

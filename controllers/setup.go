@@ -29,6 +29,9 @@ type Dependencies struct {
 	Fly     FlyAPI
 	Keys    keys.Root
 	Options Options
+	// CredentialsChanged, when set, reports each change of the Fly credentials (e.g. from
+	// flyapi.WatchTokenFile): objects waiting after Fly refused the token then run again at once.
+	CredentialsChanged <-chan struct{}
 }
 
 // Finalizer holds every hangar object until its Fly resources are removed (or orphaned).
@@ -64,10 +67,12 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 		return err
 	}
 	registerMetrics()
+	credentials := newCredentialWaits(deps.CredentialsChanged)
 	shared := func(kind string) base {
 		return base{
 			client: mgr.GetClient(), reader: mgr.GetAPIReader(), options: deps.Options.withDefaults(),
-			events: eventer{mgr.GetEventRecorder("hangar-" + controllerName(kind))},
+			events:       eventer{mgr.GetEventRecorder("hangar-" + controllerName(kind))},
+			unauthorized: credentials.forKind(),
 		}
 	}
 	kinds := []struct {
@@ -85,6 +90,9 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 		if err := k.setup(shared(k.kind)); err != nil {
 			return fmt.Errorf("setting up the %s controller: %w", k.kind, err)
 		}
+	}
+	if deps.CredentialsChanged != nil {
+		return mgr.Add(credentials)
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ type harnessOptions struct {
 	// interceptor, when set, wraps the manager's client (to inject failures between Fly calls and
 	// status writes).
 	interceptor *interceptor.Funcs
+	// unauthorizedRetry is the manager's UnauthorizedRetry (1 s when zero).
+	unauthorizedRetry time.Duration
 }
 
 // testProfile is the emulator profile controller tests run under: the realistic one (list lag,
@@ -120,6 +122,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	}
 	if opts.transitionPoll == 0 {
 		opts.transitionPoll = 200 * time.Millisecond
+	}
+	if opts.unauthorizedRetry == 0 {
+		opts.unauthorizedRetry = time.Second
 	}
 	h := &harness{t: t, opts: opts, logs: &syncBuffer{}}
 	h.ns = fmt.Sprintf("ctrl-%d", nsCounter.Add(1))
@@ -205,20 +210,22 @@ func (h *harness) startManager() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	err = controllers.Setup(mgr, controllers.Dependencies{
-		Fly:  flyadapter.New(fly, flyadapter.Options{}),
-		Keys: h.root,
+		Fly:                flyadapter.New(fly, flyadapter.Options{}),
+		Keys:               h.root,
+		CredentialsChanged: flyapi.WatchTokenFile(ctx, h.tokenFile, 50*time.Millisecond),
 		Options: controllers.Options{
 			DefaultOrg: testOrg, DefaultRegion: "ord", AppNamePrefix: "hangar-",
-			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: time.Second, TransitionPoll: h.opts.transitionPoll,
+			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: h.opts.unauthorizedRetry, TransitionPoll: h.opts.transitionPoll,
 			KeyRotationOverlap: 3 * time.Second,
 			RouterBaseDomain:   testBaseDomain,
 		},
 	})
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	h.stop = func() {

@@ -202,7 +202,7 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := setupControllers(mgr, cfg, &opts); err != nil {
+	if err := setupControllers(ctx, mgr, cfg, &opts); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -227,16 +227,20 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
 
-// setupControllers loads (or creates) the root key and wires the controllers to Fly.
-func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts *options) error {
+// tokenFilePoll is how often the manager looks at --fly-token-file for a rotated token: a stat.
+const tokenFilePoll = time.Second
+
+// setupControllers loads (or creates) the root key and wires the controllers to Fly; ctx is the
+// manager's lifetime.
+func setupControllers(ctx context.Context, mgr ctrl.Manager, cfg *rest.Config, opts *options) error {
 	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return err
 	}
 	ns, name, _ := strings.Cut(opts.rootKeySecret, "/")
-	ctx, cancel := context.WithTimeout(ctrl.LoggerInto(context.Background(), mgr.GetLogger()), 30*time.Second)
+	keyCtx, cancel := context.WithTimeout(ctrl.LoggerInto(ctx, mgr.GetLogger()), 30*time.Second)
 	defer cancel()
-	root, err := controllers.EnsureRootKey(ctx, direct, types.NamespacedName{Namespace: ns, Name: name})
+	root, err := controllers.EnsureRootKey(keyCtx, direct, types.NamespacedName{Namespace: ns, Name: name})
 	if err != nil {
 		return err
 	}
@@ -249,5 +253,11 @@ func setupControllers(mgr ctrl.Manager, cfg *rest.Config, opts *options) error {
 	if err != nil {
 		return err
 	}
-	return controllers.Setup(mgr, controllers.Dependencies{Fly: flyadapter.New(fly, opts.adapter), Keys: root, Options: opts.controllers})
+	deps := controllers.Dependencies{Fly: flyadapter.New(fly, opts.adapter), Keys: root, Options: opts.controllers}
+	if opts.flyTokenFile != "" {
+		// A rotated token (a Secret volume update) sends the objects Fly refused with the old one
+		// round at once, not at their next retry.
+		deps.CredentialsChanged = flyapi.WatchTokenFile(ctx, opts.flyTokenFile, tokenFilePoll)
+	}
+	return controllers.Setup(mgr, deps)
 }

@@ -2,6 +2,7 @@ package flyapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -48,11 +49,9 @@ func FileToken(path string) TokenSource { return &fileToken{path: path} }
 type fileToken struct {
 	path string
 
-	mu      sync.Mutex
-	info    os.FileInfo
-	modTime time.Time
-	size    int64
-	token   string
+	mu    sync.Mutex
+	stamp fileStamp
+	token string
 }
 
 func (f *fileToken) Token() (string, error) {
@@ -62,16 +61,66 @@ func (f *fileToken) Token() (string, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.info != nil && os.SameFile(f.info, info) && info.ModTime().Equal(f.modTime) && info.Size() == f.size {
+	if f.stamp.matches(info) {
 		return f.token, nil
 	}
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		return "", fmt.Errorf("flyapi: token file: %w", err)
 	}
-	f.info, f.modTime, f.size = info, info.ModTime(), info.Size()
+	f.stamp = stampOf(info)
 	f.token = string(bytes.TrimSpace(data))
 	return f.token, nil
+}
+
+// fileStamp is what tells a changed file from the same one without reading it: its identity
+// (a Secret volume swaps in a new file), size and modification time.
+type fileStamp struct {
+	info    os.FileInfo
+	modTime time.Time
+	size    int64
+}
+
+func stampOf(info os.FileInfo) fileStamp {
+	return fileStamp{info: info, modTime: info.ModTime(), size: info.Size()}
+}
+
+func (s fileStamp) matches(info os.FileInfo) bool {
+	return s.info != nil && os.SameFile(s.info, info) && info.ModTime().Equal(s.modTime) && info.Size() == s.size
+}
+
+// WatchTokenFile reports on the returned channel each time the file at path changes (looked at
+// every interval until ctx ends), so work that stopped because Fly refused the old token can run
+// again at once instead of at its next retry. Changes that come faster than they are read collapse
+// into one report. A file that is missing for a while (a Secret volume mid-swap) is not a change;
+// its return with new contents is.
+func WatchTokenFile(ctx context.Context, path string, interval time.Duration) <-chan struct{} {
+	changed := make(chan struct{}, 1)
+	go func() {
+		var last fileStamp
+		if info, err := os.Stat(path); err == nil {
+			last = stampOf(info)
+		}
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+			info, err := os.Stat(path)
+			if err != nil || last.matches(info) {
+				continue
+			}
+			last = stampOf(info)
+			select {
+			case changed <- struct{}{}:
+			default: // a report is already waiting
+			}
+		}
+	}()
+	return changed
 }
 
 // macaroonPrefixes are the token kinds (the text before the first "_") that Fly authenticates

@@ -201,3 +201,59 @@ func TestNewRequiresToken(t *testing.T) {
 		t.Fatalf("New without token: %v", err)
 	}
 }
+
+func TestWatchTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	write := func(name, token string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(name, []byte(token), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(name, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now().Add(-time.Hour)
+	write(path, "first-token", start)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := WatchTokenFile(ctx, path, 10*time.Millisecond)
+
+	expect := func(what string, want bool) {
+		t.Helper()
+		select {
+		case <-changed:
+			if !want {
+				t.Fatalf("%s: reported a change", what)
+			}
+		case <-time.After(300 * time.Millisecond): // thirty looks at the file
+			if want {
+				t.Fatalf("%s: no change reported", what)
+			}
+		}
+	}
+	expect("the file as it was", false)
+
+	write(path, "other-token", start.Add(time.Minute)) // in place: same inode, same size
+	expect("rewritten in place", true)
+	expect("nothing since", false)
+
+	tmp := filepath.Join(dir, "token.new")
+	write(tmp, "third-token", start.Add(time.Minute)) // same size and mtime: only the inode differs
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	expect("swapped in like a Secret volume", true)
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	expect("missing for a while", false)
+	write(path, "fourth-token", start.Add(2*time.Minute))
+	expect("back with new contents", true)
+
+	cancel()
+	write(path, "after-the-end", start.Add(3*time.Minute))
+	expect("after ctx ended", false)
+}
