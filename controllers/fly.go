@@ -66,6 +66,10 @@ type FlyAPI interface {
 	SuspendMachine(ctx context.Context, app, id string) error
 	// DestroyMachine stops and destroys a machine.
 	DestroyMachine(ctx context.Context, app, id string) error
+	// WaitForState holds one request until the machine's version is in one of states, or timeout
+	// (at most a minute) passes, and returns the state and version it reached (only those fields
+	// are set). An error, a timeout included, says nothing about the machine.
+	WaitForState(ctx context.Context, app, id, version string, states []string, timeout time.Duration) (FlyMachine, error)
 }
 
 // FlyApp is what the controllers know of a Fly app.

@@ -94,12 +94,17 @@ func (r *userAppReconciler) checkClaims(ctx context.Context, s *appScope) error 
 	if err := r.client.List(ctx, &apps, client.MatchingFields{indexAppFlyName: s.flyName}); err != nil {
 		return err
 	}
+	var holder *flyv1alpha1.UserApp
 	for i := range apps.Items {
 		other := &apps.Items[i]
-		if other.UID != s.app.UID && other.DeletionTimestamp.IsZero() && claimedFirst(other, s.app) {
-			return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
-				"Fly app name %q is claimed by an older UserApp%s: choose another spec.appName", s.flyName, where(other, s.app))
+		if other.UID != s.app.UID && other.DeletionTimestamp.IsZero() && claimedFirst(other, s.app) &&
+			(holder == nil || claimedFirst(other, holder)) {
+			holder = other
 		}
+	}
+	if holder != nil {
+		return waitFor(r.options.DriftInterval, flyv1alpha1.NameTakenReason,
+			"Fly app name %q is claimed by an older UserApp%s: choose another spec.appName", s.flyName, where(holder, s.app))
 	}
 	if prefix := r.options.AppNamePrefix; prefix != "" && s.app.Spec.AppName != "" && !s.derivedName &&
 		strings.HasPrefix(s.app.Spec.AppName, prefix) {
@@ -111,6 +116,9 @@ func (r *userAppReconciler) checkClaims(ctx context.Context, s *appScope) error 
 	if err := r.client.List(ctx, &apps, client.MatchingFields{indexAppNetwork: s.network}); err != nil {
 		return err
 	}
+	// The message names the oldest blocking claimant: the one that holds the network, not another
+	// newcomer refused before this one.
+	var blocking *flyv1alpha1.UserApp
 	for i := range apps.Items {
 		other := &apps.Items[i]
 		if other.UID == s.app.UID || !other.DeletionTimestamp.IsZero() || !claimedFirst(other, s.app) {
@@ -119,9 +127,14 @@ func (r *userAppReconciler) checkClaims(ctx context.Context, s *appScope) error 
 		if other.Namespace == s.app.Namespace && other.Spec.ShareNetwork && s.app.Spec.ShareNetwork {
 			continue
 		}
+		if blocking == nil || claimedFirst(other, blocking) {
+			blocking = other
+		}
+	}
+	if blocking != nil {
 		return waitFor(r.options.DriftInterval, flyv1alpha1.NetworkInUseReason,
 			"network %q is used by an older UserApp%s: apps share a network only within one namespace and when each sets spec.shareNetwork: true",
-			s.network, where(other, s.app))
+			s.network, where(blocking, s.app))
 	}
 	return nil
 }

@@ -83,7 +83,11 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 			return (&userAppReconciler{base: b, fly: deps.Fly, keys: deps.Keys}).setupWithManager(mgr)
 		}},
 		{kindUserMachine, func(b base) error {
-			return (&userMachineReconciler{base: b, fly: deps.Fly}).setupWithManager(mgr)
+			waits := newTransitionWaits(deps.Fly, b.options.TransitionPoll)
+			if err := mgr.Add(waits); err != nil {
+				return err
+			}
+			return (&userMachineReconciler{base: b, fly: deps.Fly, waits: waits}).setupWithManager(mgr)
 		}},
 	}
 	for _, k := range kinds {

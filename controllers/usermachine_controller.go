@@ -26,6 +26,8 @@ const kindUserMachine = "UserMachine"
 type userMachineReconciler struct {
 	base
 	fly FlyAPI
+	// waits learn the end of transitions from Fly instead of polling (nil: always poll).
+	waits *transitionWaits
 }
 
 // machineScope is what one pass over a UserMachine works on.
@@ -67,10 +69,20 @@ func (r *userMachineReconciler) lifecycle() lifecycle[*flyv1alpha1.UserMachine, 
 func (r *userMachineReconciler) nextPass(s *machineScope) time.Duration {
 	next := r.untilDriftCheck(s.um)
 	if !settled(s.um.Status.State) {
-		// Under powerState Auto a transition is not waited on; still, look again soon.
-		next = min(next, r.options.TransitionPoll)
+		// Under powerState Auto a transition does not hold Ready up; still, look again once it ends.
+		next = min(next, r.transitionPoll(s, s.um.Status.State))
 	}
 	return next
+}
+
+// transitionPoll is when to look again at a machine in state, a transition: when a wait on Fly
+// will wake the object at the transition's end, only past the wait in case the wake-up is lost;
+// otherwise at the next poll.
+func (r *userMachineReconciler) transitionPoll(s *machineScope, state string) time.Duration {
+	if r.waits.start(s.um, s.machine, state) {
+		return r.waits.fallback()
+	}
+	return r.options.TransitionPoll
 }
 
 // untilDriftCheck is how long until the machine is due to be read back from Fly (0 or less: now).
@@ -82,6 +94,7 @@ func (r *userMachineReconciler) untilDriftCheck(um *flyv1alpha1.UserMachine) tim
 func (r *userMachineReconciler) setupWithManager(mgr ctrl.Manager) error {
 	return setupKind(mgr, r.base, r.lifecycle(), func(b *builder.Builder) *builder.Builder {
 		b = r.watchHostClaims(b, func() client.ObjectList { return &flyv1alpha1.UserMachineList{} }, indexMachineHosts)
+		b = r.waits.watch(b)
 		// A UserApp's changes (ready, new secrets version, deletion) concern its machines.
 		return b.Watches(&flyv1alpha1.UserApp{}, handler.EnqueueRequestsFromMapFunc(r.machinesOfApp))
 	})

@@ -136,9 +136,13 @@ func TestCreateCommittedButAnswerLostIsAdopted(t *testing.T) {
 			h.settled(um, "started")
 
 			assertOneMachine(t, h, um)
-			if got := h.events(um.Name)[controllers.EventAdopted]; len(got) != 1 {
-				t.Errorf("Adopted events = %v, want one", got)
-			}
+			// Events are recorded asynchronously: look until it shows, then count.
+			h.eventually("an Adopted event", func() string {
+				if got := h.events(um.Name)[controllers.EventAdopted]; len(got) != 1 {
+					return fmt.Sprintf("Adopted events = %v, want one", got)
+				}
+				return ""
+			})
 		})
 	}
 }
@@ -333,5 +337,32 @@ func TestPowerStates(t *testing.T) {
 			}
 			return ""
 		})
+	}
+}
+
+// TestTransitionsAreWaitedOnNotPolled: a machine's boot and stop, seconds long under the realistic
+// profile, are learnt from Fly's wait endpoint, one held request each, not from reads every
+// TransitionPoll (200 ms here, so polling would read several times per transition).
+func TestTransitionsAreWaitedOnNotPolled(t *testing.T) {
+	p := testProfile()
+	p.Transitions.Create = flysim.Transition{Typical: flysim.Fixed(15 * time.Second)} // 1.5 s scaled
+	p.Transitions.Stop = flysim.Transition{Typical: flysim.Fixed(15 * time.Second)}
+	h := newHarness(t, harnessOptions{profile: &p})
+	h.create(newApp("wanda"))
+	um := newMachine("wanda-ws", "wanda")
+	um.Spec.PowerState = flyv1alpha1.PowerStateStarted
+	h.create(um)
+	h.settled(um, "started")
+	h.update(um, func() { um.Spec.PowerState = flyv1alpha1.PowerStateStopped })
+	h.settled(um, "stopped")
+
+	calls := h.sim.Calls()
+	if n := len(callsOf(calls, "wait_machine")); n < 2 {
+		t.Errorf("%d waits for a boot and a stop, want at least 2", n)
+	}
+	// The stop is decided from what the boot's wait saw; at most a read per pass that found
+	// nothing to wait for.
+	if n := len(h.sim.CallsFor("get_machine", um.Status.MachineID)); n > 2 {
+		t.Errorf("%d machine reads across two transitions of 1.5 s each: they were polled", n)
 	}
 }

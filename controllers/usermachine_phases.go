@@ -65,6 +65,12 @@ func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 			r.markMachineKnown(s)
 			return nil
 		}
+		if m, ok := r.waits.take(s.um.UID, st.Version); ok {
+			// A wait on Fly just saw the transition end: as good as a read.
+			r.observe(s, m)
+			r.markMachineKnown(s)
+			return nil
+		}
 		m, err := r.fly.GetMachine(ctx, st.AppName, st.MachineID)
 		switch {
 		case err == nil && m.State != MachineDestroyed && m.State != MachineDestroying:
@@ -206,13 +212,13 @@ func (r *userMachineReconciler) syncPowerState(ctx context.Context, s *machineSc
 	want := s.um.Spec.PowerState
 	switch {
 	case s.created:
-		return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine %s is launching", st.MachineID)
+		return waitFor(r.transitionPoll(s, st.State), flyv1alpha1.PowerTransitionReason, "machine %s is launching", st.MachineID)
 	case want == flyv1alpha1.PowerStateAuto || want == "":
 		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.PowerStateSyncedCondition, flyv1alpha1.ReadyReason,
 			"powerState Auto: the Fly Proxy starts and stops the machine")
 		return nil
 	case !settled(st.State):
-		return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine is %s", st.State)
+		return waitFor(r.transitionPoll(s, st.State), flyv1alpha1.PowerTransitionReason, "machine is %s", st.State)
 	case powerSatisfied(want, st.State):
 		markTrue(&st.Conditions, s.um.Generation, flyv1alpha1.PowerStateSyncedCondition, flyv1alpha1.ReadyReason,
 			fmt.Sprintf("machine is %s as powerState %s asks", st.State, want))
@@ -247,7 +253,7 @@ func (r *userMachineReconciler) syncPowerState(ctx context.Context, s *machineSc
 		r.events.normal(s.um, event, action, "Machine %s: %s (was %s)", st.MachineID, transient, st.State)
 	}
 	st.State = transient
-	return waitFor(r.options.TransitionPoll, flyv1alpha1.PowerTransitionReason, "machine %s is %s", st.MachineID, transient)
+	return waitFor(r.transitionPoll(s, transient), flyv1alpha1.PowerTransitionReason, "machine %s is %s", st.MachineID, transient)
 }
 
 // powerSatisfied reports whether a machine in state meets powerState want. A machine created

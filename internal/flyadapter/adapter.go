@@ -221,6 +221,17 @@ func (a *Adapter) GetMachine(ctx context.Context, app, id string) (controllers.F
 	return machineOf(m), nil
 }
 
+// WaitForState waits on Fly for the machine's version to reach one of states.
+func (a *Adapter) WaitForState(ctx context.Context, app, id, version string, states []string, timeout time.Duration) (controllers.FlyMachine, error) {
+	res, err := callFor(ctx, func(ctx context.Context) (*flyapi.WaitResult, error) {
+		return a.client.WaitMachine(ctx, app, id, flyapi.WaitOptions{States: states, Version: version, Timeout: timeout})
+	})
+	if err != nil {
+		return controllers.FlyMachine{}, err
+	}
+	return controllers.FlyMachine{ID: id, State: res.State, Version: res.Version}, nil
+}
+
 // FindMachine lists the machines whose metadata has key=value.
 func (a *Adapter) FindMachine(ctx context.Context, app, key, value string) ([]controllers.FlyMachine, error) {
 	ms, err := callFor(ctx, func(ctx context.Context) ([]flyapi.Machine, error) {
