@@ -105,10 +105,13 @@ func reportConverge(t *testing.T, suffix string, profile flysim.Profile, ratioTa
 	h.startManager()
 	time.Sleep(driftInterval + 2*time.Second) // let the restart's first passes and reads settle
 	h.sim.ResetCalls()
+	getsBefore := h.objectGets.Load()
 	quiet := time.Now()
 	time.Sleep(3 * driftInterval)
 	intervals := time.Since(quiet).Seconds() / driftInterval.Seconds()
 	steady := h.sim.Calls()
+	objects := float64(len(machines) + apps)
+	bench("controller_steady_apiserver_gets_per_object_interval"+suffix, float64(h.objectGets.Load()-getsBefore)/objects/intervals, "requests", "<=", "0.1")
 	reads := len(callsOf(steady, "get_machine"))
 	bench("controller_steady_writes_per_machine_interval"+suffix, float64(writes(steady))/float64(len(machines))/intervals, "calls", "==", "0")
 	bench("controller_steady_reads_per_machine_interval"+suffix, float64(reads)/float64(len(machines))/intervals, "calls", "<=", "1")

@@ -40,3 +40,21 @@ func NewScriptedLoop(c client.Client, rec events.EventRecorder, phases []Scripte
 	registerMetrics()
 	return &loop[flyv1alpha1.UserApp, *flyv1alpha1.UserApp, *flyv1alpha1.UserApp]{base: b, lifecycle: lc}
 }
+
+// FreshReader is base.get with its memory of versions, for tests of when a pass may take the
+// cached copy.
+type FreshReader struct{ b base }
+
+// NewFreshReader reads through cache when it holds the newest version known, else through
+// apiserver.
+func NewFreshReader(cache client.Client, apiserver client.Reader) *FreshReader {
+	return &FreshReader{b: base{client: cache, reader: apiserver, known: newKnownVersions()}}
+}
+
+// Get is base.get.
+func (f *FreshReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object) error {
+	return f.b.get(ctx, key, obj)
+}
+
+// Wrote records obj as written by the manager, as the loop does after its writes.
+func (f *FreshReader) Wrote(obj client.Object) { f.b.known.record(obj) }

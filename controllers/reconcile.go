@@ -63,11 +63,13 @@ type base struct {
 	// client reads hangar's kinds from the cache and Secrets from the API (see ClientOptions), so
 	// Secret data is never cached. It makes every write.
 	client client.Client
-	// reader reads from the apiserver directly. The object a pass acts on, and the UserApp a machine
-	// depends on, are read through it: a cached copy can lag behind the status the previous pass
-	// wrote, and acting on it would repeat Fly calls (a second secrets version, a needless machine
-	// update).
-	reader  client.Reader
+	// reader reads from the apiserver directly: the object a pass acts on, and the UserApp a
+	// machine depends on, are read through it whenever the cached copy may lag behind the status
+	// the previous pass wrote (see knownVersions and base.get).
+	reader client.Reader
+	// known lets a pass take the cached copy of an object instead of reading the apiserver when the
+	// cache holds the newest version the manager has seen (nil: always read the apiserver).
+	known   *knownVersions
 	events  eventer
 	options Options
 	// unauthorized remembers the objects waiting for new Fly credentials (nil: nothing reports
@@ -107,7 +109,7 @@ func setupKind[O any, T interface {
 // Reconcile runs one pass over the object req names.
 func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	obj := T(new(O))
-	if err := l.reader.Get(ctx, req.NamespacedName, obj); err != nil {
+	if err := l.get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			l.unauthorized.note(req.NamespacedName, false)
 		}
@@ -119,19 +121,20 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 		if err := l.client.Update(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
+		l.known.record(obj)
 	}
 
 	ctx, throttled := WithThrottleNote(ctx)
 	before := obj.DeepCopyObject().(T)
 	ctx = context.WithValue(ctx, checkpointKey{}, checkpoint(func(ctx context.Context) error {
-		if err := writeStatus(ctx, l.client, before, obj); err != nil {
+		if err := l.writeStatus(ctx, before, obj); err != nil {
 			return err
 		}
 		before = obj.DeepCopyObject().(T)
 		return nil
 	}))
 	defer func() {
-		retErr = kerrors.NewAggregate([]error{retErr, writeStatus(ctx, l.client, before, obj)})
+		retErr = kerrors.NewAggregate([]error{retErr, l.writeStatus(ctx, before, obj)})
 	}()
 	s := l.scope(obj)
 	if deleting {
@@ -195,7 +198,11 @@ func (l *loop[O, T, S]) reconcileDelete(ctx context.Context, obj T, s S) (ctrl.R
 		return oc.result, oc.err
 	}
 	controllerutil.RemoveFinalizer(obj, Finalizer)
-	return ctrl.Result{}, l.client.Update(ctx, obj)
+	if err := l.client.Update(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+	l.known.record(obj)
+	return ctrl.Result{}, nil
 }
 
 // conditionTypes are the conditions of the kind's phases, in order: the parts Ready summarises.
@@ -253,7 +260,7 @@ func persistStatus(ctx context.Context) error {
 
 // writeStatus patches obj's status from before: once per pass, only when the status changed, and
 // without failing for an object deleted in this pass.
-func writeStatus(ctx context.Context, c client.Client, before, obj client.Object) error {
+func (b base) writeStatus(ctx context.Context, before, obj client.Object) error {
 	data, err := client.MergeFrom(before).Data(obj)
 	if err != nil {
 		return fmt.Errorf("computing the status patch: %w", err)
@@ -265,9 +272,12 @@ func writeStatus(ctx context.Context, c client.Client, before, obj client.Object
 	if _, changed := fields["status"]; !changed {
 		return nil
 	}
-	err = c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
+	err = b.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
 	if apierrors.IsNotFound(err) {
 		return nil
+	}
+	if err == nil {
+		b.known.record(obj)
 	}
 	return err
 }

@@ -68,9 +68,10 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	}
 	registerMetrics()
 	credentials := newCredentialWaits(deps.CredentialsChanged)
+	known := newKnownVersions() // shared: a machine's pass reads its UserApp through it too
 	shared := func(kind string) base {
 		return base{
-			client: mgr.GetClient(), reader: mgr.GetAPIReader(), options: deps.Options.withDefaults(),
+			client: mgr.GetClient(), reader: mgr.GetAPIReader(), known: known, options: deps.Options.withDefaults(),
 			events:       eventer{mgr.GetEventRecorder("hangar-" + controllerName(kind))},
 			unauthorized: credentials.forKind(),
 		}

@@ -113,6 +113,22 @@ type harness struct {
 	logs      *syncBuffer
 	opts      harnessOptions
 	stop      func()
+	// objectGets counts the manager's GETs of single UserApps and UserMachines from the apiserver
+	// (its cache's lists and watches are not counted).
+	objectGets atomic.Int64
+}
+
+// objectGetCounter counts GET requests for one hangar object, as opposed to lists and watches.
+type objectGetCounter struct {
+	next http.RoundTripper
+	gets *atomic.Int64
+}
+
+func (c *objectGetCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && (strings.Contains(req.URL.Path, "/userapps/") || strings.Contains(req.URL.Path, "/usermachines/")) {
+		c.gets.Add(1)
+	}
+	return c.next.RoundTrip(req)
 }
 
 func newHarness(t *testing.T, opts harnessOptions) *harness {
@@ -184,7 +200,9 @@ func (h *harness) cacheOptions() cache.Options {
 func (h *harness) startManager() {
 	t := h.t
 	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zapcore.DebugLevel))
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &objectGetCounter{next: rt, gets: &h.objectGets} })
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 zapr.NewLogger(zl),
 		Client:                 controllers.ClientOptions(),

@@ -20,7 +20,7 @@ import (
 func (r *userMachineReconciler) waitForApp(ctx context.Context, s *machineScope) error {
 	um := s.um
 	app := &flyv1alpha1.UserApp{}
-	err := r.reader.Get(ctx, client.ObjectKey{Namespace: um.Namespace, Name: um.Spec.AppRef.Name}, app)
+	err := r.get(ctx, client.ObjectKey{Namespace: um.Namespace, Name: um.Spec.AppRef.Name}, app)
 	if apierrors.IsNotFound(err) {
 		return waitFor(0, flyv1alpha1.WaitingForAppReason, "UserApp %q does not exist: create it or fix spec.appRef.name", um.Spec.AppRef.Name)
 	}
