@@ -63,6 +63,9 @@ type Config struct {
 	// zero value is flysim.Fast(); flysim.Realistic() adds Fly's lags, asynchronous apps, transitions
 	// of seconds and lost answers. (`hangar dev` picks it with --fly-profile.)
 	FlyProfile flysim.Profile
+	// FlyCallHook, when set, is the emulator's Options.CallHook: tests use it to hold a Fly call
+	// while they change the world around it (stop the apiserver, say).
+	FlyCallHook func(flysim.CallPoint)
 	// Logger receives every component's logs, each under its own name.
 	Logger logr.Logger
 }
@@ -191,10 +194,11 @@ func (s *Stack) startFly() error {
 	s.FlyToken = "fo1_dev_" + randomHex(16)
 	seed := time.Now().UnixNano()
 	s.Fly = flysim.New(flysim.Options{
-		Orgs:    []flysim.OrgToken{{Token: s.FlyToken, Org: Org}},
-		Seed:    seed,
-		Logger:  s.cfg.Logger.WithName("flysim"),
-		Profile: s.cfg.FlyProfile,
+		Orgs:     []flysim.OrgToken{{Token: s.FlyToken, Org: Org}},
+		Seed:     seed,
+		Logger:   s.cfg.Logger.WithName("flysim"),
+		Profile:  s.cfg.FlyProfile,
+		CallHook: s.cfg.FlyCallHook,
 	})
 	s.cfg.Logger.Info("Fly emulator", "profile", cmp.Or(s.cfg.FlyProfile.Name, "fast"), "seed", seed)
 	s.Fly.SetCrossNetworkReplays(Org, true)

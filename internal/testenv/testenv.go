@@ -4,8 +4,10 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +39,10 @@ type Env struct {
 	RepoRoot string
 
 	env *envtest.Environment
+	// certDir holds the apiserver's serving certificates, its service-account keys and the client
+	// CA. It is ours, not envtest's: envtest deletes a directory it made itself on every stop and
+	// a restart then mints new certificates, which every existing client would refuse.
+	certDir string
 }
 
 // ErrNoAssets means kube-apiserver and etcd were not found.
@@ -59,43 +66,119 @@ func Start() (*Env, error) {
 	if err := flyv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	certDir, err := os.MkdirTemp("", "hangar-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
+		ControlPlane: envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}},
 		// kube-apiserver stops only once its open watches end, which a manager's caches keep open;
 		// after this long it is killed, which is also what an outage looks like to its clients.
-		ControlPlane:          envtest.ControlPlane{APIServer: &envtest.APIServer{StopTimeout: apiserverStopTimeout}},
-		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+		// (envtest copies this over the APIServer's own StopTimeout, so it is set here.)
+		ControlPlaneStopTimeout: processStopTimeout,
+		BinaryAssetsDirectory:   assets,
+		CRDDirectoryPaths:       []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:   true,
+		Scheme:                  scheme,
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, RepoRoot: root, env: env}, nil
+	return &Env{Config: cfg, Client: c, Scheme: scheme, RepoRoot: root, env: env, certDir: certDir}, nil
 }
 
 // Stop stops the apiserver and etcd and removes their data.
-func (e *Env) Stop() error { return e.env.Stop() }
+func (e *Env) Stop() error {
+	err := ignoreKilled(e.env.Stop())
+	return errors.Join(err, os.RemoveAll(e.certDir))
+}
 
-// apiserverStopTimeout bounds a graceful kube-apiserver stop before it is killed.
-const apiserverStopTimeout = 3 * time.Second
+// processStopTimeout bounds a graceful stop of kube-apiserver or etcd before it is killed.
+const processStopTimeout = 3 * time.Second
 
 // StopAPIServer stops only kube-apiserver (etcd keeps running), to test behaviour while the
 // Kubernetes API is away. A server that does not stop within a few seconds is killed, which is
-// fine for that purpose. It cannot be brought back: a restarted envtest apiserver gets new
-// certificates that existing clients would refuse.
+// fine for that purpose. It returns once the secure port is closed, so the API is away when it
+// returns. StartAPIServer brings the same server back.
 func (e *Env) StopAPIServer() error {
-	err := e.env.ControlPlane.APIServer.Stop()
-	if err != nil && strings.Contains(err.Error(), "timeout waiting for process") {
-		return nil // killed after the graceful stop timed out
+	if err := ignoreKilled(e.env.ControlPlane.APIServer.Stop()); err != nil {
+		return err
 	}
-	return err
+	// A killed process may still hold its port for a moment.
+	return waitPortFree(e.apiserverAddr(), portWait)
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, as the same server: the same
+// port, serving certificates, client CA and etcd data, so every client made before the outage
+// (Config, Client, AddUser's, a manager's or a router's) reconnects by itself. It returns once
+// hangar's CRDs are served again. The port stays unbound while the server is down; on loopback
+// nothing else is expected to take it.
+func (e *Env) StartAPIServer() error {
+	addr := e.apiserverAddr()
+	if err := waitPortFree(addr, portWait); err != nil {
+		return err
+	}
+	if err := e.env.ControlPlane.APIServer.Start(); err != nil {
+		return fmt.Errorf("restarting kube-apiserver on %s: %w", addr, err)
+	}
+	// /healthz answers before the CRDs' endpoints are installed again; a test acting right after
+	// the restart would otherwise meet a 404 that no real outage ends with.
+	ctx, cancel := context.WithTimeout(context.Background(), servingWait)
+	defer cancel()
+	for {
+		err := e.Client.List(ctx, &flyv1alpha1.UserMachineList{}, client.Limit(1))
+		if err == nil {
+			err = e.Client.List(ctx, &flyv1alpha1.UserAppList{}, client.Limit(1))
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube-apiserver restarted but hangar's CRDs are not served: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+const (
+	// portWait bounds how long a stopped apiserver's port may stay bound.
+	portWait = 30 * time.Second
+	// servingWait bounds how long a restarted apiserver may take to serve the CRDs again.
+	servingWait = time.Minute
+)
+
+// apiserverAddr is the apiserver's secure (and only) listening address.
+func (e *Env) apiserverAddr() string { return e.env.ControlPlane.APIServer.HostPort() }
+
+// ignoreKilled drops envtest's errors for a process killed after its graceful stop timed out (for
+// a test, a killed process is stopped) and keeps any other. envtest gives them no type, only text.
+func ignoreKilled(err error) error { return kerrors.FilterOut(err, isKilled) }
+
+func isKilled(err error) bool { return strings.Contains(err.Error(), "timeout waiting for process") }
+
+// waitPortFree waits until addr can be bound, i.e. no process listens there any more.
+func waitPortFree(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return ln.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("port %s still in use after %s: %w", addr, limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // assetsDir finds the folder holding kube-apiserver and etcd: $KUBEBUILDER_ASSETS, else the per-user

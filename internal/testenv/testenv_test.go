@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,64 @@ func TestAddUserActsUnderRBAC(t *testing.T) {
 	}
 	if err := c.List(ctx, &corev1.SecretList{}, client.InNamespace("mine")); !apierrors.IsForbidden(err) {
 		t.Errorf("a resource not granted: %v, want Forbidden", err)
+	}
+}
+
+// TestRestartedAPIServerKeepsItsClients stops and starts the apiserver twice and checks that the
+// clients made before the first stop reach it again: same address and serving certificates (the
+// admin client), same client CA (a user from AddUser is still authenticated, so it is Forbidden
+// rather than Unauthorized) and the same etcd data (an object written before is still there).
+func TestRestartedAPIServerKeepsItsClients(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping envtest: %v", err)
+		}
+	})
+	ctx := context.Background()
+	admin, err := client.New(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	userCfg, err := env.AddUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := client.New(userCfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "before"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	for round := 1; round <= 2; round++ {
+		start := time.Now()
+		if err := env.StopAPIServer(); err != nil {
+			t.Fatalf("round %d: stopping: %v", round, err)
+		}
+		stopped := time.Since(start)
+		// The outage is real: the same client gets no answer.
+		if err := admin.Get(ctx, client.ObjectKey{Name: "before"}, &corev1.Namespace{}); err == nil {
+			t.Fatalf("round %d: the apiserver answered while stopped", round)
+		}
+		if err := env.StartAPIServer(); err != nil {
+			t.Fatalf("round %d: starting again: %v", round, err)
+		}
+		t.Logf("round %d: stopped in %s, back after %s", round, stopped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+		if err := admin.Get(ctx, client.ObjectKey{Name: "before"}, &corev1.Namespace{}); err != nil {
+			t.Errorf("round %d: the client made before the restart: %v", round, err)
+		}
+		name := fmt.Sprintf("after-%d", round)
+		if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			t.Errorf("round %d: writing after the restart: %v", round, err)
+		}
+		if err := user.List(ctx, &corev1.ConfigMapList{}, client.InNamespace("before")); !apierrors.IsForbidden(err) {
+			t.Errorf("round %d: a user added before the restart: %v, want Forbidden (authenticated, no rights)", round, err)
+		}
 	}
 }

@@ -1,0 +1,2 @@
+// Package cluster tests that the manager and the router carry on through kube-apiserver restarts.
+package cluster
