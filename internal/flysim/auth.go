@@ -74,3 +74,6 @@ func (s *Server) RestoreToken(token string) {
 // ownerFor is the lease owner shown for the i-th configured token: an email-like identity that says
 // which token holds a lease without revealing it.
 func ownerFor(i int, org string) string { return fmt.Sprintf("token%d@%s.flysim.invalid", i+1, org) }
+
+// CallerOf is the Call.Caller of the token at index i of Options.Orgs, whose org is org.
+func CallerOf(i int, org string) string { return ownerFor(i, org) }

@@ -15,6 +15,10 @@ type Call struct {
 	App     string // app name from the path, or the body for create_app
 	Machine string // machine ID from the path, or the created machine for create_machine
 	Org     string // org of the token; "" when unauthenticated
+	// Caller names the token the call was made with by the identity Fly shows as its lease owner
+	// (token<n>@<org>.flysim.invalid, n counting Options.Orgs from 1), never by the token itself:
+	// it tells apart clients sharing an org, e.g. two manager replicas. "" when unauthenticated.
+	Caller string
 	// Status answered; 0 when the connection was dropped, 499 when the client went away first.
 	Status      int
 	Faulted     bool // a configured fault changed the outcome

@@ -3,6 +3,7 @@ package flysim
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hangar-dev/hangar/internal/flysim/flysimtest"
@@ -80,11 +81,12 @@ func TestCallLog(t *testing.T) {
 	h.As("").Do("GET", "/v1/apps/logged", nil).Expect(t, 401, nil)
 
 	calls := h.srv.Calls()
+	caller := CallerOf(0, orgA)
 	want := []Call{
-		{Action: actCreateApp, Method: "POST", Path: "/v1/apps", App: "logged", Org: orgA, Status: 201},
-		{Action: actCreateMachine, Method: "POST", Path: "/v1/apps/logged/machines", App: "logged", Machine: m.ID, Org: orgA, Status: 200},
-		{Action: actStartMachine, Method: "POST", Path: "/v1/apps/logged/machines/" + m.ID + "/start", App: "logged", Machine: m.ID, Org: orgA, Status: 200},
-		{Action: actGetMachine, Method: "GET", Path: "/v1/apps/logged/machines/" + m.ID, App: "logged", Machine: m.ID, Org: orgA, Status: 200},
+		{Action: actCreateApp, Method: "POST", Path: "/v1/apps", App: "logged", Org: orgA, Caller: caller, Status: 201},
+		{Action: actCreateMachine, Method: "POST", Path: "/v1/apps/logged/machines", App: "logged", Machine: m.ID, Org: orgA, Caller: caller, Status: 200},
+		{Action: actStartMachine, Method: "POST", Path: "/v1/apps/logged/machines/" + m.ID + "/start", App: "logged", Machine: m.ID, Org: orgA, Caller: caller, Status: 200},
+		{Action: actGetMachine, Method: "GET", Path: "/v1/apps/logged/machines/" + m.ID, App: "logged", Machine: m.ID, Org: orgA, Caller: caller, Status: 200},
 		{Action: actGetApp, Method: "GET", Path: "/v1/apps/logged", App: "logged", Status: 401},
 	}
 	if len(calls) != len(want) {
@@ -111,5 +113,44 @@ func TestCallLog(t *testing.T) {
 	h.srv.ResetCalls()
 	if n := len(h.srv.Calls()); n != 0 {
 		t.Errorf("%d calls after ResetCalls", n)
+	}
+}
+
+// TestCallLogTellsCallersApart: two tokens of one org (two replicas of a client) are told apart in
+// the call log and at the hook by an identity that is not the token.
+func TestCallLogTellsCallersApart(t *testing.T) {
+	const second = "tok-a2"
+	var (
+		mu     sync.Mutex
+		points []CallPoint
+	)
+	h := newHarness(t, func(o *Options) {
+		o.Orgs = append(o.Orgs, OrgToken{Token: second, Org: orgA})
+		o.CallHook = func(p CallPoint) {
+			mu.Lock()
+			defer mu.Unlock()
+			points = append(points, p)
+		}
+	})
+	h.CreateApp("shared")
+	h.As(second).Do("GET", "/v1/apps/shared", nil).Expect(t, http.StatusOK, nil)
+
+	first, other := CallerOf(0, orgA), CallerOf(2, orgA)
+	if first == other {
+		t.Fatalf("CallerOf gives both tokens %q", first)
+	}
+	calls := h.srv.Calls()
+	if len(calls) != 2 || calls[0].Caller != first || calls[1].Caller != other {
+		t.Fatalf("callers %+v, want %s then %s", calls, first, other)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(points) != 4 || points[0].Caller != first || points[3].Caller != other {
+		t.Errorf("hook points %+v, want %s then %s", points, first, other)
+	}
+	for _, c := range calls {
+		if strings.Contains(c.Caller, tokenA) || strings.Contains(c.Caller, second) {
+			t.Errorf("caller %q reveals the token", c.Caller)
+		}
 	}
 }

@@ -18,6 +18,7 @@ type CallPoint struct {
 	Method string
 	Path   string
 	Org    string // the org of the token
+	Caller string // the token's identity, as in Call.Caller
 	// App is the app named by the path, or by the body for create_app (known at the Committed point).
 	App string
 	// Machine is the machine named by the path, or the machine created by create_machine (known at

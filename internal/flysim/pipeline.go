@@ -56,7 +56,7 @@ func (s *Server) run(req *request, seq uint64, action string, scope limitScope, 
 		return errReply(authErr), false
 	}
 	req.org, req.owner = info.org, info.owner
-	call.Org = info.org
+	call.Org, call.Caller = info.org, info.owner
 
 	if !s.opts.DisableRateLimits {
 		key := info.org
@@ -89,7 +89,7 @@ func (s *Server) run(req *request, seq uint64, action string, scope limitScope, 
 	}
 
 	point := CallPoint{Seq: seq, Action: action, Method: req.r.Method, Path: req.r.URL.Path, Org: req.org,
-		App: req.appName, Machine: req.machineID}
+		Caller: req.owner, App: req.appName, Machine: req.machineID}
 	s.callHook(point)
 	rep = h(req)
 	point.Committed, point.Status = true, rep.status
@@ -139,7 +139,7 @@ func (s *Server) sleep(r *http.Request, d time.Duration) bool {
 func (s *Server) record(c Call) {
 	s.calls.add(c)
 	s.log.V(1).Info("Handled Fly API call", "action", c.Action, "method", c.Method, "path", c.Path,
-		"status", c.Status, "org", c.Org, "faulted", c.Faulted, "rateLimited", c.RateLimited, "unclear", c.Unclear)
+		"status", c.Status, "org", c.Org, "caller", c.Caller, "faulted", c.Faulted, "rateLimited", c.RateLimited, "unclear", c.Unclear)
 }
 
 // dropConnection closes the client connection without an answer.

@@ -353,12 +353,12 @@ func TestCallHook(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []CallPoint{
-		{Seq: 1, Action: actCreateApp, Method: "POST", Path: "/v1/apps", Org: orgA},
-		{Seq: 1, Action: actCreateApp, Method: "POST", Path: "/v1/apps", Org: orgA, App: "hooked", Committed: true, Status: 201},
-		{Seq: 2, Action: actCreateMachine, Method: "POST", Path: "/v1/apps/hooked/machines", Org: orgA, App: "hooked"},
-		{Seq: 2, Action: actCreateMachine, Method: "POST", Path: "/v1/apps/hooked/machines", Org: orgA, App: "hooked", Machine: m.ID, Committed: true, Status: 200},
-		{Seq: 4, Action: actGetMachine, Method: "GET", Path: "/v1/apps/hooked/machines/nope", Org: orgA, App: "hooked", Machine: "nope"},
-		{Seq: 4, Action: actGetMachine, Method: "GET", Path: "/v1/apps/hooked/machines/nope", Org: orgA, App: "hooked", Machine: "nope", Committed: true, Status: 404},
+		{Seq: 1, Action: actCreateApp, Method: "POST", Path: "/v1/apps", Org: orgA, Caller: CallerOf(0, orgA)},
+		{Seq: 1, Action: actCreateApp, Method: "POST", Path: "/v1/apps", Org: orgA, Caller: CallerOf(0, orgA), App: "hooked", Committed: true, Status: 201},
+		{Seq: 2, Action: actCreateMachine, Method: "POST", Path: "/v1/apps/hooked/machines", Org: orgA, Caller: CallerOf(0, orgA), App: "hooked"},
+		{Seq: 2, Action: actCreateMachine, Method: "POST", Path: "/v1/apps/hooked/machines", Org: orgA, Caller: CallerOf(0, orgA), App: "hooked", Machine: m.ID, Committed: true, Status: 200},
+		{Seq: 4, Action: actGetMachine, Method: "GET", Path: "/v1/apps/hooked/machines/nope", Org: orgA, Caller: CallerOf(0, orgA), App: "hooked", Machine: "nope"},
+		{Seq: 4, Action: actGetMachine, Method: "GET", Path: "/v1/apps/hooked/machines/nope", Org: orgA, Caller: CallerOf(0, orgA), App: "hooked", Machine: "nope", Committed: true, Status: 404},
 	}
 	if !slices.Equal(points, want) {
 		t.Errorf("points:\n%+v\nwant\n%+v", points, want)
