@@ -5,6 +5,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -37,6 +38,10 @@ type Options struct {
 	// KeyRotationOverlap is how long an app's previous keys stay valid after a rotation: long
 	// enough for its machines to be updated and its coordinator to read the new management token.
 	KeyRotationOverlap time.Duration
+	// Shard selects, by label, the UserApps and UserMachines this manager reconciles (nil: all);
+	// the manager's cache must hold the same objects (ShardCacheOptions). A user's UserApp and
+	// UserMachines must be in one shard: a machine whose app is outside it waits (WaitingForApp).
+	Shard labels.Selector
 }
 
 // Defaults used for unset Options fields.

@@ -115,6 +115,11 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !l.options.inShard(obj) {
+		// Another shard's object, enqueued by a watch that is not sharded (the UserApp's owned
+		// Secrets): its own manager reconciles it.
+		return ctrl.Result{}, nil
+	}
 	deleting := !obj.GetDeletionTimestamp().IsZero()
 	if !deleting && controllerutil.AddFinalizer(obj, Finalizer) {
 		// Persisted before any Fly call, so nothing created on Fly can outlive the object unseen.

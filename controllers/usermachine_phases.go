@@ -28,6 +28,13 @@ func (r *userMachineReconciler) waitForApp(ctx context.Context, s *machineScope)
 		return err
 	}
 	switch {
+	case !r.options.inShard(app):
+		// Another manager owns the app: acting on its Fly app from here would split one user over
+		// two managers (the app's finalizer does not see this machine, for one). The app's labels
+		// changing brings the machine back through the UserApp watch.
+		return waitFor(0, flyv1alpha1.WaitingForAppReason,
+			"UserApp %q is not in this manager's shard (label selector %q): give a user's UserApp and UserMachines the same shard labels",
+			app.Name, r.options.Shard.String())
 	case !app.DeletionTimestamp.IsZero():
 		return waitFor(0, flyv1alpha1.WaitingForAppReason, "UserApp %q is being deleted", app.Name)
 	case app.Status.AppName == "" || !isTrue(app.Status.Conditions, flyv1alpha1.AppCreatedCondition):

@@ -60,7 +60,8 @@ const (
 	// lost, or Fly's lists lag behind); hangar looks for the app or machine before creating another
 	// (AppCreated, MachineCreated, Ready).
 	CreatePendingReason = "CreatePending"
-	// WaitingForAppReason: the referenced UserApp is missing or not Ready yet (AppReady, Ready).
+	// WaitingForAppReason: the referenced UserApp is missing, not Ready yet, or outside the
+	// manager's shard (AppReady, Ready).
 	WaitingForAppReason = "WaitingForApp"
 	// UpdatingReason: a new machine config is being applied (ConfigSynced).
 	UpdatingReason = "Updating"

@@ -43,6 +43,7 @@ type options struct {
 	probeAddr     string
 	leaderElect   bool
 	leaderElectNS string
+	fleet         fleetOptions
 	enableHTTP2   bool
 	log           logging.Options
 
@@ -63,6 +64,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace)")
 	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Allow HTTP/2 on the metrics server (off because of the HTTP/2 rapid reset CVEs)")
 	o.log.BindFlags(fs)
+	o.fleet.bindFlags(fs)
 
 	fs.StringVar(&o.namespace, "namespace", "", "Reconcile only the UserApps and UserMachines of this namespace; empty reconciles all")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
@@ -109,7 +111,9 @@ func (o *options) validate() error {
 			return fmt.Errorf("--router-base-domain %q: not a DNS name", d)
 		}
 	}
-	return nil
+	shard, err := o.fleet.validate(o.leaderElect)
+	o.controllers.Shard = shard
+	return err
 }
 
 // tokenSource reads the token file on every call (the client checks whether it changed), so a
@@ -188,15 +192,23 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   controllers.CacheOptions(opts.namespace),
+		Cache:                   controllers.ShardCacheOptions(opts.namespace, opts.controllers.Shard),
 		Logger:                  log,
 		Client:                  controllers.ClientOptions(),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  opts.probeAddr,
 		LeaderElection:          opts.leaderElect,
-		LeaderElectionID:        "manager.hangar.dev",
+		LeaderElectionID:        opts.fleet.electionID,
 		LeaderElectionNamespace: opts.leaderElectNS,
-		// The lease is released on SIGTERM so a new replica takes over at once.
+		LeaseDuration:           &opts.fleet.leaseDuration,
+		RenewDeadline:           &opts.fleet.renewDeadline,
+		RetryPeriod:             &opts.fleet.retryPeriod,
+		// The lease is released on SIGTERM so a standby takes over at once, not after the lease
+		// duration. controller-runtime releases it only once every controller has stopped (passes
+		// in flight finish first, for up to its 30 s graceful shutdown timeout), so the old leader
+		// makes no Fly call after the new one starts. A
+		// leader that cannot renew stops at the renew deadline and exits, before the lease expires
+		// for the standbys; a killed one just stops.
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {

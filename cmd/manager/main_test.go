@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,6 +33,8 @@ func TestValidate(t *testing.T) {
 		o.controllers.TransitionPoll = 2 * time.Second
 		o.adapter.LeaseTTL = 30 * time.Second
 		o.controllers.KeyRotationOverlap = 10 * time.Minute
+		o.fleet = fleetOptions{electionID: defaultElectionID, leaseDuration: defaultLeaseDuration,
+			renewDeadline: defaultRenewDeadline, retryPeriod: defaultRetryPeriod}
 		return o
 	}
 	cases := []struct {
@@ -52,6 +55,27 @@ func TestValidate(t *testing.T) {
 		{name: "no transition poll", mutate: func(o *options) { o.controllers.TransitionPoll = -time.Second }, wantErr: "--transition-poll"},
 		{name: "router base domain", mutate: func(o *options) { o.controllers.RouterBaseDomain = "Apps.Example.com." }},
 		{name: "router base domain not a DNS name", mutate: func(o *options) { o.controllers.RouterBaseDomain = "apps_example" }, wantErr: "--router-base-domain"},
+		{name: "short leader election timings", mutate: func(o *options) {
+			o.fleet.leaseDuration, o.fleet.renewDeadline, o.fleet.retryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+		}},
+		{name: "lease duration not whole seconds", mutate: func(o *options) { o.fleet.leaseDuration = 15500 * time.Millisecond }, wantErr: "--leader-election-lease-duration"},
+		{name: "no lease duration", mutate: func(o *options) { o.fleet.leaseDuration = 0 }, wantErr: "--leader-election-lease-duration"},
+		{name: "renew deadline as long as the lease", mutate: func(o *options) { o.fleet.renewDeadline = o.fleet.leaseDuration }, wantErr: "--leader-election-renew-deadline"},
+		{name: "no renew deadline", mutate: func(o *options) { o.fleet.renewDeadline = 0 }, wantErr: "--leader-election-renew-deadline"},
+		{name: "retry period as long as the renew deadline", mutate: func(o *options) { o.fleet.retryPeriod = o.fleet.renewDeadline }, wantErr: "--leader-election-retry-period"},
+		{name: "retry period with jitter past the renew deadline", mutate: func(o *options) { o.fleet.retryPeriod = 9 * time.Second }, wantErr: "--leader-election-retry-period"},
+		{name: "no retry period", mutate: func(o *options) { o.fleet.retryPeriod = 0 }, wantErr: "--leader-election-retry-period"},
+		{name: "lease name", mutate: func(o *options) { o.fleet.electionID = "shard-a.hangar.dev" }},
+		{name: "lease name not a name", mutate: func(o *options) { o.fleet.electionID = "Shard A" }, wantErr: "--leader-election-id"},
+		{name: "selector", mutate: func(o *options) { o.fleet.selector = "shard in (a,b),tier!=canary" }},
+		{name: "selector bad syntax", mutate: func(o *options) { o.fleet.selector = "shard a" }, wantErr: "--selector"},
+		{name: "selector bad value", mutate: func(o *options) { o.fleet.selector = "shard=a/b" }, wantErr: "--selector"},
+		{name: "selector with leader election on the default lease", mutate: func(o *options) {
+			o.leaderElect, o.fleet.selector = true, "shard=a"
+		}, wantErr: "--leader-election-id"},
+		{name: "selector with leader election on its own lease", mutate: func(o *options) {
+			o.leaderElect, o.fleet.selector, o.fleet.electionID = true, "shard=a", "shard-a.hangar.dev"
+		}},
 	}
 	t.Setenv("FLY_API_TOKEN", "")
 	for _, tc := range cases {
@@ -60,6 +84,33 @@ func TestValidate(t *testing.T) {
 		err := o.validate()
 		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("%s: validate() = %v, want %q", tc.name, err, tc.wantErr)
+		}
+		if err == nil && (o.fleet.selector != "") != (o.controllers.Shard != nil) {
+			t.Errorf("%s: --selector %q gave the controllers the shard %v", tc.name, o.fleet.selector, o.controllers.Shard)
+		}
+	}
+}
+
+// TestSelectorParsesAsKubernetesLabels: the shard is the selector kubectl -l would use, so an
+// operator can list a shard's objects with the same string.
+func TestSelectorParsesAsKubernetesLabels(t *testing.T) {
+	t.Setenv("FLY_API_TOKEN", "fo1_test")
+	opts, err := parseFlags([]string{"--selector", "shard in (a,b),tier!=canary"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{"shard": "a"}, true},
+		{map[string]string{"shard": "b", "tier": "main"}, true},
+		{map[string]string{"shard": "a", "tier": "canary"}, false},
+		{map[string]string{"shard": "c"}, false},
+		{nil, false},
+	} {
+		if got := opts.controllers.Shard.Matches(labels.Set(tc.labels)); got != tc.want {
+			t.Errorf("labels %v: in the shard %v, want %v", tc.labels, got, tc.want)
 		}
 	}
 }
