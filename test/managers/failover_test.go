@@ -11,12 +11,14 @@ import (
 	"github.com/hangar-dev/hangar/internal/flysim"
 )
 
-// Leader election timings. The deployment runs controller-runtime's defaults; the tests shorten
+// Leader election timings. The deployment (config/manager) runs a 15 s lease, a 10 s renew
+// deadline and a 1 s retry period: client-go's standby retries after 1 to 2.2 retry periods, so
+// with controller-runtime's 2 s a released lease could wait 4.4 s to be taken. The tests shorten
 // them where the meaning holds: a killed leader is replaced once its lease expires, so a short
 // lease only makes that sooner; a stopped leader releases its lease, so a long lease (and a short
 // retry) shows the release: without it the takeover would wait for the lease.
 var (
-	deployed = timings{lease: 15 * time.Second, renew: 10 * time.Second, retry: 2 * time.Second}
+	deployed = timings{lease: 15 * time.Second, renew: 10 * time.Second, retry: time.Second}
 	killed   = timings{lease: 4 * time.Second, renew: 3 * time.Second, retry: 500 * time.Millisecond}
 	stopped  = timings{lease: 15 * time.Second, renew: 10 * time.Second, retry: 500 * time.Millisecond}
 )
@@ -109,14 +111,15 @@ func TestLeaderTerminatedHandsOver(t *testing.T) {
 }
 
 // TestReportFailover measures both handovers with the deployment's timings (lease 15 s, renew
-// 10 s, retry 2 s) and prints BENCH lines for `make bench`; it checks nothing beyond convergence.
+// 10 s, retry 1 s) and prints BENCH lines for `make bench` against the goals (a kill: the lease
+// plus 2 s; a stop: 3 s); it checks nothing beyond convergence.
 func TestReportFailover(t *testing.T) {
 	if os.Getenv("HANGAR_BENCH") == "" {
 		t.Skip("benchmark: run with HANGAR_BENCH=1 (make bench)")
 	}
 	kill := runHandover(t, "bench-failover-kill", deployed, true, creates)
 	term := runHandover(t, "bench-failover-term", deployed, false, creates)
-	fmt.Printf("BENCH failover_kill_seconds %.2f s target <= %g\n", kill.takeover.Seconds(), (deployed.lease + deployed.retry).Seconds())
+	fmt.Printf("BENCH failover_kill_seconds %.2f s target <= %g\n", kill.takeover.Seconds(), (deployed.lease + 2*time.Second).Seconds())
 	fmt.Printf("BENCH failover_term_seconds %.2f s target <= %g\n", term.takeover.Seconds(), termTakeover.Seconds())
 	fmt.Printf("BENCH failover_double_writes %d writes target == 0\n", kill.doubleWrites()+term.doubleWrites())
 }
