@@ -71,6 +71,7 @@ type Metrics struct {
 	hostConflicts   prometheus.Gauge
 	skippedObjects  prometheus.Gauge
 	rebuildDuration prometheus.Histogram
+	sourceRestarts  prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (skipped when reg is nil).
@@ -102,6 +103,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time taken to build and publish a route index.",
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10),
 		}),
+		sourceRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hangar_router_source_restarts_total",
+			Help: "Fresh informer caches started because the Kubernetes API answered again after being unreachable.",
+		}),
 	}
 	for l := Listener(0); l < listenerCount; l++ {
 		m.latency[l] = latency.WithLabelValues(l.String())
@@ -110,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(requests, latency, m.indexRoutes, m.hostConflicts, m.skippedObjects, m.rebuildDuration)
+		reg.MustRegister(requests, latency, m.indexRoutes, m.hostConflicts, m.skippedObjects, m.rebuildDuration, m.sourceRestarts)
 	}
 	return m
 }

@@ -133,7 +133,8 @@ func New(cfg Config) (*Router, error) {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 
-	builder, err := NewBuilder(BuildConfig{BaseDomain: cfg.BaseDomain, Root: cfg.Root, Replay: cfg.Replay, StateTTL: cfg.StateTTL})
+	buildCfg := BuildConfig{BaseDomain: cfg.BaseDomain, Root: cfg.Root, Replay: cfg.Replay, StateTTL: cfg.StateTTL}
+	builder, err := NewBuilder(buildCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,9 @@ func New(cfg Config) (*Router, error) {
 	// The context only bounds waiting for informers of a started cache; this one starts in Run.
 	source, err := NewSource(context.Background(), SourceConfig{
 		RESTConfig: cfg.RESTConfig, Namespace: cfg.Namespace, Builder: builder, Table: table, Metrics: metrics,
-		Logger: logger.WithName("index"),
+		// After an outage the Source rebuilds from a fresh cache into a fresh Builder.
+		FreshBuilder: func() (*Builder, error) { return NewBuilder(buildCfg) },
+		Logger:       logger.WithName("index"),
 	})
 	if err != nil {
 		return nil, err

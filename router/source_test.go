@@ -2,7 +2,11 @@ package router
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,9 +21,9 @@ import (
 )
 
 // TestSourceFollowsTheCluster runs the router's cache against a real kube-apiserver: objects
-// created there are routed within a second, deleted ones stop being routed, and while the
-// apiserver is down the last index keeps answering. (Reconnection after a restart is not checked
-// here: envtest's restarted apiserver gets new certificates, so no existing client can reach it.)
+// created there are routed within a second, deleted ones stop being routed, and the last index keeps
+// answering while the router cannot reach the apiserver and while the apiserver is down. When it
+// comes back the Source reconnects through a fresh cache, well before the informers' own retry.
 func TestSourceFollowsTheCluster(t *testing.T) {
 	env, err := testenv.Start()
 	if err != nil {
@@ -33,8 +37,13 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	// StopAPIServer does not wait out envtest's 20 s stop timeout. Production keeps the default.
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Timeout = 3 * time.Second
+	link := &cuttableLink{}
+	cfg.Wrap(link.wrap)
 	src, err := NewSource(ctx, SourceConfig{
 		RESTConfig: cfg, Builder: r.builder, Table: r.table, Metrics: r.metrics,
+		FreshBuilder: func() (*Builder, error) {
+			return NewBuilder(BuildConfig{BaseDomain: "Apps.Example.NET.", Root: r.root})
+		},
 		Logger: logr.Discard(), RebuildDelay: 10 * time.Millisecond,
 	})
 	if err != nil {
@@ -83,25 +92,34 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	}
 
 	// Delete → 404.
-	if err := c.Delete(ctx, &flyv1alpha1.UserMachine{ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: "alice"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Delete(ctx, &flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: "alice"}}); err != nil {
-		t.Fatal(err)
-	}
+	deleteUser(ctx, t, c, "alice")
 	waitFor(t, time.Now().Add(10*time.Second), "alice to be forgotten", func() bool {
 		return r.do(request{host: "alice.example.com"}).Code == http.StatusNotFound
 	})
 
-	// Apiserver away → known hosts keep being answered, readiness holds.
+	// The router cut off from the apiserver (its requests fail, its open watches break and lose
+	// what they carry): carol's delete does not reach it, and the index it keeps serving still
+	// routes her. The informers retry with their backoff meanwhile.
 	createUser(ctx, t, c, "bob", "bob-app", "b1b1b1b1b1b1b1")
-	waitFor(t, time.Now().Add(10*time.Second), "bob to be routed", func() bool {
-		return r.do(request{host: "bob.example.com"}).Code == ReplayStatus
-	})
+	createUser(ctx, t, c, "carol", "carol-app", "c1c1c1c1c1c1c1")
+	for _, u := range []string{"bob", "carol"} {
+		waitFor(t, time.Now().Add(10*time.Second), u+" to be routed", func() bool {
+			return r.do(request{host: u + ".example.com"}).Code == ReplayStatus
+		})
+	}
+	link.cut.Store(true)
+	deleteUser(ctx, t, c, "carol")
+	time.Sleep(time.Second)
+	if got := r.do(request{host: "carol.example.com"}).Code; got != ReplayStatus {
+		t.Fatalf("carol answered %d with the router cut off: the test's cut did not hide her delete", got)
+	}
+
+	// Then the apiserver goes away as well: known hosts keep being answered, readiness holds.
 	if err := env.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20 {
+	link.cut.Store(false)
+	for i := range 50 {
 		if got := r.do(request{host: "bob.example.com"}); got.Code != ReplayStatus {
 			t.Fatalf("check %d with the apiserver down: bob answered %d", i, got.Code)
 		}
@@ -109,6 +127,81 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 			t.Fatal("the source went unready while the apiserver is down")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Back: a user created and one deleted right after the restart are routed and forgotten
+	// within reconnectBound, and so is carol, whose delete the old cache never saw: the new index
+	// comes from a fresh cache's full lists. Without the reconnect, the informers' backoff (by now
+	// 12 s or more since their first failure, plus jitter) would decide when, and carol would
+	// stay until their relist; the restart count tells the two apart whatever the jitter drew.
+	if err := env.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	deleteUser(ctx, t, c, "bob")
+	createUser(ctx, t, c, "dave", "dave-app", "d1d1d1d1d1d1d1")
+	written = time.Now()
+	const reconnectBound = 5 * time.Second
+	waitFor(t, written.Add(reconnectBound), "dave to be routed after the restart", func() bool {
+		return r.do(request{host: "dave.example.com"}).Code == ReplayStatus
+	})
+	t.Logf("dave routed %s after his write, right after the restart", time.Since(written).Round(time.Millisecond))
+	waitFor(t, written.Add(reconnectBound), "bob and carol to be forgotten after the restart", func() bool {
+		return r.do(request{host: "bob.example.com"}).Code == http.StatusNotFound &&
+			r.do(request{host: "carol.example.com"}).Code == http.StatusNotFound
+	})
+	if got := counterValue(t, r.metrics.sourceRestarts); got != 1 {
+		t.Errorf("hangar_router_source_restarts_total = %v after one outage, want 1", got)
+	}
+	if !src.Ready() {
+		t.Error("the source is not ready after the restart")
+	}
+}
+
+// cuttableLink stands between a client and the apiserver. While cut, requests fail as if refused
+// and every response body (an informer's open watch) fails its next read, dropping what it read.
+type cuttableLink struct{ cut atomic.Bool }
+
+var errLinkCut = fmt.Errorf("test link cut: %w", syscall.ECONNREFUSED)
+
+func (l *cuttableLink) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if l.cut.Load() {
+			return nil, errLinkCut
+		}
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body = &cuttableBody{ReadCloser: resp.Body, link: l}
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+type cuttableBody struct {
+	io.ReadCloser
+	link *cuttableLink
+}
+
+// Read checks the link after reading: bytes that arrived once it was cut are lost.
+func (b *cuttableBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.link.cut.Load() {
+		return 0, errLinkCut
+	}
+	return n, err
+}
+
+// deleteUser deletes what createUser created.
+func deleteUser(ctx context.Context, t *testing.T, c client.Client, name string) {
+	t.Helper()
+	if err := c.Delete(ctx, &flyv1alpha1.UserMachine{ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, &flyv1alpha1.UserApp{ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: name}}); err != nil {
+		t.Fatal(err)
 	}
 }
 
