@@ -32,12 +32,20 @@ import (
 const (
 	// scaleUsers each have a UserApp (a host and a subdomain) and a UserMachine: 100 000 routes.
 	scaleUsers = 50_000
-	// scaleChurn is the changes per second written while freshness and request latency are measured.
+	// scaleChurn is the changes per second written in a window of churn.
 	scaleChurn = 50
-	// scaleRound is how long one round of churn (or of quiet) lasts.
-	scaleRound = 8 * time.Second
-	// scaleRate is the request rate of both kinds of round: well under what one core serves, so the
-	// p99 tells how rebuilds delay requests, not how a saturated server queues them.
+	// scaleRounds each last scaleRound under a steady request rate, with churn and quiet taking
+	// turns every scaleWindow: bursts of other work on a shared machine, which last longer than a
+	// window, then hit both alike (whole rounds of each, alternated, gave ratios from 0.1 to 13
+	// on this machine). Requests due in the first scaleGuard of a quiet window count for neither:
+	// the last changes of the churn window are still being built then. That holds while the
+	// freshness p99, reported from the same run, stays well under the guard.
+	scaleRounds = 9
+	scaleRound  = 6 * time.Second
+	scaleWindow = 500 * time.Millisecond
+	scaleGuard  = 150 * time.Millisecond
+	// scaleRate is the request rate throughout: well under what one core serves, so the p99 tells
+	// how rebuilds delay requests, not how a saturated server queues them.
 	scaleRate = 1000
 )
 
@@ -120,7 +128,22 @@ func newScaleRig(t testing.TB, n int) *scaleRig {
 	if got := g.r.table.Load().Routes(); got != 2*n {
 		t.Fatalf("index has %d routes, want %d", got, 2*n)
 	}
+	g.warmUp(t)
 	return g
+}
+
+// warmUp writes one change and waits until it is answered. In this rig the first changes after the
+// informers' sync reach the handlers seconds late, while no index is built at all: that is the
+// fake source and its informers starting, not the router's freshness.
+func (g *scaleRig) warmUp(t testing.TB) {
+	g.seq++
+	g.machineID[0] = fmt.Sprintf("%014x", 1<<48+g.seq)
+	g.machines.Modify(scaleMachine(0, g.machineID[0]))
+	for deadline := time.Now().Add(time.Minute); !g.answers(g.host[0], g.machineID[0]); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first change was not routed within a minute")
+		}
+	}
 }
 
 func (g *scaleRig) close(t testing.TB) {
@@ -149,6 +172,7 @@ func (g *scaleRig) write(rng *rand.Rand, busy map[int]bool) expectation {
 		i = rng.IntN(len(g.host))
 	}
 	g.seq++
+	written := time.Now()
 	if rng.IntN(4) == 0 {
 		g.host[i] = fmt.Sprintf("h%07d.u%06d.example.com", g.seq, i)
 		g.apps.Modify(scaleApp(i, g.host[i]))
@@ -156,7 +180,7 @@ func (g *scaleRig) write(rng *rand.Rand, busy map[int]bool) expectation {
 		g.machineID[i] = fmt.Sprintf("%014x", 1<<48+g.seq)
 		g.machines.Modify(scaleMachine(i, g.machineID[i]))
 	}
-	return expectation{user: i, host: g.host[i], machine: g.machineID[i], written: time.Now()}
+	return expectation{user: i, host: g.host[i], machine: g.machineID[i], written: written}
 }
 
 // answers reports whether the public handler replays host to machine.
@@ -168,73 +192,107 @@ func (g *scaleRig) answers(host, machine string) bool {
 	return rec.Code == ReplayStatus && strings.Contains(rec.Header().Get(HeaderReplay), "instance="+machine+";")
 }
 
-// churn writes scaleChurn changes per second on a fixed schedule for d, and watches each new
-// index: a change is fresh once the handler answers with it. It returns each change's time from
-// write to answer; changes still unanswered 10 s after the last write count as 10 s and more.
-func (g *scaleRig) churn(t testing.TB, rng *rand.Rand, d time.Duration) []time.Duration {
-	var (
-		mu      sync.Mutex
-		pending []expectation
-		busy    = map[int]bool{}
-		fresh   []time.Duration
-	)
-	stopWatch := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		var last *Index
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopWatch:
-				return
-			case <-tick.C:
-			}
-			ix := g.r.table.Load()
-			if ix == last {
-				continue
-			}
-			last = ix
-			mu.Lock()
-			kept := pending[:0]
-			for _, e := range pending {
-				if g.answers(e.host, e.machine) {
-					fresh = append(fresh, time.Since(e.written))
-					delete(busy, e.user)
-				} else {
-					kept = append(kept, e)
-				}
-			}
-			pending = kept
-			mu.Unlock()
+// freshnessWatch looks at every index the Source publishes and tells, for each change written,
+// when the public handler first answers with it. It runs through the quiet windows too, so churn
+// and quiet carry the same measuring load.
+type freshnessWatch struct {
+	g       *scaleRig
+	mu      sync.Mutex
+	pending []expectation
+	busy    map[int]bool
+	fresh   []time.Duration
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (g *scaleRig) watchFreshness() *freshnessWatch {
+	w := &freshnessWatch{g: g, busy: map[int]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// run checks the pending changes whenever a new index is published (polled every millisecond,
+// which bounds the error of each figure).
+func (w *freshnessWatch) run() {
+	defer close(w.done)
+	var last *Index
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-tick.C:
 		}
-	}()
-	interval := time.Second / scaleChurn
-	start := time.Now()
-	for k := range int(d / interval) {
-		time.Sleep(time.Until(start.Add(time.Duration(k) * interval)))
-		mu.Lock()
-		e := g.write(rng, busy)
-		busy[e.user] = true
-		pending = append(pending, e)
-		mu.Unlock()
+		if ix := w.g.r.table.Load(); ix != last {
+			last = ix
+			w.check()
+		}
 	}
+}
+
+func (w *freshnessWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := w.pending[:0]
+	for _, e := range w.pending {
+		if w.g.answers(e.host, e.machine) {
+			w.fresh = append(w.fresh, time.Since(e.written))
+			delete(w.busy, e.user)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	w.pending = kept
+}
+
+// churnWindow tells whether a time offset into a round is in a window of churn.
+func churnWindow(offset time.Duration) bool { return offset%(2*scaleWindow) < scaleWindow }
+
+// churn writes scaleChurn changes per second on a fixed schedule from start for d, in the windows
+// of churn.
+func (w *freshnessWatch) churn(rng *rand.Rand, start time.Time, d time.Duration) {
+	interval := time.Second / scaleChurn
+	for k := range int(d / interval) {
+		offset := time.Duration(k) * interval
+		if !churnWindow(offset) {
+			continue
+		}
+		time.Sleep(time.Until(start.Add(offset)))
+		w.mu.Lock()
+		e := w.g.write(rng, w.busy)
+		w.busy[e.user] = true
+		w.pending = append(w.pending, e)
+		w.mu.Unlock()
+	}
+}
+
+// settle waits until every change written is answered, or 10 s, and returns each change's time
+// from write to answer since the last settle. A change still unanswered counts with its age then.
+func (w *freshnessWatch) settle(t testing.TB) []time.Duration {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		n := len(pending)
-		mu.Unlock()
+		w.mu.Lock()
+		n := len(w.pending)
+		w.mu.Unlock()
 		if n == 0 {
 			break
 		}
 	}
-	close(stopWatch)
-	<-watched
-	for range pending {
-		t.Logf("a change was not routed within 10 s of the last write")
-		fresh = append(fresh, 10*time.Second+time.Since(start))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.pending {
+		t.Logf("the change of user %d was not answered within 10 s", e.user)
+		w.fresh = append(w.fresh, time.Since(e.written))
 	}
+	fresh := w.fresh
+	w.pending, w.fresh = nil, nil
+	clear(w.busy)
 	return fresh
+}
+
+func (w *freshnessWatch) close() {
+	close(w.stop)
+	<-w.done
 }
 
 // TestReportRouterScale reports, for `make bench`, the router at 100 000 routes: what one rebuild
@@ -247,8 +305,9 @@ func TestReportRouterScale(t *testing.T) {
 	reportScaleChurn(t)
 }
 
-// reportScaleChurn alternates rounds of quiet and of churn, each under the same steady request
-// rate over loopback HTTP, and reports the freshness p99 and the request p99 ratio.
+// reportScaleChurn runs rounds of churn and quiet windows under a steady request rate over
+// loopback HTTP, and reports the freshness p99 and the ratio of the request p99 in churn to that
+// in quiet (medians of the rounds).
 func reportScaleChurn(t *testing.T) {
 	g := newScaleRig(t, scaleUsers)
 	defer g.close(t)
@@ -260,25 +319,47 @@ func reportScaleChurn(t *testing.T) {
 		targets[i] = scaleSubdomain(i)
 	}
 	shuffle(targets)
+	watch := g.watchFreshness()
+	defer watch.close()
 	rng := rand.New(rand.NewPCG(12, 5))
-	var freshP99 []float64
-	res := alternate(benchRounds,
-		func() float64 { return float64(latencyAt(t, addr, targets, scaleRate, scaleRound)) },
-		func() float64 {
-			var fresh []time.Duration
-			churned := make(chan struct{})
-			go func() { defer close(churned); fresh = g.churn(t, rng, scaleRound) }()
-			p99 := latencyAt(t, addr, targets, scaleRate, scaleRound)
-			<-churned
-			freshP99 = append(freshP99, float64(percentile(fresh, 0.99)))
-			t.Logf("churn round: %d changes, freshness p50 %v p99 %v max %v; request p99 %v", len(fresh),
-				percentile(fresh, 0.5), percentile(fresh, 0.99), percentile(fresh, 1), p99)
-			return float64(p99)
-		})
-	quiet, churn := median(res[0]), median(res[1])
-	t.Logf("request p99 at %d req/s: quiet %v, under %d changes/s %v", scaleRate, time.Duration(quiet), scaleChurn, time.Duration(churn))
+	var freshP99, ratios []float64
+	var all []time.Duration
+	for range scaleRounds {
+		start := time.Now().Add(10 * time.Millisecond)
+		churned := make(chan struct{})
+		go func() { defer close(churned); watch.churn(rng, start, scaleRound) }()
+		lat := scheduledLatencies(t, addr, targets, scaleRate, start, scaleRound)
+		<-churned
+		fresh := watch.settle(t)
+		all = append(all, fresh...)
+		churn, quiet := splitByWindow(lat, time.Second/scaleRate)
+		ratios = append(ratios, float64(percentile(churn, 0.99))/float64(percentile(quiet, 0.99)))
+		freshP99 = append(freshP99, float64(percentile(fresh, 0.99)))
+		t.Logf("round: request p99 %v in churn, %v in quiet; %d changes, freshness p50 %v p99 %v max %v",
+			percentile(churn, 0.99), percentile(quiet, 0.99), len(fresh),
+			percentile(fresh, 0.5), percentile(fresh, 0.99), percentile(fresh, 1))
+	}
+	t.Logf("freshness p99 of all %d changes %v; request p99 ratios %.2f", len(all), percentile(all, 0.99), ratios)
+	// Freshness: issue 12's goal, a change answered within a second at 50 changes per second.
 	report("router_freshness_p99_ms_100k", median(freshP99)/1e6, "ms", "<=", 1000)
-	report("router_p99_churn_ratio_100k", churn/quiet, "x", "<=", 2)
+	// Half again, for "not much worse": a change costs the index well under a millisecond per
+	// 50 ms batch, but the informers and the collector share the two cores with the requests,
+	// whose p99 here is a few milliseconds. (The full rebuild measured 2.3 to 7.8 times.)
+	report("router_p99_churn_ratio_100k", median(ratios), "x", "<=", 1.5)
+}
+
+// splitByWindow sorts the latencies of requests sent every interval into those due in windows of
+// churn and those due in quiet windows after the guard.
+func splitByWindow(lat []time.Duration, interval time.Duration) (churn, quiet []time.Duration) {
+	for i, l := range lat {
+		switch offset := time.Duration(i) * interval; {
+		case churnWindow(offset):
+			churn = append(churn, l)
+		case offset%scaleWindow >= scaleGuard:
+			quiet = append(quiet, l)
+		}
+	}
+	return churn, quiet
 }
 
 // reportScaleRebuild measures what the Source's rebuild after one change costs at 100 000 routes
@@ -322,10 +403,17 @@ func reportScaleRebuild(t *testing.T) {
 		return 0
 	})
 	t.Logf("rebuild after one change: %v ms, %v MB, %v allocs; first build: %v ms, %v MB", ms, mb, allocs, firstMs, firstMB)
-	report("router_rebuild_ms_100k", median(ms), "ms", "<=", 10)
-	report("router_rebuild_alloc_mb_100k", median(mb), "MB", "<=", 1)
-	report("router_rebuild_allocs_100k", median(allocs), "allocs", "<=", 1000)
-	report("router_first_build_ms_100k", median(firstMs), "ms", "<=", 2000)
+	// A tenth of the 50 ms the Source waits to gather a batch: freshness is then that wait, and
+	// 20 batches a second take at most a tenth of a core.
+	report("router_rebuild_ms_100k", median(ms), "ms", "<=", 5)
+	// At 20 batches a second, 10 MB/s of garbage at most: a collection of the ~220 MB heap no
+	// more often than every 20 s or so.
+	report("router_rebuild_alloc_mb_100k", median(mb), "MB", "<=", 0.5)
+	// A change allocates for what it touches (its group, its hosts, their shards), never per route.
+	report("router_rebuild_allocs_100k", median(allocs), "allocs", "<=", 100)
+	// Once per start, before /readyz: no longer than the informers' own list of 100 000 objects
+	// takes on this machine (seconds).
+	report("router_first_build_ms_100k", median(firstMs), "ms", "<=", 5000)
 }
 
 // reportScaleHeap reports the heap the router holds per route at 100 000 routes: the cached
@@ -356,7 +444,9 @@ func reportScaleHeap(t *testing.T) {
 	routes := ix.Routes()
 	perRoute := float64(int64(after)-int64(before)) / float64(routes)
 	t.Logf("heap: %d routes, %d B before, %d B after: %.0f B per route (cache, builder, index, signed replays)", routes, before, after, perRoute)
-	report("router_heap_per_route_bytes_100k", perRoute, "B", "<=", 2048)
+	// 100 000 routes must fit config/router's 512 MiB limit at GOGC=100, which lets the heap
+	// grow to twice what is live: 2 x 100 000 x 2560 B = 512 MB.
+	report("router_heap_per_route_bytes_100k", perRoute, "B", "<=", 2560)
 	runtime.KeepAlive(r)
 	runtime.KeepAlive(apps)
 	runtime.KeepAlive(machines)

@@ -338,10 +338,10 @@ func TestRebuildKeepsSignaturesAndDropsGoneApps(t *testing.T) {
 	}
 	r.builder.DeleteApp(nn("ns", "b"))
 	r.publish()
-	if _, kept := r.builder.appSecrets[keys.App{FlyApp: "b-app", Generation: 1}]; kept {
-		t.Error("derived secrets of a deleted app are still held")
+	if _, kept := r.builder.built.groups[nn("ns", "b")]; kept {
+		t.Error("the derived secrets of a deleted app are still held")
 	}
-	if _, kept := r.builder.appSecrets[keys.App{FlyApp: "a-app", Generation: 1}]; !kept {
+	if g := r.builder.built.groups[nn("ns", "a")]; g == nil || findSecrets(g.secrets, keys.App{FlyApp: "a-app", Generation: 1}) == nil {
 		t.Error("derived secrets of a live app were dropped")
 	}
 }

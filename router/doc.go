@@ -6,8 +6,10 @@
 // The parts, in the order a request meets them:
 //
 //   - Source watches UserApps and UserMachines through an informer cache whose transforms drop
-//     everything routing does not read, feeds a Builder, and publishes each rebuilt Index in a
-//     Table (an atomic pointer). A request loads the pointer: no lock, no allocation.
+//     everything routing does not read, feeds a Builder, and publishes each new Index in a Table
+//     (an atomic pointer). A request loads the pointer: no lock, no allocation. The Builder updates
+//     the previous Index for what changed (the groups, a UserApp and its UserMachines, that
+//     changed, and their hosts), sharing the rest with it.
 //   - NormalizeHost makes hosts canonical once (lower case, no port or trailing dot, IDN → xn--);
 //     requests with an already canonical Host skip it.
 //   - The handler of each listener (public, management) picks the target, checks the app's auth

@@ -36,12 +36,13 @@ type target struct {
 	previousManagementToken []byte
 }
 
-// Index maps canonical hosts and UserMachine names to targets. It is immutable: the router builds a
-// new one when the cluster changes and publishes it through a Table, so lookups take no lock.
+// Index maps canonical hosts and UserMachine names to targets. It is immutable: the router makes a
+// new one when the cluster changes (sharing what did not change with the previous one) and
+// publishes it through a Table, so lookups take no lock.
 type Index struct {
-	hosts map[string]*target
+	hosts cowMap[*target]
 	// machines is keyed by "namespace/name" of each UserMachine, for the Hangar-Target header.
-	machines map[string]*target
+	machines cowMap[*target]
 	// conflicts counts the live claims that lose a host to another app, once each.
 	conflicts int
 	// skipped counts objects left out because a status field could not go into a replay.
@@ -55,16 +56,16 @@ type Index struct {
 func (ix *Index) KeySwitch() time.Time { return ix.keySwitch }
 
 // Routes is the number of hosts the index serves.
-func (ix *Index) Routes() int { return len(ix.hosts) }
+func (ix *Index) Routes() int { return ix.hosts.size() }
 
 // Conflicts is the number of losing host claims.
 func (ix *Index) Conflicts() int { return ix.conflicts }
 
 // lookupHost finds the target of a canonical host.
-func (ix *Index) lookupHost(canonical string) *target { return ix.hosts[canonical] }
+func (ix *Index) lookupHost(canonical string) *target { return ix.hosts.get(canonical) }
 
 // lookupMachine finds the target of a "namespace/name" UserMachine reference.
-func (ix *Index) lookupMachine(ref string) *target { return ix.machines[ref] }
+func (ix *Index) lookupMachine(ref string) *target { return ix.machines.get(ref) }
 
 // Table publishes the current Index. Readers never block and never see a half-built index.
 type Table struct {
