@@ -112,6 +112,7 @@ func (w *transitionWaits) start(um *flyv1alpha1.UserMachine, m *FlyMachine, stat
 	}
 	w.running[um.UID] = true
 	delete(w.seen, um.UID)
+	w.dropStale()
 	machine, app := *m, um.Status.AppName
 	key := metav1.ObjectMeta{Namespace: um.Namespace, Name: um.Name}
 	go w.await(w.ctx, um.UID, key, app, machine, target)
@@ -134,6 +135,16 @@ func (w *transitionWaits) await(ctx context.Context, uid types.UID, key metav1.O
 	select {
 	case w.wake <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: key}}:
 	case <-ctx.Done():
+	}
+}
+
+// dropStale forgets what waits saw that no pass took in time (the object was deleted, or its pass
+// came late), so the memory stays as small as the waits under way. The caller holds w.mu.
+func (w *transitionWaits) dropStale() {
+	for uid, saw := range w.seen {
+		if time.Since(saw.at) > w.poll {
+			delete(w.seen, uid)
+		}
 	}
 }
 
