@@ -2,7 +2,6 @@ package crash_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
@@ -20,7 +19,6 @@ import (
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/internal/flysim"
-	"github.com/hangar-dev/hangar/internal/testenv/managerproc"
 )
 
 const (
@@ -228,8 +226,7 @@ func runPoint(t *testing.T, seed uint64, index int, sc scenario) result {
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// One log for the point: the run killed and the run restarted after it.
-	logs := managerproc.NewTail(200)
+	logs := newTail(200)
 	args := []string{
 		"--kubeconfig", kubeconfig, "--namespace", ns, "--fly-api-url", srv.URL, "--fly-token-file", tokenFile,
 		"--root-key-secret", ns + "/hangar-root-key", "--default-org", org, "--default-region", "ord",
@@ -240,7 +237,7 @@ func runPoint(t *testing.T, seed uint64, index int, sc scenario) result {
 	}
 	start := func() {
 		t.Helper()
-		p, err := manager.Start(managerproc.Config{Args: args, Logs: logs})
+		p, err := startManager(args, logs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,10 +245,8 @@ func runPoint(t *testing.T, seed uint64, index int, sc scenario) result {
 	}
 	start()
 	defer func() {
-		if p := k.process(); p != nil && !p.Exited() {
-			// Only a manager that will not stop is this suite's concern, not how it ended: one
-			// restarted moments ago may not handle SIGTERM yet and ends by the signal.
-			if err := p.Stop(managerproc.StopTimeout); errors.Is(err, managerproc.ErrNotStopped) {
+		if p := k.process(); p != nil && !p.exited() {
+			if err := p.stop(); err != nil {
 				t.Error(err)
 			}
 		}
@@ -304,19 +299,19 @@ type killer struct {
 	plan killPlan
 
 	mu     sync.Mutex
-	proc   *managerproc.Process
+	proc   *managerProcess
 	armed  bool
 	calls  int
 	killed chan string
 }
 
-func (k *killer) setProcess(p *managerproc.Process) {
+func (k *killer) setProcess(p *managerProcess) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.proc = p
 }
 
-func (k *killer) process() *managerproc.Process {
+func (k *killer) process() *managerProcess {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.proc
@@ -364,7 +359,7 @@ func (k *killer) kill(at string) {
 		return
 	}
 	k.armed = false
-	k.proc.Kill()
+	k.proc.kill()
 	k.killed <- at
 }
 
