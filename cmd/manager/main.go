@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,6 +32,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/flyadapter"
 	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/hostclaim"
+	"github.com/hangar-dev/hangar/internal/kubeconfig"
 	"github.com/hangar-dev/hangar/internal/logging"
 )
 
@@ -186,7 +186,7 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	cfg, err := restConfig(opts.kubeconfig)
+	cfg, err := kubeconfig.Load(opts.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("finding the cluster: %w", err)
 	}
@@ -230,13 +230,6 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	}
 	log.Info("Manager stopped")
 	return nil
-}
-
-// restConfig loads --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
 
 // tokenFilePoll is how often the manager looks at --fly-token-file for a rotated token: a stat.

@@ -16,12 +16,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/hangar-dev/hangar/internal/keys"
+	"github.com/hangar-dev/hangar/internal/kubeconfig"
 	"github.com/hangar-dev/hangar/internal/logging"
 	"github.com/hangar-dev/hangar/router"
 )
@@ -177,7 +176,7 @@ func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
 			return router.Config{}, err
 		}
 	}
-	restCfg, err := restConfig(o.kubeconfig)
+	restCfg, err := kubeconfig.Load(o.kubeconfig)
 	if err != nil {
 		return router.Config{}, fmt.Errorf("loading the Kubernetes client configuration: %w", err)
 	}
@@ -200,11 +199,4 @@ func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
 		ShutdownTimeout: o.shutdownTime,
 		Logger:          logger,
 	}, nil
-}
-
-// restConfig loads --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the in-cluster config.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
