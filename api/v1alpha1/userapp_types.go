@@ -245,6 +245,7 @@ type UserAppStatus struct {
 // +kubebuilder:printcolumn:name="Network",type=string,JSONPath=`.status.network`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.routing.hosts`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UserApp struct {
 	metav1.TypeMeta `json:",inline"`
