@@ -21,6 +21,7 @@ type subcommand struct {
 
 // subcommands is the table main dispatches on; each entry lives in its own file.
 var subcommands = map[string]subcommand{
+	"version": {summary: "print the version, commit and build date of this build", run: runVersion},
 	"flysim": {summary: "serve the Fly Machines API emulator", run: func(ctx context.Context, args []string, stderr io.Writer) error {
 		return runFlysim(ctx, args, stderr, nil)
 	}},
