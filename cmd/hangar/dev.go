@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -36,7 +38,6 @@ type devConfig struct {
 
 func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	fs := flag.NewFlagSet("hangar dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cfg devConfig
 	var proxyHTTP, proxyManagement string
 	var profile profileFlags
@@ -52,14 +53,8 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	fs.StringVar(&cfg.log.Level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.log.Format, "log-format", "console", "log encoding: console or json")
 	profile.bind(fs, devProfile)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return cfg, err
 	}
 	cfg.stack.ProxyListen = map[int]string{80: proxyHTTP, 9090: proxyManagement}
 	p, err := profile.resolve()
@@ -70,11 +65,78 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	return cfg, nil
 }
 
+// listenFlag is an address flag of hangar dev with its value, so that a port error names the flag
+// to change rather than only an address.
+type listenFlag struct{ flag, addr string }
+
+// listenFlags are the addresses `hangar dev` listens on at fixed ports; the apiserver, the router
+// and the simulated machines pick free ports themselves.
+func (c devConfig) listenFlags() []listenFlag {
+	return []listenFlag{
+		{"--fly-api", c.stack.FlyAPIAddr},
+		{"--proxy-http", c.stack.ProxyListen[80]},
+		{"--proxy-management", c.stack.ProxyListen[9090]},
+	}
+}
+
+// portError is an address flag whose address cannot be listened on.
+type portError struct {
+	flag, addr string
+	// sharedWith is the other flag given the same address, if that is the cause.
+	sharedWith string
+	err        error
+}
+
+func (e *portError) Error() string {
+	switch {
+	case e.sharedWith != "":
+		return fmt.Sprintf("%s %s: the same address as %s; choose another with %s", e.flag, e.addr, e.sharedWith, e.flag)
+	case errors.Is(e.err, syscall.EADDRINUSE):
+		return fmt.Sprintf("%s %s: address in use; choose another with %s", e.flag, e.addr, e.flag)
+	default:
+		return fmt.Sprintf("%s %s: %v; choose another with %s", e.flag, e.addr, e.err, e.flag)
+	}
+}
+
+func (e *portError) Unwrap() error { return e.err }
+
+// checkListenAddrs listens on every address and lets go again before anything starts, so that a
+// taken port fails at once, naming its flag, rather than after the apiserver came up. Another
+// process may still take a port in the moment between this check and the stack's own listen; that
+// rare case fails as before, with the address.
+func checkListenAddrs(flags []listenFlag) error {
+	for i, f := range flags {
+		for _, earlier := range flags[:i] {
+			if f.addr == earlier.addr && !strings.HasSuffix(f.addr, ":0") {
+				return &portError{flag: f.flag, addr: f.addr, sharedWith: earlier.flag}
+			}
+		}
+	}
+	// Every listener is held until all are checked, so two spellings of one address are caught too.
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			_ = ln.Close()
+		}
+	}()
+	for _, f := range flags {
+		ln, err := net.Listen("tcp", f.addr)
+		if err != nil {
+			return &portError{flag: f.flag, addr: f.addr, err: err}
+		}
+		held = append(held, ln)
+	}
+	return nil
+}
+
 // runDev starts the local stack, applies the samples, prints what to try, and runs until ctx ends.
 func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	began := time.Now()
 	cfg, err := parseDevFlags(args, stderr)
 	if err != nil {
+		return err
+	}
+	if err := checkListenAddrs(cfg.listenFlags()); err != nil {
 		return err
 	}
 	log, flush, err := logging.New(cfg.log)

@@ -31,7 +31,6 @@ type flysimConfig struct {
 // parseFlysimFlags reads the flysim command line. Tokens and orgs pair up in order.
 func parseFlysimFlags(args []string, stderr io.Writer) (flysimConfig, error) {
 	fs := flag.NewFlagSet("hangar flysim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cfg flysimConfig
 	var tokens, orgs stringList
 	var seed int64
@@ -51,15 +50,10 @@ func parseFlysimFlags(args []string, stderr io.Writer) (flysimConfig, error) {
 	fs.DurationVar(&d.Update, "update-delay", 0, "replacing → the post-update state (0: "+flysim.DefaultDelays.Update.String()+")")
 	profile.bind(fs, "fast")
 	cfg.log.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, fmt.Errorf("%w: %w", errUsage, err)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return cfg, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return cfg, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	case len(tokens) == 0:
 		return cfg, fmt.Errorf("%w: at least one --token and --org pair is required", errUsage)
 	case len(tokens) != len(orgs):

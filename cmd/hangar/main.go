@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "hangar %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "hangar %s: %v\nRun 'hangar %s -h' for its flags.\n", args[0], err, args[0])
 		return 2
 	default:
 		fmt.Fprintf(stderr, "hangar %s: %v\n", args[0], err)
@@ -66,6 +66,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 // errUsage marks errors in how a command was called.
 var errUsage = errors.New("usage error")
+
+// parseFlags parses a subcommand's flags. The flag package would print a parse error and the whole
+// usage itself, and run prints the returned error again: so the flag package stays silent, run
+// prints the error once, and the usage is printed only when asked for with -h.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return err
+	case err != nil:
+		return fmt.Errorf("%w: %w", errUsage, err)
+	case fs.NArg() > 0:
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return nil
+}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: hangar <command> [flags]\n\nCommands:")
