@@ -28,6 +28,8 @@ const (
 	EventNotOwned = "NotOwned"
 	// EventHostsAccepted: an object that lost a host to another UserApp owns all its hosts again.
 	EventHostsAccepted = "HostsAccepted"
+	// EventRecovered: an object that was stalled (see stalledReasons) is Ready again.
+	EventRecovered = "Recovered"
 )
 
 // eventer emits hangar's Events. Its methods are the only way reconcilers emit them, so reasons and
@@ -51,12 +53,14 @@ func (e eventer) warning(obj runtime.Object, reason, action, note string, args .
 // warnedReasons are the Ready reasons that deserve a Warning Event when an object enters them: the
 // failures a person may have to act on. Waiting and transient reasons are left to the condition.
 var warnedReasons = map[string]bool{
-	flyv1alpha1.ThrottledReason:    true,
-	flyv1alpha1.FlyRejectedReason:  true,
-	flyv1alpha1.UnauthorizedReason: true,
-	flyv1alpha1.NameTakenReason:    true,
-	flyv1alpha1.HostConflictReason: true,
-	flyv1alpha1.InvalidHostReason:  true,
+	flyv1alpha1.ThrottledReason:      true,
+	flyv1alpha1.FlyRejectedReason:    true,
+	flyv1alpha1.UnauthorizedReason:   true,
+	flyv1alpha1.NameTakenReason:      true,
+	flyv1alpha1.NetworkInUseReason:   true,
+	flyv1alpha1.SecretNotFoundReason: true,
+	flyv1alpha1.HostConflictReason:   true,
+	flyv1alpha1.InvalidHostReason:    true,
 }
 
 // failureEvent announces that an object entered a failing state: a Warning with the Ready reason
@@ -64,5 +68,13 @@ var warnedReasons = map[string]bool{
 func (e eventer) failureEvent(obj runtime.Object, oldReason, newReason, message string) {
 	if oldReason != newReason && warnedReasons[newReason] {
 		e.warning(obj, newReason, "Reconcile", "%s", message)
+	}
+}
+
+// recoveryEvent announces that an object which was stalled is Ready again, so the Warning that
+// announced the failure is followed by the news that it is over.
+func (e eventer) recoveryEvent(obj runtime.Object, oldReason, newReason string) {
+	if stalledReasons[oldReason] && newReason == flyv1alpha1.ReadyReason {
+		e.normal(obj, EventRecovered, "Reconcile", "Ready again after %s", oldReason)
 	}
 }

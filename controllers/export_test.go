@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
@@ -29,6 +30,9 @@ func NewScriptedLoop(c client.Client, rec events.EventRecorder, phases []Scripte
 		scope:    func(app *flyv1alpha1.UserApp) *flyv1alpha1.UserApp { return app },
 		finalize: func(_ context.Context, app *flyv1alpha1.UserApp) error { return finalize(app) },
 		nextPass: func(*flyv1alpha1.UserApp) time.Duration { return time.Minute },
+		readyMessage: func(app *flyv1alpha1.UserApp) string {
+			return "scripted " + app.Name + " ready"
+		},
 	}
 	for _, p := range phases {
 		lc.phases = append(lc.phases, phase[*flyv1alpha1.UserApp]{
@@ -58,3 +62,8 @@ func (f *FreshReader) Get(ctx context.Context, key client.ObjectKey, obj client.
 
 // Wrote records obj as written by the manager, as the loop does after its writes.
 func (f *FreshReader) Wrote(obj client.Object) { f.b.known.record(obj) }
+
+// AppChangeConcernsMachines is the filter on the UserApp events that reach its machines.
+func AppChangeConcernsMachines(old, updated *flyv1alpha1.UserApp) bool {
+	return appChangeConcernsMachines().Update(event.UpdateEvent{ObjectOld: old, ObjectNew: updated})
+}

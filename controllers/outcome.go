@@ -104,9 +104,9 @@ func markKnown(conds *[]metav1.Condition, generation int64, condType, message st
 	}
 }
 
-// summarizeReady sets Ready from the named conditions: True when all are True, else False with the
-// reason and message of the first that is not.
-func summarizeReady(conds *[]metav1.Condition, generation int64, parts ...string) {
+// summarizeReady sets Ready from the named conditions: True with readyMessage when all are True,
+// else False with the reason and message of the first that is not.
+func summarizeReady(conds *[]metav1.Condition, generation int64, readyMessage string, parts ...string) {
 	for _, t := range parts {
 		c := meta.FindStatusCondition(*conds, t)
 		if c == nil {
@@ -118,7 +118,40 @@ func summarizeReady(conds *[]metav1.Condition, generation int64, parts ...string
 			return
 		}
 	}
-	markTrue(conds, generation, flyv1alpha1.ReadyCondition, flyv1alpha1.ReadyReason, "")
+	markTrue(conds, generation, flyv1alpha1.ReadyCondition, flyv1alpha1.ReadyReason, readyMessage)
+}
+
+// stalledReasons are the Ready reasons that no retry fixes: someone has to change the object, a
+// Secret, another tenant's claim or the Fly token. They make Stalled True; every other reason of a
+// Ready that is not True means work under way (Reconciling).
+var stalledReasons = map[string]bool{
+	flyv1alpha1.FlyRejectedReason:    true,
+	flyv1alpha1.NameTakenReason:      true,
+	flyv1alpha1.NetworkInUseReason:   true,
+	flyv1alpha1.SecretNotFoundReason: true,
+	flyv1alpha1.UnauthorizedReason:   true,
+	flyv1alpha1.HostConflictReason:   true,
+	flyv1alpha1.InvalidHostReason:    true,
+}
+
+// summarizeProgress sets the kstatus conditions from Ready (see api/v1alpha1/conditions.go): at
+// most one of Reconciling and Stalled is True, with Ready's reason and message; both are False
+// once Ready is True.
+func summarizeProgress(conds *[]metav1.Condition, generation int64) {
+	ready := meta.FindStatusCondition(*conds, flyv1alpha1.ReadyCondition)
+	switch {
+	case ready == nil:
+		return
+	case ready.Status == metav1.ConditionTrue:
+		markFalse(conds, generation, flyv1alpha1.ReconcilingCondition, flyv1alpha1.ReadyReason, "nothing left to do")
+		markFalse(conds, generation, flyv1alpha1.StalledCondition, flyv1alpha1.ReadyReason, "nothing is stuck")
+	case stalledReasons[ready.Reason]:
+		markTrue(conds, generation, flyv1alpha1.StalledCondition, ready.Reason, ready.Message)
+		markFalse(conds, generation, flyv1alpha1.ReconcilingCondition, ready.Reason, "waiting for a change (see Stalled)")
+	default:
+		markTrue(conds, generation, flyv1alpha1.ReconcilingCondition, ready.Reason, ready.Message)
+		markFalse(conds, generation, flyv1alpha1.StalledCondition, ready.Reason, "nothing is stuck")
+	}
 }
 
 // readyReason is the reason of the Ready condition, or "" when there is none.

@@ -55,6 +55,8 @@ type lifecycle[T object, S any] struct {
 	finalize func(context.Context, S) error
 	// nextPass is how long after a pass whose phases all succeeded the object is looked at again.
 	nextPass func(S) time.Duration
+	// readyMessage says what runs, for the message of a True Ready condition.
+	readyMessage func(S) string
 }
 
 // base is what every reconciler shares: how it reads and writes Kubernetes objects, how it tells
@@ -147,6 +149,9 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	} else {
 		result, retErr = l.reconcileNormal(ctx, obj, s, throttled)
 	}
+	// Every pass, failed or not, says which generation its conditions describe: kstatus readers
+	// (Flux, kpt, Argo CD's health checks) trust Reconciling and Stalled only for that generation.
+	obj.SetObservedGeneration(obj.GetGeneration())
 	l.unauthorized.note(req.NamespacedName, readyReason(obj.GetConditions()) == flyv1alpha1.UnauthorizedReason)
 	return result, retErr
 }
@@ -154,7 +159,7 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 // reconcileNormal runs the phases in order until one fails, then summarises Ready from their
 // conditions, announces what changed and says when to come back.
 func (l *loop[O, T, S]) reconcileNormal(ctx context.Context, obj T, s S, throttled func() bool) (ctrl.Result, error) {
-	wasReady := isTrue(obj.GetConditions(), flyv1alpha1.ReadyCondition)
+	wasReady := meta.FindStatusCondition(obj.GetConditions(), flyv1alpha1.ReadyCondition)
 	oldReason := readyReason(obj.GetConditions())
 
 	oc := outcome{label: "ready"}
@@ -168,10 +173,12 @@ func (l *loop[O, T, S]) reconcileNormal(ctx context.Context, obj T, s S, throttl
 		}
 	}
 	setConditions(obj, func(conds *[]metav1.Condition, gen int64) {
-		summarizeReady(conds, gen, l.conditionTypes()...)
+		summarizeReady(conds, gen, l.readyMessage(s), l.conditionTypes()...)
+		summarizeProgress(conds, gen)
 	})
 	newReason := readyReason(obj.GetConditions())
 	l.events.failureEvent(obj, oldReason, newReason, oc.message)
+	l.events.recoveryEvent(obj, oldReason, newReason)
 	if throttled() && newReason != flyv1alpha1.ThrottledReason {
 		// The pass got through, but Fly's rate limits slowed it: say so once, without marking the
 		// object as failing.
@@ -183,10 +190,14 @@ func (l *loop[O, T, S]) reconcileNormal(ctx context.Context, obj T, s S, throttl
 		return oc.result, oc.err
 	}
 
-	if !wasReady && obj.GetObservedGeneration() == 0 {
-		timeToReady.WithLabelValues(l.kind).Observe(time.Since(obj.GetCreationTimestamp().Time).Seconds())
+	if wasReady == nil || wasReady.Status != metav1.ConditionTrue {
+		// Not Ready since its creation, or since Ready last turned False.
+		since := obj.GetCreationTimestamp().Time
+		if wasReady != nil {
+			since = wasReady.LastTransitionTime.Time
+		}
+		timeToReady.WithLabelValues(l.kind).Observe(time.Since(since).Seconds())
 	}
-	obj.SetObservedGeneration(obj.GetGeneration())
 	return ctrl.Result{RequeueAfter: max(l.nextPass(s), time.Millisecond)}, nil
 }
 
@@ -199,6 +210,7 @@ func (l *loop[O, T, S]) reconcileDelete(ctx context.Context, obj T, s S) (ctrl.R
 		oc := outcomeOf(err, l.options)
 		setConditions(obj, func(conds *[]metav1.Condition, gen int64) {
 			markFalse(conds, gen, flyv1alpha1.ReadyCondition, oc.reason, "deleting: "+oc.message)
+			summarizeProgress(conds, gen)
 		})
 		return oc.result, oc.err
 	}

@@ -97,6 +97,17 @@ func TestSharedLoop(t *testing.T) {
 		}
 	}
 	outcomes := func() map[string]float64 { return outcomeCounts(t, "ScriptedUserApp") }
+	// expectProgress checks the kstatus conditions, which carry Ready's reason.
+	expectProgress := func(step string, reconciling, stalled metav1.ConditionStatus, reason string) {
+		t.Helper()
+		for condType, want := range map[string]metav1.ConditionStatus{
+			flyv1alpha1.ReconcilingCondition: reconciling, flyv1alpha1.StalledCondition: stalled,
+		} {
+			if c := condition(condType); c == nil || c.Status != want || c.Reason != reason || c.ObservedGeneration != app.Generation {
+				t.Errorf("%s: %s = %+v, want %s with reason %s for generation %d", step, condType, c, want, reason, app.Generation)
+			}
+		}
+	}
 
 	// A phase waits: the pass stops there, its condition and Ready say why, nothing is an error.
 	failSecond = controllers.WaitFor(5*time.Second, flyv1alpha1.WaitingForAppReason, "waiting for %s", "the app")
@@ -116,9 +127,10 @@ func TestSharedLoop(t *testing.T) {
 	if condition("Third") != nil || thirdRuns != 0 {
 		t.Errorf("the phase after the failing one ran (%d) or has a condition", thirdRuns)
 	}
-	if app.Status.ObservedGeneration != 0 || !controllerutil.ContainsFinalizer(app, controllers.Finalizer) {
-		t.Errorf("observedGeneration %d (want 0), finalizers %v", app.Status.ObservedGeneration, app.Finalizers)
+	if app.Status.ObservedGeneration != app.Generation || !controllerutil.ContainsFinalizer(app, controllers.Finalizer) {
+		t.Errorf("observedGeneration %d (want %d: every pass records it), finalizers %v", app.Status.ObservedGeneration, app.Generation, app.Finalizers)
 	}
+	expectProgress("waiting", metav1.ConditionTrue, metav1.ConditionFalse, flyv1alpha1.WaitingForAppReason)
 	expectEvents("waiting")
 
 	// Fly refuses: the error is returned for backoff, and one Warning tells people, once.
@@ -133,6 +145,7 @@ func TestSharedLoop(t *testing.T) {
 		t.Errorf("Ready = %+v", c)
 	}
 	expectEvents("rejected twice", "Warning FlyRejected Fly refused the request: bad image")
+	expectProgress("rejected", metav1.ConditionFalse, metav1.ConditionTrue, flyv1alpha1.FlyRejectedReason)
 	if got := outcomes()["rejected"] - before; got != 2 {
 		t.Errorf("rejected outcomes counted %v, want 2", got)
 	}
@@ -146,10 +159,11 @@ func TestSharedLoop(t *testing.T) {
 	if c := condition(flyv1alpha1.ReadyCondition); c.Status != metav1.ConditionTrue || thirdRuns != 1 {
 		t.Errorf("Ready = %+v, Third ran %d times", c, thirdRuns)
 	}
-	if app.Status.ObservedGeneration != app.Generation {
-		t.Errorf("observedGeneration %d, want %d", app.Status.ObservedGeneration, app.Generation)
+	if c := condition(flyv1alpha1.ReadyCondition); c.Message != "scripted "+app.Name+" ready" {
+		t.Errorf("Ready message %q, want the kind's ready message", c.Message)
 	}
-	expectEvents("ready")
+	expectProgress("ready", metav1.ConditionFalse, metav1.ConditionFalse, flyv1alpha1.ReadyReason)
+	expectEvents("ready", "Normal Recovered Ready again after FlyRejected")
 
 	// A pass that changes nothing writes nothing.
 	writes := statusWrites

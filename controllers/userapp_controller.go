@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,9 +58,23 @@ func (r *userAppReconciler) lifecycle() lifecycle[*flyv1alpha1.UserApp, *appScop
 			{flyv1alpha1.ConnectionSecretReadyCondition, r.writeConnectionSecret},
 			{flyv1alpha1.HostsAcceptedCondition, r.acceptHosts}, // last: a host conflict never holds up Fly work (hosts.go)
 		},
-		finalize: r.finalize,
-		nextPass: r.nextPass,
+		finalize:     r.finalize,
+		nextPass:     r.nextPass,
+		readyMessage: appReadyMessage,
 	}
+}
+
+// appReadyMessage says what a Ready UserApp has on Fly.
+func appReadyMessage(s *appScope) string {
+	st := &s.app.Status
+	msg := fmt.Sprintf("Fly app %s on network %s", st.AppName, st.Network)
+	if st.PrivateIP != "" {
+		msg += ", Flycast " + st.PrivateIP
+	}
+	if r := s.app.Spec.Routing; r != nil && len(r.Hosts) > 0 {
+		msg += fmt.Sprintf(", routing %d host(s)", len(r.Hosts))
+	}
+	return msg
 }
 
 func (r *userAppReconciler) scopeFor(app *flyv1alpha1.UserApp) *appScope {

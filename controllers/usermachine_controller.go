@@ -2,12 +2,17 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 )
@@ -60,9 +65,16 @@ func (r *userMachineReconciler) lifecycle() lifecycle[*flyv1alpha1.UserMachine, 
 			{flyv1alpha1.PowerStateSyncedCondition, r.syncPowerState},
 			{flyv1alpha1.HostsAcceptedCondition, r.acceptHosts}, // last: a host conflict never holds up Fly work (hosts.go)
 		},
-		finalize: r.finalize,
-		nextPass: r.nextPass,
+		finalize:     r.finalize,
+		nextPass:     r.nextPass,
+		readyMessage: machineReadyMessage,
 	}
+}
+
+// machineReadyMessage says what a Ready UserMachine runs on Fly.
+func machineReadyMessage(s *machineScope) string {
+	st := &s.um.Status
+	return fmt.Sprintf("machine %s %s in %s, image %s", st.MachineID, st.State, st.Region, s.um.Spec.Image)
 }
 
 // nextPass comes back at the drift check, or sooner while the machine is in a transition.
@@ -96,11 +108,45 @@ func (r *userMachineReconciler) setupWithManager(mgr ctrl.Manager) error {
 		b = r.watchHostClaims(b, func() client.ObjectList { return &flyv1alpha1.UserMachineList{} }, indexMachineHosts)
 		b = r.waits.watch(b)
 		// A UserApp's changes (ready, new secrets version, deletion) concern its machines.
-		return b.Watches(&flyv1alpha1.UserApp{}, handler.EnqueueRequestsFromMapFunc(r.machinesOfApp))
+		return b.Watches(&flyv1alpha1.UserApp{}, handler.EnqueueRequestsFromMapFunc(r.machinesOfApp),
+			builder.WithPredicates(appChangeConcernsMachines()))
 	})
 }
 
 // machinesOfApp maps a UserApp to its UserMachines.
 func (r *userMachineReconciler) machinesOfApp(ctx context.Context, app client.Object) []ctrl.Request {
 	return requestsByIndex(ctx, r.client, &flyv1alpha1.UserMachineList{}, indexMachineAppRef, app)
+}
+
+// appChangeConcernsMachines passes the UserApp updates its machines act on: its spec, deletion,
+// annotations, the Fly app, secrets version and keys in its status, and any condition turning True
+// or False. Other status writes (a new message while Fly throttles the app, a drift check's time)
+// would send every machine of the app round for nothing: at 2 000 machines they were most passes.
+func appChangeConcernsMachines() predicate.Funcs {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			old, okOld := e.ObjectOld.(*flyv1alpha1.UserApp)
+			updated, okNew := e.ObjectNew.(*flyv1alpha1.UserApp)
+			if !okOld || !okNew {
+				return true
+			}
+			return old.Generation != updated.Generation ||
+				old.DeletionTimestamp.IsZero() != updated.DeletionTimestamp.IsZero() ||
+				!maps.Equal(old.Annotations, updated.Annotations) ||
+				machineFacingStatus(&old.Status) != machineFacingStatus(&updated.Status)
+		},
+	}
+}
+
+// machineFacingStatus is the part of a UserApp's status its machines read, as a comparable string.
+func machineFacingStatus(st *flyv1alpha1.UserAppStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%d|%d", st.AppName, st.Network, st.SecretsVersion, st.KeyGeneration)
+	if t := st.PreviousKeysValidUntil; t != nil {
+		b.WriteString("|" + t.UTC().Format(time.RFC3339))
+	}
+	for _, c := range st.Conditions {
+		fmt.Fprintf(&b, "|%s=%s", c.Type, c.Status)
+	}
+	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -234,7 +235,8 @@ func (r *userMachineReconciler) syncPowerState(ctx context.Context, s *machineSc
 
 	// The machine left the asked-for state on its own (the proxy woke it, someone stopped it) when
 	// the condition said it was in sync for this generation.
-	outOfBand := isTrue(st.Conditions, flyv1alpha1.PowerStateSyncedCondition) && st.ObservedGeneration == s.um.Generation
+	synced := meta.FindStatusCondition(st.Conditions, flyv1alpha1.PowerStateSyncedCondition)
+	outOfBand := synced != nil && synced.Status == metav1.ConditionTrue && synced.ObservedGeneration == s.um.Generation
 	action, event, transient := powerActionFor(want, st.State)
 	ctrl.LoggerFrom(ctx).Info("Changing machine power state", "machine", st.MachineID, "from", st.State, "action", action)
 	var err error

@@ -3,8 +3,17 @@ package v1alpha1
 // Condition types. Ready is on both kinds and summarises the others: it is True only when every
 // named condition of the kind is True.
 const (
-	// ReadyCondition is True when the Fly side matches the spec and the object can serve traffic.
+	// ReadyCondition is True when the Fly side matches the spec and the object can serve traffic;
+	// its message then says what runs.
 	ReadyCondition = "Ready"
+	// ReconcilingCondition follows the kstatus convention (sigs.k8s.io/cli-utils/pkg/kstatus): True
+	// while hangar works toward the spec and nothing is wrong that a retry will not fix, with
+	// Ready's reason and message; False once Ready is True or the object is Stalled.
+	ReconcilingCondition = "Reconciling"
+	// StalledCondition follows the kstatus convention: True when nothing changes until someone acts
+	// (Fly refused the spec, a name, network or host is taken, a Secret is missing, the Fly token is
+	// refused), with Ready's reason and message; False otherwise. Never True with Reconciling.
+	StalledCondition = "Stalled"
 
 	// AppCreatedCondition (UserApp) is True once the Fly app exists and is known to be ours.
 	AppCreatedCondition = "AppCreated"
