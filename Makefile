@@ -1,7 +1,11 @@
 # hangar Makefile: the kubebuilder contract (manifests generate fmt vet lint test build run
 # docker-build install deploy ...). Tools are pinned and installed into ./bin with `go install`.
 
-IMG ?= ghcr.io/hangar-dev/hangar:dev
+# The release this tree prepares: dist/install.yaml and the Helm chart (charts/hangar, whose appVersion
+# is v$(RELEASE_VERSION)) deploy the image tagged v$(RELEASE_VERSION). To cut a release, bump it here
+# and in charts/hangar/Chart.yaml, run `make build-installer`, commit, and tag v$(RELEASE_VERSION).
+RELEASE_VERSION ?= 0.1.0
+IMG ?= ghcr.io/hangar-dev/hangar:v$(RELEASE_VERSION)
 ENVTEST_K8S_VERSION ?= 1.37.2
 ENVTEST_ETCD_VERSION ?= 3.6.16
 
@@ -9,12 +13,14 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
 SETUP_ENVTEST_VERSION ?= v0.25.1
+CRD_REF_DOCS_VERSION ?= v0.3.0
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 SETUP_ENVTEST ?= $(LOCALBIN)/setup-envtest-$(SETUP_ENVTEST_VERSION)
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 KUBECTL ?= $(LOCALBIN)/kubectl
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
@@ -54,12 +60,33 @@ vet: ## Run go vet over the module.
 lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
+# The kustomizations `make verify` builds; add a directory here when you add one under config/.
+KUSTOMIZE_DIRS ?= config/default config/crd config/rbac config/manager config/router config/samples
+# What `make verify` regenerates and then expects unchanged in git.
+GENERATED_FILES ?= api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml \
+	charts/hangar/crds charts/hangar/files dist/install.yaml docs/api-reference.md
+
 .PHONY: verify
-verify: generate manifests $(KUSTOMIZE) ## Check that generated files are committed up to date and that every kustomization builds.
-	@git diff --exit-code -- api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml || { echo "generated files are stale: run 'make generate manifests' and commit the result"; exit 1; }
-	@for dir in config/default config/crd config/rbac config/manager config/router config/samples; do \
+verify: generate manifests chart build-installer api-docs $(KUSTOMIZE) ## Check that generated files are committed up to date and that every kustomization builds.
+	@git diff --exit-code -- $(GENERATED_FILES) || { echo "generated files are stale: run 'make generate manifests chart build-installer api-docs' and commit the result"; exit 1; }
+	@untracked="$$(git ls-files --others --exclude-standard -- $(GENERATED_FILES))"; [ -z "$$untracked" ] || { echo "generated files are not committed: $$untracked"; exit 1; }
+	@grep -qx 'appVersion: "v$(RELEASE_VERSION)"' charts/hangar/Chart.yaml || { echo "charts/hangar/Chart.yaml: appVersion must be \"v$(RELEASE_VERSION)\" (RELEASE_VERSION in the Makefile)"; exit 1; }
+	@for dir in $(KUSTOMIZE_DIRS); do \
 		$(KUSTOMIZE) build $$dir >/dev/null || { echo "kustomize build $$dir failed"; exit 1; }; \
 	done
+
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate docs/api-reference.md from the API types' doc comments and markers (hack/crd-ref-docs).
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml --templates-dir=hack/crd-ref-docs/templates \
+		--renderer=markdown --output-mode=single --output-path=docs/api-reference.md --log-level=WARN
+
+.PHONY: chart
+chart: manifests ## Copy the CRDs, the manager's generated RBAC rules and the tenant roles into the Helm chart (charts/hangar).
+	rm -rf charts/hangar/crds charts/hangar/files
+	mkdir -p charts/hangar/crds charts/hangar/files/tenant-roles
+	cp config/crd/bases/*.yaml charts/hangar/crds/
+	cp config/rbac/role.yaml charts/hangar/files/manager-role.yaml
+	cp config/rbac/userapp_*_role.yaml config/rbac/usermachine_*_role.yaml charts/hangar/files/tenant-roles/
 
 .PHONY: envtest-assets
 envtest-assets: $(SETUP_ENVTEST) ## Provide kube-apiserver and etcd for tests (built from the module proxy when they cannot be downloaded).
@@ -119,11 +146,26 @@ install: manifests $(KUSTOMIZE) ## Install the CRDs into the cluster of the curr
 uninstall: manifests $(KUSTOMIZE) ## Remove the CRDs from the cluster of the current kubeconfig.
 	$(KUSTOMIZE) build config/crd | $(KUBECTL_CMD) delete --ignore-not-found -f -
 
+# build-default prints config/default with the manager's and router's image set to IMG. It edits a
+# temporary copy of config/, as `kustomize edit set image` rewrites the kustomization it runs in.
+define build-default
+tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; cp -R config "$$tmp/config"; \
+(cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=$(IMG)); \
+(cd "$$tmp/config/router" && $(KUSTOMIZE) edit set image router=$(IMG)); \
+$(KUSTOMIZE) build "$$tmp/config/default"
+endef
+
+.PHONY: build-installer
+build-installer: manifests $(KUSTOMIZE) ## Write dist/install.yaml: config/default in one file, with image IMG (committed, for kubectl apply -f).
+	@mkdir -p dist
+	@{ echo "# hangar $(IMG): CRDs, manager, router and RBAC in hangar-system. Generated by make build-installer"; \
+	  echo "# from config/default; do not edit. Install: kubectl apply --server-side -f dist/install.yaml"; \
+	  $(build-default); } > dist/install.yaml.tmp
+	@mv dist/install.yaml.tmp dist/install.yaml
+
 .PHONY: deploy
 deploy: manifests $(KUSTOMIZE) ## Deploy the manager and router (config/default) with image IMG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	cd config/router && $(KUSTOMIZE) edit set image router=$(IMG)
-	$(KUSTOMIZE) build config/default | $(KUBECTL_CMD) apply --server-side -f -
+	@$(build-default) | $(KUBECTL_CMD) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) ## Remove what deploy applied.
@@ -147,6 +189,9 @@ $(GOLANGCI_LINT): | $(LOCALBIN)
 
 $(SETUP_ENVTEST): | $(LOCALBIN)
 	$(call go-install-tool,$(SETUP_ENVTEST),sigs.k8s.io/controller-runtime/tools/setup-envtest,$(SETUP_ENVTEST_VERSION))
+
+$(CRD_REF_DOCS): | $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION))
 
 $(KUBECTL): | $(LOCALBIN)
 	@assets="$$(ENVTEST_K8S_VERSION=$(ENVTEST_K8S_VERSION) hack/envtest-assets.sh --kubectl)"; ln -sf "$$assets/kubectl" $(KUBECTL)
