@@ -13,11 +13,13 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/hangar-dev/hangar/internal/devstack"
 	"github.com/hangar-dev/hangar/internal/logging"
+	"github.com/hangar-dev/hangar/internal/manifests"
 )
 
 // devProfile is the emulator profile `hangar dev` runs by default: fast, like the zero
@@ -47,7 +49,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	fs.StringVar(&proxyManagement, "proxy-management", "127.0.0.1:9090", "address standing for Fly port 9090 (the private management service)")
 	fs.StringVar(&cfg.stack.BaseDomain, "base-domain", "localhost", "the router's base domain: <subdomain>.<base domain> reaches a UserApp")
 	fs.DurationVar(&cfg.stack.DriftInterval, "drift-interval", 30*time.Second, "the manager's drift interval")
-	fs.StringVar(&cfg.samples, "samples", "config/samples", "kustomization applied once the stack is up; empty applies nothing")
+	fs.StringVar(&cfg.samples, "samples", "config/samples", "kustomization (a directory: overlays, name prefixes and patches included) applied once the stack is up; empty applies nothing")
 	fs.StringVar(&cfg.namespace, "namespace", "default", "namespace the samples go to")
 	fs.DurationVar(&cfg.readyAfter, "ready-timeout", 2*time.Minute, "how long to wait for the samples to become Ready")
 	fs.StringVar(&cfg.log.Level, "log-level", "info", "log level: debug, info, warn, error")
@@ -139,6 +141,13 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := checkListenAddrs(cfg.listenFlags()); err != nil {
 		return err
 	}
+	// The samples are built before the stack starts, so a broken kustomization fails at once.
+	var samples []*unstructured.Unstructured
+	if cfg.samples != "" {
+		if samples, err = manifests.ReadKustomization(cfg.samples); err != nil {
+			return fmt.Errorf("--samples: %w", err)
+		}
+	}
 	log, flush, err := logging.New(cfg.log)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
@@ -159,7 +168,7 @@ func runDev(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 	if cfg.samples != "" {
-		if err := stack.ApplySamples(ctx, cfg.samples, cfg.namespace); err != nil {
+		if err := stack.Create(ctx, samples, cfg.namespace); err != nil {
 			return fmt.Errorf("applying %s: %w", cfg.samples, err)
 		}
 		if err := stack.WaitReady(ctx, cfg.namespace, cfg.readyAfter); err != nil {

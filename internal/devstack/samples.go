@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -13,13 +14,19 @@ import (
 	"github.com/hangar-dev/hangar/internal/manifests"
 )
 
-// ApplySamples creates the objects of the kustomization in dir (its resources list) in namespace,
-// as `kubectl apply -k` would for a first apply.
+// ApplySamples builds the kustomization in dir (manifests.ReadKustomization: overlays, name
+// prefixes and patches included) and creates its objects in namespace.
 func (s *Stack) ApplySamples(ctx context.Context, dir, namespace string) error {
 	objs, err := manifests.ReadKustomization(dir)
 	if err != nil {
 		return err
 	}
+	return s.Create(ctx, objs, namespace)
+}
+
+// Create creates objs in namespace, in order, as `kubectl apply` would for a first apply; the
+// namespace replaces any the objects name, so that WaitReady finds them.
+func (s *Stack) Create(ctx context.Context, objs []*unstructured.Unstructured, namespace string) error {
 	for _, obj := range objs {
 		obj.SetNamespace(namespace)
 		if err := s.Env.Client.Create(ctx, obj); err != nil {

@@ -1,6 +1,5 @@
-// Package manifests reads Kubernetes objects from YAML files and simple kustomizations (a
-// resources list, nothing else), for tests and the local stack. It applies no kustomize
-// transformations; use kustomize for those.
+// Package manifests reads Kubernetes objects from YAML files and builds kustomizations with
+// kustomize's own library (krusty), for tests and the local stack.
 package manifests
 
 import (
@@ -13,35 +12,63 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
-	sigsyaml "sigs.k8s.io/yaml"
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// ReadKustomization returns the objects of every file listed under resources in
-// dir/kustomization.yaml, in order.
+// ReadKustomization builds the kustomization in dir as `kubectl kustomize dir` would (overlays of
+// other directories, namePrefix and nameSuffix, patches, generators and configurations included)
+// and returns its objects in kustomize's output order. Like kubectl, it loads no file outside dir
+// other than the kustomizations dir names, and runs no plugins.
 func ReadKustomization(dir string) ([]*unstructured.Unstructured, error) {
-	var kustomization struct {
-		Resources []string `json:"resources"`
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	return Build(filesys.MakeFsOnDisk(), dir)
+}
+
+// Build is ReadKustomization on any file system (filesys.MakeFsInMemory for tests).
+func Build(fs filesys.FileSystem, dir string) ([]*unstructured.Unstructured, error) {
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, dir)
 	if err != nil {
-		return nil, err
+		return nil, &BuildError{Kustomization: kustomizationFile(fs, dir), Err: err}
 	}
-	if err := sigsyaml.Unmarshal(raw, &kustomization); err != nil {
-		return nil, fmt.Errorf("%s/kustomization.yaml: %w", dir, err)
-	}
-	if len(kustomization.Resources) == 0 {
-		return nil, fmt.Errorf("%s/kustomization.yaml lists no resources", dir)
-	}
-	var objs []*unstructured.Unstructured
-	for _, file := range kustomization.Resources {
-		fileObjs, err := ReadFile(filepath.Join(dir, file))
+	objs := make([]*unstructured.Unstructured, 0, resources.Size())
+	for _, r := range resources.Resources() {
+		obj, err := r.Map()
 		if err != nil {
-			return nil, err
+			return nil, &BuildError{Kustomization: kustomizationFile(fs, dir), Err: fmt.Errorf("%s: %w", r.CurId(), err)}
 		}
-		objs = append(objs, fileObjs...)
+		objs = append(objs, &unstructured.Unstructured{Object: obj})
+	}
+	if len(objs) == 0 {
+		return nil, &BuildError{Kustomization: kustomizationFile(fs, dir), Err: errors.New("it holds no objects")}
 	}
 	return objs, nil
 }
+
+// kustomizationFile is the kustomization file kustomize reads in dir (it accepts three names), or
+// dir itself when there is none, so that an error names the file to fix.
+func kustomizationFile(fs filesys.FileSystem, dir string) string {
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		if path := filepath.Join(dir, name); fs.Exists(path) {
+			return path
+		}
+	}
+	return dir
+}
+
+// BuildError is a kustomization that could not be built. Err is kustomize's own error, which names
+// the entry at fault and, when it lies in another file (a resource, a patch, a base), that file.
+type BuildError struct {
+	// Kustomization is the kustomization file built (its directory when it has none).
+	Kustomization string
+	Err           error
+}
+
+func (e *BuildError) Error() string {
+	return fmt.Sprintf("%s: %v", e.Kustomization, e.Err)
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
 
 // ReadFile decodes every object of a multi-document YAML (or JSON) file.
 func ReadFile(path string) ([]*unstructured.Unstructured, error) {
