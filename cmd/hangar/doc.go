@@ -2,11 +2,17 @@
 // lives in its own file and registers itself in main.go's table:
 //
 //	hangar flysim   serve the Fly Machines API emulator (internal/flysim) under /v1
-//	hangar dev      run the local stack (internal/devstack)
+//	hangar dev      run the local stack (internal/devstack) with a kustomization applied to it
 //
-// Both take --fly-profile fast|realistic (default fast) and --fly-time-scale: the realistic profile
-// makes the emulator behave as real Fly does (internal/flysim/profiles.go), the time scale shrinks or
-// stretches its delays.
+// hangar dev checks every port it listens on (--fly-api, --proxy-http, --proxy-management) and
+// builds --samples (any directory kustomize builds; config/samples by default) before it starts
+// anything, so that a taken port or a broken kustomization fails at once, naming the flag or file
+// to fix. It then waits until the samples are Ready, prints what to try, and runs until Ctrl-C.
+//
+// flysim and dev take --fly-profile fast|realistic (default fast) and --fly-time-scale: the
+// realistic profile makes the emulator behave as real Fly does (internal/flysim/profiles.go), the
+// time scale shrinks or stretches its delays. `hangar <command> -h` lists a command's flags; a bad
+// flag exits with status 2 and one line saying what was wrong.
 //
 // It is not the operator (cmd/manager) nor the router (cmd/router), and it never talks to the real Fly.
 //
