@@ -82,3 +82,30 @@ func TestFlagErrorPrintedOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestDevBrokenSamplesBeforeStart checks that --samples is built before the stack starts: a broken
+// kustomization fails at once, naming its file, and nothing was started.
+func TestDevBrokenSamplesBeforeStart(t *testing.T) {
+	root := t.TempDir()
+	samples := filepath.Join(root, "samples")
+	if err := os.MkdirAll(samples, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	kustomization := filepath.Join(samples, "kustomization.yaml")
+	if err := os.WriteFile(kustomization, []byte("resources:\n  - missing.yaml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(root, "state")
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"dev", "--state-dir", stateDir, "--samples", samples,
+		"--fly-api", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0", "--proxy-management", "127.0.0.1:0"}, &stderr)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if want := "hangar dev: --samples: " + kustomization + ": "; !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "missing.yaml") {
+		t.Errorf("stderr %q, want it to start with %q and name missing.yaml", stderr.String(), want)
+	}
+	if _, err := os.Stat(stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stack was started (its state folder exists: %v)", err)
+	}
+}
