@@ -2,53 +2,61 @@ package argocd_test
 
 import (
 	"os"
-	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
+	"github.com/hangar-dev/hangar/internal/manifests"
 )
 
-// TestHealthChecksKeys checks that config/argocd builds argocd-cm with one health check per kind,
-// under the key Argo CD looks up (resource.customizations.health.<group>_<kind>), each the content
-// of its Lua file, in an unhashed ConfigMap named argocd-cm.
-func TestHealthChecksKeys(t *testing.T) {
-	var k struct {
-		Namespace        string `json:"namespace"`
-		GeneratorOptions struct {
-			DisableNameSuffixHash bool `json:"disableNameSuffixHash"`
-		} `json:"generatorOptions"`
-		ConfigMapGenerator []struct {
-			Name  string   `json:"name"`
-			Files []string `json:"files"`
-		} `json:"configMapGenerator"`
+// TestHealthChecksConfigMap builds config/argocd as kustomize does and checks that it is Argo CD's
+// argocd-cm (that exact name, in namespace argocd) holding one health check per kind, under the key
+// Argo CD looks up (resource.customizations.health.<group>_<kind>), byte for byte the Lua file the
+// other tests run.
+func TestHealthChecksConfigMap(t *testing.T) {
+	objs, err := manifests.ReadKustomization("../../config/argocd")
+	if err != nil {
+		t.Fatal(err)
 	}
-	readYAML(t, "../../config/argocd/kustomization.yaml", &k, false)
-	if k.Namespace != "argocd" || !k.GeneratorOptions.DisableNameSuffixHash || len(k.ConfigMapGenerator) != 1 || k.ConfigMapGenerator[0].Name != "argocd-cm" {
-		t.Fatalf("config/argocd must generate one ConfigMap argocd-cm in namespace argocd without a name hash: %+v", k)
+	if len(objs) != 1 {
+		t.Fatalf("config/argocd builds %d objects, want the one ConfigMap argocd-cm", len(objs))
+	}
+	if cm := objs[0]; cm.GetKind() != "ConfigMap" || cm.GetName() != "argocd-cm" || cm.GetNamespace() != "argocd" {
+		t.Fatalf("config/argocd builds %s %s/%s, want ConfigMap argocd/argocd-cm", cm.GetKind(), cm.GetNamespace(), cm.GetName())
+	}
+	data, _, err := unstructured.NestedStringMap(objs[0].Object, "data")
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := map[string]string{
-		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserApp":     "health/userapp.lua",
-		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserMachine": "health/usermachine.lua",
+		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserApp":     appHealthScript,
+		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserMachine": machineHealthScript,
 	}
-	got := map[string]string{}
-	for _, f := range k.ConfigMapGenerator[0].Files {
-		key, file, _ := strings.Cut(f, "=")
-		got[key] = file
-		if _, err := os.Stat(filepath.Join("../../config/argocd", file)); err != nil {
-			t.Errorf("%s: %v", key, err)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("argocd-cm keys = %v, want %v", got, want)
+	if len(data) != len(want) {
+		t.Errorf("argocd-cm has keys %v, want exactly %v", keys(data), keys(want))
 	}
 	for key, file := range want {
-		if got[key] != file {
-			t.Errorf("argocd-cm key %s takes %q, want %q", key, got[key], file)
+		script, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data[key] != string(script) {
+			t.Errorf("argocd-cm %s is not the content of %s", key, file)
 		}
 	}
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // TestExampleApplication checks that config/argocd/application.yaml is an Argo CD Application with
