@@ -15,8 +15,8 @@ import (
 // custom resource), as gitops-engine computes it when neither server-side diff nor server-side apply
 // is on: pkg/diff/diff.go, Diff → ThreeWayDiff → threeWayMergePatch, in
 // https://github.com/argoproj/argo-cd/tree/master/gitops-engine/pkg/diff (formerly
-// github.com/argoproj/gitops-engine). gitops-engine cannot be a dependency here (its module needs
-// other k8s.io versions), so its steps are re-done with the same apimachinery and json-patch calls:
+// github.com/argoproj/gitops-engine). No served version of gitops-engine's module builds with this
+// module's dependencies, so its steps are re-done with the same apimachinery and json-patch calls:
 //
 //  1. normalise config and live: drop metadata.creationTimestamp (diff.Normalize) and status (Argo CD's
 //     default resource.compareoptions ignore the status of custom resources);
