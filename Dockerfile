@@ -17,11 +17,20 @@ COPY router/ router/
 ARG TARGETOS=linux
 ARG TARGETARCH=amd64
 ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH}
-RUN go build -trimpath -ldflags="-s -w" -o /out/manager ./cmd/manager \
- && go build -trimpath -ldflags="-s -w" -o /out/router ./cmd/router
+# The build identity (internal/version); make docker-build passes what git says. Declared after the
+# download layer so a new commit does not invalidate it.
+ARG VERSION=dev
+ARG COMMIT=
+ARG BUILD_DATE=
+RUN LDFLAGS="-s -w -X github.com/hangar-dev/hangar/internal/version.version=${VERSION} -X github.com/hangar-dev/hangar/internal/version.commit=${COMMIT} -X github.com/hangar-dev/hangar/internal/version.date=${BUILD_DATE}" \
+ && go build -trimpath -ldflags="${LDFLAGS}" -o /out/manager ./cmd/manager \
+ && go build -trimpath -ldflags="${LDFLAGS}" -o /out/router ./cmd/router
 
 # distroless static: no shell, no package manager, runs as the nonroot user (65532).
 FROM gcr.io/distroless/static:nonroot
+ARG VERSION=dev
+ARG COMMIT=
+LABEL org.opencontainers.image.version="${VERSION}" org.opencontainers.image.revision="${COMMIT}"
 WORKDIR /
 COPY --from=build /out/manager /manager
 COPY --from=build /out/router /router

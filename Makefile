@@ -23,6 +23,15 @@ SETUP_ENVTEST ?= $(LOCALBIN)/setup-envtest-$(SETUP_ENVTEST_VERSION)
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 KUBECTL ?= $(LOCALBIN)/kubectl
 
+# Build identity linked into the binaries (internal/version): `hangar version`, the hangar_build_info
+# metric and the start-up log show it. Override on the command line for a release (VERSION=v0.3.0).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/hangar-dev/hangar/internal/version
+# := so git and date run once per make, and all three binaries carry the same values.
+LDFLAGS := -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT) -X $(VERSION_PKG).date=$(BUILD_DATE)
+
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 DEV_FLAGS ?=
 
@@ -121,9 +130,9 @@ dev: $(KUBECTL) ## Run the local stack (apiserver, Fly emulator + proxy, manager
 
 .PHONY: build
 build: ## Build the manager, router and hangar binaries into ./bin.
-	go build -o $(LOCALBIN)/manager ./cmd/manager
-	go build -o $(LOCALBIN)/router ./cmd/router
-	go build -o $(LOCALBIN)/hangar ./cmd/hangar
+	go build -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/manager ./cmd/manager
+	go build -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/router ./cmd/router
+	go build -ldflags '$(LDFLAGS)' -o $(LOCALBIN)/hangar ./cmd/hangar
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.
@@ -134,7 +143,7 @@ kubectl: $(KUBECTL) ## Build a kubectl matching the test apiserver into ./bin.
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) -t $(IMG) .
 
 ##@ Deployment
 

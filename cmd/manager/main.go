@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -34,6 +35,7 @@ import (
 	"github.com/hangar-dev/hangar/internal/hostclaim"
 	"github.com/hangar-dev/hangar/internal/kubeconfig"
 	"github.com/hangar-dev/hangar/internal/logging"
+	"github.com/hangar-dev/hangar/internal/version"
 )
 
 // options are the manager's command-line settings.
@@ -217,6 +219,14 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	if err := setupControllers(ctx, mgr, cfg, &opts); err != nil {
 		return err
 	}
+	// Served with controller-runtime's and the controllers' metrics; unregistered when run returns,
+	// so a process may run the manager again (tests do).
+	for _, c := range []prometheus.Collector{version.NewCollector(), controllers.NewObjectsCollector(mgr)} {
+		if err := ctrlmetrics.Registry.Register(c); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+		defer ctrlmetrics.Registry.Unregister(c)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -224,7 +234,8 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 		return err
 	}
 
-	log.Info("Starting manager")
+	info := version.Get()
+	log.Info("Starting manager", "version", info.Version, "commit", info.Commit, "buildDate", info.Date)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/hangar-dev/hangar/internal/keys"
 	"github.com/hangar-dev/hangar/internal/kubeconfig"
 	"github.com/hangar-dev/hangar/internal/logging"
+	"github.com/hangar-dev/hangar/internal/version"
 	"github.com/hangar-dev/hangar/router"
 )
 
@@ -137,6 +140,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	ctrllog.SetLogger(logger)
 	klog.SetLogger(logger.WithName("client-go"))
 
+	info := version.Get()
+	logger.Info("Starting router", "version", info.Version, "commit", info.Commit, "buildDate", info.Date)
 	if err := serve(ctx, opts, logger); err != nil {
 		logger.Error(err, "Router failed")
 		return 1
@@ -198,5 +203,14 @@ func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
 		DrainDelay:      o.drainDelay,
 		ShutdownTimeout: o.shutdownTime,
 		Logger:          logger,
+		Registry:        metricsRegistry(),
 	}, nil
+}
+
+// metricsRegistry is what the router's /metrics serves: the router's own metrics (router.New adds
+// them), Go and process metrics, and hangar_build_info.
+func metricsRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.NewCollector())
+	return reg
 }
