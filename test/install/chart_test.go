@@ -43,20 +43,26 @@ func loadChart(t *testing.T) *chartv2.Chart {
 	return chrt
 }
 
+// renderValues are the values the templates see, checked against values.schema.json as helm install
+// checks them.
+func renderValues(chrt *chartv2.Chart, rel release) (common.Values, error) {
+	caps := common.DefaultCapabilities.Copy()
+	kube, err := common.ParseKubeVersion("v" + testenv.K8sVersion)
+	if err != nil {
+		return nil, err
+	}
+	caps.KubeVersion = *kube
+	caps.APIVersions = append(slices.Clone(caps.APIVersions), rel.apiVersions...)
+	return util.ToRenderValues(chrt, rel.values, common.ReleaseOptions{
+		Name: "hangar", Namespace: rel.namespace, IsInstall: true, Revision: 1,
+	}, caps)
+}
+
 // render renders the chart's templates as helm install would (release name hangar), in strict mode
 // so a template reading a value that values.yaml lacks fails, and returns their objects.
 func render(t *testing.T, chrt *chartv2.Chart, rel release) []*unstructured.Unstructured {
 	t.Helper()
-	caps := common.DefaultCapabilities.Copy()
-	kube, err := common.ParseKubeVersion("v" + testenv.K8sVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caps.KubeVersion = *kube
-	caps.APIVersions = append(slices.Clone(caps.APIVersions), rel.apiVersions...)
-	values, err := util.ToRenderValues(chrt, rel.values, common.ReleaseOptions{
-		Name: "hangar", Namespace: rel.namespace, IsInstall: true, Revision: 1,
-	}, caps)
+	values, err := renderValues(chrt, rel)
 	if err != nil {
 		t.Fatalf("chart values: %v", err)
 	}
@@ -274,6 +280,34 @@ func TestChartManagerRulesAreRoleYAMLs(t *testing.T) {
 				if got.Labels[key] != value {
 					t.Errorf("ClusterRole %s: label %s = %q, want %q as in config/rbac/%s", tc.chartRole, key, got.Labels[key], value, tc.configFile)
 				}
+			}
+		})
+	}
+}
+
+func TestChartRefusesBadValues(t *testing.T) {
+	chrt := loadChart(t)
+	cases := []struct {
+		name   string
+		values map[string]any
+		// want is the value's path, which the error must name.
+		want string
+	}{
+		{"region that is no Fly region code", map[string]any{"fly": map[string]any{"region": "Chicago"}}, "/fly/region"},
+		{"org that is no Fly slug", map[string]any{"fly": map[string]any{"org": "My Org"}}, "/fly/org"},
+		{"empty org", map[string]any{"fly": map[string]any{"org": ""}}, "/fly/org"},
+		{"replicas as a word", map[string]any{"manager": map[string]any{"replicas": "three"}}, "/manager/replicas"},
+		{"no router replica", map[string]any{"router": map[string]any{"replicas": 0}}, "/router/replicas"},
+		{"extra args as one string", map[string]any{"manager": map[string]any{"extraArgs": "--drift-interval=1m"}}, "/manager/extraArgs"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := renderValues(chrt, release{namespace: "hangar-system", values: tc.values})
+			if err == nil {
+				t.Fatalf("values %v accepted", tc.values)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %s", err, tc.want)
 			}
 		})
 	}
