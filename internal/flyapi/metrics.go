@@ -15,6 +15,7 @@ type metrics struct {
 	limiterWaits    *prometheus.CounterVec
 	limiterWaitTime *prometheus.CounterVec
 	limiterRefusals *prometheus.CounterVec
+	rateLimited     *prometheus.CounterVec
 }
 
 const metricsNamespace = "hangar_fly_api"
@@ -56,6 +57,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:      "limiter_refusals_total",
 			Help:      "Calls refused by the client-side rate limiter because the wait would exceed the maximum, by action.",
 		}, []string{"action"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace,
+			Name:      "rate_limited_total",
+			Help:      "Answers 429 Too Many Requests from Fly, by action (each also counted in calls_total as 4xx): the client waits and resends, but a steady rate means Fly's limits for the org are tighter than the client's limiter.",
+		}, []string{"action"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -78,6 +84,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	m.limiterRefusals, err = register(reg, m.limiterRefusals)
+	if err != nil {
+		return nil, err
+	}
+	m.rateLimited, err = register(reg, m.rateLimited)
 	if err != nil {
 		return nil, err
 	}
@@ -125,4 +135,8 @@ func (m *metrics) observeLimiterWait(action string, wait time.Duration) {
 
 func (m *metrics) observeLimiterRefusal(action string) {
 	m.limiterRefusals.WithLabelValues(action).Inc()
+}
+
+func (m *metrics) observeRateLimited(action string) {
+	m.rateLimited.WithLabelValues(action).Inc()
 }

@@ -49,14 +49,14 @@ func labelKey(labels []*dto.LabelPair) string {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	srv := &script{t: t, steps: []step{ok200, notFound404, fail503, dropped, ok200, ok200, ok200, ok200}}
+	srv := &script{t: t, steps: []step{limited429("0"), ok200, notFound404, fail503, dropped, ok200, ok200, ok200, ok200}}
 	c, _ := newTestClient(t, srv, func(o *Options) {
 		o.Metrics = reg
 		o.Limiter = NewLimiter(PublishedLimits())
 	})
 	ctx := context.Background()
 	if _, err := c.GetMachine(ctx, "app", "m1"); err != nil {
-		t.Fatalf("get answered 200: %v", err)
+		t.Fatalf("get answered 429, then 200: %v", err)
 	}
 	if _, err := c.GetMachine(ctx, "app", "m1"); !IsNotFound(err) {
 		t.Fatalf("get answered 404: error %v, want not found", err)
@@ -83,17 +83,18 @@ func TestMetrics(t *testing.T) {
 	want := map[string]map[string]float64{
 		"hangar_fly_api_calls_total": {
 			"action=get_machine,status_class=2xx":      1,
-			"action=get_machine,status_class=4xx":      1,
+			"action=get_machine,status_class=4xx":      2, // the 429 (resent) and the 404
 			"action=create_machine,status_class=5xx":   1,
 			"action=create_machine,status_class=error": 1,
 			"action=create_machine,status_class=2xx":   4,
 		},
 		"hangar_fly_api_call_duration_seconds": {
-			"action=get_machine":    2,
+			"action=get_machine":    3,
 			"action=create_machine": 6,
 		},
 		"hangar_fly_api_limiter_waits_total":        {"action=create_machine": 1},
 		"hangar_fly_api_limiter_wait_seconds_total": {"action=create_machine": 1},
+		"hangar_fly_api_rate_limited_total":         {"action=get_machine": 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

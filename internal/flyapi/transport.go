@@ -205,6 +205,7 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte, out any, sta
 		}
 		if apiErr.Status == http.StatusTooManyRequests {
 			stats.rateLimited.Add(1)
+			c.metrics.observeRateLimited(cl.action)
 		}
 		return resp.Header, apiErr
 	}
