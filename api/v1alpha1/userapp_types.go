@@ -161,7 +161,8 @@ type UserAppStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the spec generation the last successful pass acted on.
+	// observedGeneration is the spec generation the last pass looked at, whether it succeeded or
+	// not: the conditions describe that generation (the kstatus convention).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -284,8 +285,8 @@ func (a *UserApp) GetConditions() []metav1.Condition { return a.Status.Condition
 // SetConditions replaces the UserApp's status conditions.
 func (a *UserApp) SetConditions(c []metav1.Condition) { a.Status.Conditions = c }
 
-// GetObservedGeneration returns the generation the last successful pass acted on.
+// GetObservedGeneration returns the generation the last pass looked at.
 func (a *UserApp) GetObservedGeneration() int64 { return a.Status.ObservedGeneration }
 
-// SetObservedGeneration records the generation a successful pass acted on.
+// SetObservedGeneration records the generation a pass looked at.
 func (a *UserApp) SetObservedGeneration(g int64) { a.Status.ObservedGeneration = g }

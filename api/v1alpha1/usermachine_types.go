@@ -441,7 +441,8 @@ type UserMachineStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the spec generation the last successful pass acted on.
+	// observedGeneration is the spec generation the last pass looked at, whether it succeeded or
+	// not: the conditions describe that generation (the kstatus convention).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -538,8 +539,8 @@ func (m *UserMachine) GetConditions() []metav1.Condition { return m.Status.Condi
 // SetConditions replaces the UserMachine's status conditions.
 func (m *UserMachine) SetConditions(c []metav1.Condition) { m.Status.Conditions = c }
 
-// GetObservedGeneration returns the generation the last successful pass acted on.
+// GetObservedGeneration returns the generation the last pass looked at.
 func (m *UserMachine) GetObservedGeneration() int64 { return m.Status.ObservedGeneration }
 
-// SetObservedGeneration records the generation a successful pass acted on.
+// SetObservedGeneration records the generation a pass looked at.
 func (m *UserMachine) SetObservedGeneration(g int64) { m.Status.ObservedGeneration = g }
