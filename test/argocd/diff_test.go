@@ -27,7 +27,7 @@ import (
 // same diff must see a change made in Git and a change made to a live field Git sets.
 func TestDefaultDiffFindsAppliedObjectsInSync(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t, "argocd-diff")
+	ns := newNamespace(t, "argocd-diff", true)
 	configs := readManifests(t, "../../config/samples", "testdata/services.yaml")
 	for _, obj := range configs {
 		if err := stack.Env.Client.Create(ctx, withLastApplied(obj, ns)); err != nil {
@@ -72,7 +72,7 @@ func TestDefaultDiffFindsAppliedObjectsInSync(t *testing.T) {
 // must see the change; after it, the object must be in sync again.
 func TestDefaultDiffAfterSyncingAChange(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t, "argocd-diff-change")
+	ns := newNamespace(t, "argocd-diff-change", true)
 	configs := readManifests(t, "testdata/services.yaml")
 	for _, obj := range configs {
 		unstructured.RemoveNestedField(obj.Object, "spec", "routing") // its host belongs to the other test's carol

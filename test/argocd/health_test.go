@@ -30,7 +30,9 @@ var heldFlyCalls atomic.Pointer[func(flysim.CallPoint)]
 // against the Fly emulator, captures each object from the apiserver as Argo CD would see it, and
 // runs the health check of config/argocd/health on it.
 func TestHealthChecks(t *testing.T) {
-	ns := newNamespace(t, "argocd-health")
+	// Every name the objects claim is derived from the namespace, so a rerun claims none of a
+	// previous run's.
+	ns := newNamespace(t, "argocd-health", false)
 	cases := []struct {
 		name    string
 		capture func(t *testing.T) client.Object
@@ -62,11 +64,13 @@ func TestHealthChecks(t *testing.T) {
 		}, want: "Progressing", message: "no-such-app"},
 		{name: "UserMachine with a new generation", capture: func(t *testing.T) client.Object {
 			m := waitFor(t, createMachine(t, ns, "bumped-ws", readyApp(t, ns, "bumped").Name, flyv1alpha1.PowerStateAuto, testImage), isReady).(*flyv1alpha1.UserMachine)
+			before := m.DeepCopy()
 			m.Spec.Image = testImage + "-v2"
-			if err := stack.Env.Client.Update(context.Background(), m); err != nil {
+			// A merge patch, so that a status write of the manager in between cannot conflict.
+			if err := stack.Env.Client.Patch(context.Background(), m, client.MergeFrom(before)); err != nil {
 				t.Fatal(err)
 			}
-			return m // as the apiserver answered the update: generation 2, conditions of generation 1
+			return m // as the apiserver answered the patch: generation 2, conditions of generation 1
 		}, want: "Progressing"},
 		{name: "UserMachine refused by Fly", capture: func(t *testing.T) client.Object {
 			m := createMachine(t, ns, "rejected-ws", readyApp(t, ns, "rejected").Name, flyv1alpha1.PowerStateAuto, "registry.fly.io/Not-Lower-Case:v1")
@@ -79,10 +83,10 @@ func TestHealthChecks(t *testing.T) {
 			return waitFor(t, a, hasReason(flyv1alpha1.StalledCondition, flyv1alpha1.SecretNotFoundReason))
 		}, want: "Degraded", message: "missing"},
 		{name: "UserApp whose Fly app name is taken", capture: func(t *testing.T) client.Object {
-			named := func(a *flyv1alpha1.UserApp) { a.Spec.AppName = "argocd-health-shared" }
+			named := func(a *flyv1alpha1.UserApp) { a.Spec.AppName = ns + "-shared" }
 			waitFor(t, createApp(t, ns, "first", named), isReady)
 			return waitFor(t, createApp(t, ns, "second", named), hasReason(flyv1alpha1.StalledCondition, flyv1alpha1.NameTakenReason))
-		}, want: "Degraded", message: "argocd-health-shared"},
+		}, want: "Degraded", message: ns + "-shared"},
 		{name: "UserMachine deleted while Fly is slow", capture: func(t *testing.T) client.Object {
 			return deletedWhileFlyHolds(t, ns)
 		}, want: "Progressing", message: "Deleting"},

@@ -14,9 +14,12 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/internal/devstack"
 	"github.com/hangar-dev/hangar/internal/flysim"
 	"github.com/hangar-dev/hangar/internal/flysim/proxy"
@@ -62,12 +65,40 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// newNamespace creates a namespace of its own for one test.
-func newNamespace(t *testing.T, name string) string {
+// newNamespace creates a namespace of its own for one test, named after prefix, and deletes the
+// test's UserApps and UserMachines when it ends. With freeClaims it waits until the manager has let
+// them go, so that fixed Fly app names and hosts they claim are free for a rerun (go test -count).
+func newNamespace(t *testing.T, prefix string, freeClaims bool) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := stack.Env.Client.Create(context.Background(), ns); err != nil {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := stack.Env.Client.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	return name
+	t.Cleanup(func() {
+		c := stack.Env.Client
+		for _, obj := range []client.Object{&flyv1alpha1.UserMachine{}, &flyv1alpha1.UserApp{}} {
+			if err := c.DeleteAllOf(ctx, obj, client.InNamespace(ns.Name)); err != nil {
+				t.Error(err)
+			}
+		}
+		if !freeClaims {
+			return
+		}
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			var apps flyv1alpha1.UserAppList
+			var machines flyv1alpha1.UserMachineList
+			if err := c.List(ctx, &apps, client.InNamespace(ns.Name)); err != nil {
+				return false, err
+			}
+			if err := c.List(ctx, &machines, client.InNamespace(ns.Name)); err != nil {
+				return false, err
+			}
+			return len(apps.Items)+len(machines.Items) == 0, nil
+		})
+		if err != nil {
+			t.Errorf("deleting the objects of namespace %s: %v", ns.Name, err)
+		}
+	})
+	return ns.Name
 }
