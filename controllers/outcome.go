@@ -56,8 +56,10 @@ func outcomeOf(err error, o Options) outcome {
 	switch fe.Kind {
 	case FlyThrottled:
 		after := max(fe.RetryAfter, time.Second)
+		// The message leaves out when the retry comes, so a pass throttled again does not rewrite
+		// the status for nothing.
 		return outcome{reason: flyv1alpha1.ThrottledReason,
-			message: fmt.Sprintf("Fly rate limits delayed this change; retrying in %s", after.Round(time.Second)),
+			message: "Fly rate limits delayed this change; retrying when Fly's Retry-After allows",
 			result:  ctrl.Result{RequeueAfter: after}, label: "throttled"}
 	case FlyUnauthorized:
 		return outcome{reason: flyv1alpha1.UnauthorizedReason,
