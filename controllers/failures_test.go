@@ -174,6 +174,12 @@ func TestSpecFlyRefusesIsReportedAndRetriedWithBackoff(t *testing.T) {
 	if got := h.events(um.Name)[flyv1alpha1.FlyRejectedReason]; len(got) != 1 {
 		t.Fatalf("FlyRejected events = %v, want one", got)
 	}
+	// A refused create created nothing: the retries meet the same refusal instead of waiting for a
+	// machine to show in the list (which read CreatePending, and Progressing in Argo CD).
+	h.get(um)
+	if c := findCondition(um.Status.Conditions, flyv1alpha1.ReadyCondition); c.Reason != flyv1alpha1.FlyRejectedReason || um.Status.CreateRequestedTime != nil {
+		t.Fatalf("after retries: Ready %s (%s), createRequestedTime %v; want FlyRejected and no create pending", c.Reason, c.Message, um.Status.CreateRequestedTime)
+	}
 
 	h.update(um, func() { um.Spec.Image = "registry.fly.io/workspace:v1" })
 	h.settled(um, "started")

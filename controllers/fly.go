@@ -191,6 +191,21 @@ func isFlyKind(err error, kind FlyErrorKind) bool {
 	return errors.As(err, &fe) && fe.Kind == kind
 }
 
+// refusedOutright reports whether Fly answered a call with a refusal that means it did nothing:
+// the spec refused, the token refused or not allowed, or rate limited. A lost answer, a timeout or
+// a 5xx may still hide a call carried out, so they do not count.
+func refusedOutright(err error) bool {
+	var fe *FlyError
+	if !errors.As(err, &fe) {
+		return false
+	}
+	switch fe.Kind {
+	case FlyRejected, FlyForbidden, FlyUnauthorized, FlyThrottled:
+		return true
+	}
+	return false
+}
+
 // throttleNote records that a Fly call in this pass was slowed by rate limits.
 type throttleNote struct{ hit atomic.Bool }
 

@@ -82,6 +82,10 @@ func (r *userAppReconciler) createApp(ctx context.Context, s *appScope) error {
 	if isFlyKind(err, FlyNameTaken) {
 		return r.adoptApp(ctx, s)
 	}
+	if refusedOutright(err) {
+		// Nothing was created: no app of ours can be on its way.
+		s.app.Status.CreateRequestedTime = nil
+	}
 	if err != nil {
 		return err
 	}

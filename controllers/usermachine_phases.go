@@ -124,6 +124,10 @@ func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineSco
 		return waitFor(r.options.TransitionPoll, flyv1alpha1.CreatePendingReason,
 			"machine %q exists in Fly app %s but is not listed yet; looking for it again", s.desired.Name, st.AppName)
 	}
+	if refusedOutright(err) {
+		// Nothing was created: the next attempt need not wait for one to show in the list.
+		st.CreateRequestedTime = nil
+	}
 	if err != nil {
 		return err
 	}
