@@ -16,10 +16,6 @@ import (
 // objectsMetricName counts the manager's objects by their kstatus conditions.
 const objectsMetricName = "hangar_objects"
 
-// stalledCondition is the kstatus Stalled condition (flyv1alpha1.StalledCondition once it lands in
-// the API).
-const stalledCondition = "Stalled"
-
 // objectsScrapeTimeout bounds a scrape's wait for the cache: right after a replica becomes leader its
 // informers may still be listing, and a scrape must not hang for it.
 const objectsScrapeTimeout = 3 * time.Second
@@ -99,7 +95,7 @@ func stateOf(kind string, conditions []metav1.Condition) objectState {
 		switch cond := &conditions[i]; cond.Type {
 		case flyv1alpha1.ReadyCondition:
 			s.ready, s.reason = string(cond.Status), cond.Reason
-		case stalledCondition:
+		case flyv1alpha1.StalledCondition:
 			if cond.Status == metav1.ConditionTrue {
 				s.stalled = "true"
 			}

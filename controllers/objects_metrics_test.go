@@ -41,7 +41,7 @@ func TestObjectsCollector(t *testing.T) {
 		}
 		return []metav1.Condition{
 			{Type: flyv1alpha1.ReadyCondition, Status: ready, Reason: reason, Message: reason, LastTransitionTime: now},
-			{Type: "Stalled", Status: s, Reason: reason, Message: reason, LastTransitionTime: now},
+			{Type: flyv1alpha1.StalledCondition, Status: s, Reason: reason, Message: reason, LastTransitionTime: now},
 		}
 	}
 	apps := []struct {

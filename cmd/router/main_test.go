@@ -22,6 +22,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
@@ -137,8 +138,14 @@ func TestRouterConfig(t *testing.T) {
 		StateTTL: 2 * time.Minute, RetryAfter: 7 * time.Second, MaxBodyBytes: 1000,
 		PublicAddr: ":1", MetricsAddr: ":3", HealthAddr: ":4", DrainDelay: 2 * time.Second, ShutdownTimeout: 9 * time.Second,
 	}
-	if diff := cmp.Diff(want, cfg, cmpopts.IgnoreFields(router.Config{}, "RESTConfig", "Root", "Tokens", "Logger")); diff != "" {
+	if diff := cmp.Diff(want, cfg, cmpopts.IgnoreFields(router.Config{}, "RESTConfig", "Root", "Tokens", "Logger", "Registry")); diff != "" {
 		t.Errorf("Config (-want +got):\n%s", diff)
+	}
+	// The registry /metrics serves carries the build identity beside the router's own metrics.
+	if families, err := cfg.Registry.Gather(); err != nil || !slices.ContainsFunc(families, func(f *dto.MetricFamily) bool {
+		return f.GetName() == "hangar_build_info"
+	}) {
+		t.Errorf("the metrics registry serves no hangar_build_info (gather error %v)", err)
 	}
 	if cfg, err := configFor(flags("--public-token-key-file=")); err != nil || cfg.Tokens != nil {
 		t.Errorf("without --public-token-key-file: tokens %v, %v; want none", cfg.Tokens, err)
