@@ -70,7 +70,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
 # The kustomizations `make verify` builds; add a directory here when you add one under config/.
-KUSTOMIZE_DIRS ?= config/default config/crd config/rbac config/manager config/router config/samples config/argocd
+KUSTOMIZE_DIRS ?= config/default config/crd config/rbac config/manager config/router config/samples config/argocd config/prometheus
 # What `make verify` regenerates and then expects unchanged in git.
 GENERATED_FILES ?= api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml \
 	charts/hangar/crds charts/hangar/files dist/install.yaml docs/api-reference.md

@@ -3,6 +3,7 @@
 //
 //	hangar flysim   serve the Fly Machines API emulator (internal/flysim) under /v1
 //	hangar dev      run the local stack (internal/devstack) with a kustomization applied to it
+//	hangar version  print the version, commit and build date of this build (internal/version)
 //
 // hangar dev checks every port it listens on (--fly-api, --proxy-http, --proxy-management) and
 // builds --samples (any directory kustomize builds; config/samples by default) before it starts
