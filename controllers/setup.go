@@ -81,7 +81,8 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 		setup func(base) error
 	}{
 		{kindUserApp, func(b base) error {
-			return (&userAppReconciler{base: b, fly: deps.Fly, keys: deps.Keys}).setupWithManager(mgr)
+			return (&userAppReconciler{base: b, fly: deps.Fly, keys: deps.Keys,
+				cache: mgr.GetCache(), connections: newWrittenSecrets()}).setupWithManager(mgr)
 		}},
 		{kindUserMachine, func(b base) error {
 			waits := newTransitionWaits(deps.Fly, b.options.TransitionPoll)

@@ -116,17 +116,23 @@ type harness struct {
 	// objectGets counts the manager's GETs of single UserApps and UserMachines from the apiserver
 	// (its cache's lists and watches are not counted).
 	objectGets atomic.Int64
+	// secretGets counts the manager's GETs of single Secrets from the apiserver.
+	secretGets atomic.Int64
 }
 
 // objectGetCounter counts GET requests for one hangar object, as opposed to lists and watches.
 type objectGetCounter struct {
-	next http.RoundTripper
-	gets *atomic.Int64
+	next       http.RoundTripper
+	gets       *atomic.Int64
+	secretGets *atomic.Int64
 }
 
 func (c *objectGetCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodGet && (strings.Contains(req.URL.Path, "/userapps/") || strings.Contains(req.URL.Path, "/usermachines/")) {
 		c.gets.Add(1)
+	}
+	if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/secrets/") {
+		c.secretGets.Add(1)
 	}
 	return c.next.RoundTrip(req)
 }
@@ -201,7 +207,9 @@ func (h *harness) startManager() {
 	t := h.t
 	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zapcore.DebugLevel))
 	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &objectGetCounter{next: rt, gets: &h.objectGets} })
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return &objectGetCounter{next: rt, gets: &h.objectGets, secretGets: &h.secretGets}
+	})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Logger:                 zapr.NewLogger(zl),

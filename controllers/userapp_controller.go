@@ -34,6 +34,10 @@ type userAppReconciler struct {
 	base
 	fly  FlyAPI
 	keys keys.Root
+	// cache reads the metadata of connection Secrets (nil: always check them on the apiserver);
+	// connections remembers what was written to them.
+	cache       client.Reader
+	connections *writtenSecrets
 }
 
 // appScope is what one pass over a UserApp works on.

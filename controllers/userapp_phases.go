@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -292,6 +293,11 @@ func (r *userAppReconciler) writeConnectionSecret(ctx context.Context, s *appSco
 	if st.PrivateIP != "" {
 		data[ConnectionPrivateIP] = []byte(st.PrivateIP)
 	}
+	key, digest := client.ObjectKeyFromObject(secret), secretDigest(data)
+	if r.connections.unchanged(ctx, r.cache, key, digest) {
+		r.markConnectionSecretReady(s, secret.Name)
+		return nil
+	}
 	_, err := controllerutil.CreateOrPatch(ctx, r.client, secret, func() error {
 		if secret.Labels == nil {
 			secret.Labels = map[string]string{}
@@ -307,16 +313,22 @@ func (r *userAppReconciler) writeConnectionSecret(ctx context.Context, s *appSco
 	if err != nil {
 		return fmt.Errorf("writing connection Secret %s: %w", secret.Name, err)
 	}
-	st.ConnectionSecretName = secret.Name
-	markTrue(&st.Conditions, s.app.Generation, flyv1alpha1.ConnectionSecretReadyCondition, flyv1alpha1.ReadyReason,
-		"Secret "+secret.Name+" holds the app name, org, management token and private IP")
+	r.connections.record(key, secret.ResourceVersion, digest)
+	r.markConnectionSecretReady(s, secret.Name)
 	return nil
+}
+
+func (r *userAppReconciler) markConnectionSecretReady(s *appScope, name string) {
+	s.app.Status.ConnectionSecretName = name
+	markTrue(&s.app.Status.Conditions, s.app.Generation, flyv1alpha1.ConnectionSecretReadyCondition, flyv1alpha1.ReadyReason,
+		"Secret "+name+" holds the app name, org, management token and private IP")
 }
 
 // finalize removes the Fly app (policy Delete) once every UserMachine of the app is gone, or leaves
 // it (Orphan).
 func (r *userAppReconciler) finalize(ctx context.Context, s *appScope) error {
 	app := s.app
+	r.connections.forget(types.NamespacedName{Namespace: app.Namespace, Name: connectionSecretName(app)})
 	if app.Status.AppName == "" {
 		return nil
 	}
