@@ -74,7 +74,7 @@ func (e eventer) failureEvent(obj runtime.Object, oldReason, newReason, message 
 // recoveryEvent announces that an object which was stalled is Ready again, so the Warning that
 // announced the failure is followed by the news that it is over.
 func (e eventer) recoveryEvent(obj runtime.Object, oldReason, newReason string) {
-	if stalledReasons[oldReason] && newReason == flyv1alpha1.ReadyReason {
+	if stalledReasons[oldReason] && oldReason != flyv1alpha1.PausedReason && newReason == flyv1alpha1.ReadyReason {
 		e.normal(obj, EventRecovered, "Reconcile", "Ready again after %s", oldReason)
 	}
 }

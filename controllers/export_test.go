@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"k8s.io/client-go/tools/events"
@@ -66,4 +67,12 @@ func (f *FreshReader) Wrote(obj client.Object) { f.b.known.record(obj) }
 // AppChangeConcernsMachines is the filter on the UserApp events that reach its machines.
 func AppChangeConcernsMachines(old, updated *flyv1alpha1.UserApp) bool {
 	return appChangeConcernsMachines().Update(event.UpdateEvent{ObjectOld: old, ObjectNew: updated})
+}
+
+// PauseGuard, WithPaused and IsPaused expose the pause seam to tests.
+func PauseGuard(inner FlyAPI) FlyAPI                 { return pauseGuard{inner} }
+func WithPaused(ctx context.Context) context.Context { return withPaused(ctx) }
+func IsPaused(err error) bool {
+	var p *pausedError
+	return errors.As(err, &p)
 }

@@ -192,9 +192,14 @@ func isFlyKind(err error, kind FlyErrorKind) bool {
 }
 
 // refusedOutright reports whether Fly answered a call with a refusal that means it did nothing:
-// the spec refused, the token refused or not allowed, or rate limited. A lost answer, a timeout or
+// the spec refused, the token refused or not allowed, or rate limited (or it was never sent: the
+// object is paused). A lost answer, a timeout or
 // a 5xx may still hide a call carried out, so they do not count.
 func refusedOutright(err error) bool {
+	var pause *pausedError
+	if errors.As(err, &pause) {
+		return true // never sent
+	}
 	var fe *FlyError
 	if !errors.As(err, &fe) {
 		return false

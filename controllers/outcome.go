@@ -45,6 +45,10 @@ func (o outcome) failed() bool { return o.reason != "" }
 // condition, retried no faster than the workqueue backoff, or slowly when only a person can fix it)
 // and transient (returned for backoff).
 func outcomeOf(err error, o Options) outcome {
+	var pause *pausedError
+	if errors.As(err, &pause) {
+		return pausedOutcome(pause, o)
+	}
 	var wait *waitError
 	if errors.As(err, &wait) {
 		return outcome{reason: wait.reason, message: wait.message, result: ctrl.Result{RequeueAfter: wait.after}, label: "waiting"}
@@ -134,6 +138,7 @@ var stalledReasons = map[string]bool{
 	flyv1alpha1.UnauthorizedReason:   true,
 	flyv1alpha1.HostConflictReason:   true,
 	flyv1alpha1.InvalidHostReason:    true,
+	flyv1alpha1.PausedReason:         true,
 }
 
 // summarizeProgress sets the kstatus conditions from Ready (see api/v1alpha1/conditions.go): at

@@ -132,6 +132,9 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	}
 
 	ctx, throttled := WithThrottleNote(ctx)
+	if paused(obj) {
+		ctx = withPaused(ctx)
+	}
 	before := obj.DeepCopyObject().(T)
 	ctx = context.WithValue(ctx, checkpointKey{}, checkpoint(func(ctx context.Context) error {
 		if err := l.writeStatus(ctx, before, obj); err != nil {
@@ -143,6 +146,7 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	defer func() {
 		retErr = kerrors.NewAggregate([]error{retErr, l.writeStatus(ctx, before, obj)})
 	}()
+	markPaused(obj)
 	s := l.scope(obj)
 	if deleting {
 		result, retErr = l.reconcileDelete(ctx, obj, s)

@@ -55,6 +55,8 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	if deps.Fly == nil || deps.Keys.IsZero() {
 		return errors.New("controllers: a Fly client and the root key are required")
 	}
+	// Every Fly write of a pass over a paused object is refused at this seam (pause.go).
+	deps.Fly = pauseGuard{deps.Fly}
 	baseDomain, err := canonicalBaseDomain(deps.Options.RouterBaseDomain)
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ const (
 	// (Fly refused the spec, a name, network or host is taken, a Secret is missing, the Fly token is
 	// refused), with Ready's reason and message; False otherwise. Never True with Reconciling.
 	StalledCondition = "Stalled"
+	// PausedCondition is True while the object carries PausedAnnotation (absent otherwise).
+	PausedCondition = "Paused"
 
 	// AppCreatedCondition (UserApp) is True once the Fly app exists and is known to be ours.
 	AppCreatedCondition = "AppCreated"
@@ -96,6 +98,9 @@ const (
 	// router does not send it here. The message names each lost host and the UserApp that owns it
 	// (only "in another namespace" for another tenant's) (HostsAccepted, Ready).
 	HostConflictReason = "HostConflict"
+	// PausedReason: the object carries PausedAnnotation, and the pass stopped at the first Fly
+	// write it would have made, which the message names (Paused, Ready, Stalled).
+	PausedReason = "Paused"
 	// InvalidHostReason: a claimed host, or the subdomain under the base domain, is not a DNS name,
 	// and the router ignores it (HostsAccepted, Ready).
 	InvalidHostReason = "InvalidHost"
@@ -111,6 +116,12 @@ const AppSecretLabel = "fly.hangar.dev/app-secret"
 // The previous keys stay valid for the manager's --key-rotation-overlap (status.previousKeysValidUntil),
 // so machines, the router and the coordinator move over without a failed request.
 const RotateKeysAnnotation = "fly.hangar.dev/rotate-keys"
+
+// PausedAnnotation set to "true" on a UserApp or UserMachine pauses it: the manager makes no Fly
+// write for it (no create, update, power change, secrets, deletion) but still reads Fly, so status
+// shows what runs and the first change a pass would make. Removing the annotation resumes at once.
+// A paused object being deleted keeps its finalizer, and its Fly resources, until it is unpaused.
+const PausedAnnotation = "fly.hangar.dev/paused"
 
 // AdoptAnnotation on a UserApp asks to take over an existing Fly app of the same name in the same
 // org that hangar cannot prove it created. It takes effect only once the app has been released to

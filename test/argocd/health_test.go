@@ -87,6 +87,16 @@ func TestHealthChecks(t *testing.T) {
 			waitFor(t, createApp(t, ns, "first", named), isReady)
 			return waitFor(t, createApp(t, ns, "second", named), hasReason(flyv1alpha1.StalledCondition, flyv1alpha1.NameTakenReason))
 		}, want: "Degraded", message: ns + "-shared"},
+		{name: "UserMachine paused with a change waiting", capture: func(t *testing.T) client.Object {
+			m := waitFor(t, createMachine(t, ns, "paused-ws", readyApp(t, ns, "paused").Name, flyv1alpha1.PowerStateAuto, testImage), isReady).(*flyv1alpha1.UserMachine)
+			before := m.DeepCopy()
+			m.Annotations = map[string]string{flyv1alpha1.PausedAnnotation: "true"}
+			m.Spec.Image = testImage + "-v2"
+			if err := stack.Env.Client.Patch(context.Background(), m, client.MergeFrom(before)); err != nil {
+				t.Fatal(err)
+			}
+			return waitFor(t, m, hasReason(flyv1alpha1.StalledCondition, flyv1alpha1.PausedReason))
+		}, want: "Suspended", message: "would update machine"},
 		{name: "UserMachine deleted while Fly is slow", capture: func(t *testing.T) client.Object {
 			return deletedWhileFlyHolds(t, ns)
 		}, want: "Progressing", message: "Deleting"},

@@ -52,6 +52,12 @@ if not current then
   hs.message = "Waiting for the manager to act on generation " .. obj.metadata.generation .. " of the spec"
   return hs
 end
+-- Paused on purpose (the fly.hangar.dev/paused annotation): Argo CD's Suspended is made for this.
+if isTrue(stalled) and stalled.reason == "Paused" then
+  hs.status = "Suspended"
+  hs.message = messageOf(stalled, "Paused")
+  return hs
+end
 if isTrue(stalled) then
   hs.status = "Degraded"
   hs.message = messageOf(stalled, messageOf(ready, "Stalled until someone changes the spec or the cluster"))
