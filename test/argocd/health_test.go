@@ -18,8 +18,9 @@ import (
 )
 
 const (
-	appHealthScript     = "../../config/argocd/health/userapp.lua"
-	machineHealthScript = "../../config/argocd/health/usermachine.lua"
+	// Both kinds' health checks are this one script (config/argocd/kustomization.yaml).
+	appHealthScript     = "../../config/argocd/health/health.lua"
+	machineHealthScript = appHealthScript
 	testImage           = "registry.fly.io/hangar-sample-workspace:latest"
 )
 

@@ -1,5 +1,7 @@
--- Argo CD health of a hangar UserMachine (fly.hangar.dev/v1alpha1), read from the kstatus conditions
--- the manager writes: Ready, Reconciling and Stalled, trusted only for status.observedGeneration.
+-- Argo CD health of hangar's UserApps and UserMachines (fly.hangar.dev/v1alpha1), one script for
+-- both kinds (config/argocd/kustomization.yaml sets it under each kind's key). It reads the kstatus
+-- conditions the manager writes: Ready, Reconciling and Stalled, trusted only for
+-- status.observedGeneration.
 -- Argo CD runs this with the object in the global obj and without Lua's string library.
 --
 -- A machine whose spec.powerState is Stopped or Suspended and that is Ready reports Healthy, not
@@ -41,7 +43,7 @@ local stalled = condition("Stalled")
 
 local hs = {}
 if obj.metadata.deletionTimestamp ~= nil then
-  -- The finalizer holds the object until the manager has deleted (or orphaned) the Fly machine.
+  -- The finalizer holds the object until the manager has deleted (or orphaned) the Fly app or machine.
   hs.status = "Progressing"
   hs.message = "Deleting"
   if current and isTrue(reconciling) and reconciling.reason == "Deleting" then
