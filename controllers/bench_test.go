@@ -12,8 +12,8 @@ import (
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
-	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/testenv/benchreport"
 )
 
 // TestReportControllerConverge measures how fast 200 UserMachines in 50 UserApps converge against
@@ -92,11 +92,11 @@ func reportConverge(t *testing.T, suffix string, profile flysim.Profile, ratioTa
 		byAction[c.Action]++
 	}
 	t.Logf("%s: Fly calls by action: %v", profile.Name, byAction)
-	minimum := minimumConvergeTime(apps, machinesPerApp)
-	bench("controller_converge_wall_ratio"+suffix, wall.Seconds()/minimum.Seconds(), "x", "<=", ratioTarget)
-	bench("controller_converge_wall_seconds"+suffix, wall.Seconds(), "s", ">=", fmt.Sprintf("%.1f", minimum.Seconds()))
-	bench("controller_fly_calls_per_machine"+suffix, float64(len(calls))/float64(len(machines)), "calls", "<=", "5")
-	bench("controller_fly_429s"+suffix, float64(limited), "responses", "==", "0")
+	minimum := benchreport.MinimumConvergeTime(apps, machinesPerApp)
+	benchreport.Print("controller_converge_wall_ratio"+suffix, wall.Seconds()/minimum.Seconds(), "x", "<=", ratioTarget)
+	benchreport.Print("controller_converge_wall_seconds"+suffix, wall.Seconds(), "s", ">=", fmt.Sprintf("%.1f", minimum.Seconds()))
+	benchreport.Print("controller_fly_calls_per_machine"+suffix, float64(len(calls))/float64(len(machines)), "calls", "<=", "5")
+	benchreport.Print("controller_fly_429s"+suffix, float64(limited), "responses", "==", "0")
 
 	// Steady state: several (shortened) drift intervals of a quiet, converged fleet, under a
 	// manager restarted with that interval.
@@ -111,28 +111,8 @@ func reportConverge(t *testing.T, suffix string, profile flysim.Profile, ratioTa
 	intervals := time.Since(quiet).Seconds() / driftInterval.Seconds()
 	steady := h.sim.Calls()
 	objects := float64(len(machines) + apps)
-	bench("controller_steady_apiserver_gets_per_object_interval"+suffix, float64(h.objectGets.Load()-getsBefore)/objects/intervals, "requests", "<=", "0.1")
+	benchreport.Print("controller_steady_apiserver_gets_per_object_interval"+suffix, float64(h.objectGets.Load()-getsBefore)/objects/intervals, "requests", "<=", "0.1")
 	reads := len(callsOf(steady, "get_machine"))
-	bench("controller_steady_writes_per_machine_interval"+suffix, float64(writes(steady))/float64(len(machines))/intervals, "calls", "==", "0")
-	bench("controller_steady_reads_per_machine_interval"+suffix, float64(reads)/float64(len(machines))/intervals, "calls", "<=", "1")
-}
-
-// minimumConvergeTime is the least time Fly's published buckets allow for the calls a fleet
-// needs, with unlimited parallelism and zero latency: app creates share one bucket per org, so the
-// last app is created (apps − burst) / rate seconds in; its machines' lists and creates share that
-// app's buckets, so its last machine is created (machinesPerApp − burst) / rate seconds later.
-func minimumConvergeTime(apps, machinesPerApp int) time.Duration {
-	limit := flyapi.PublishedLimits().Default
-	after := func(n int) time.Duration {
-		if n <= limit.Burst {
-			return 0
-		}
-		return time.Duration(float64(n-limit.Burst) / float64(limit.Rate) * float64(time.Second))
-	}
-	return after(apps) + after(machinesPerApp)
-}
-
-// bench prints one BENCH line: name, value, unit and the target it is judged against.
-func bench(name string, value float64, unit, op, target string) {
-	fmt.Printf("BENCH %s %.3f %s target %s %s\n", name, value, unit, op, target)
+	benchreport.Print("controller_steady_writes_per_machine_interval"+suffix, float64(writes(steady))/float64(len(machines))/intervals, "calls", "==", "0")
+	benchreport.Print("controller_steady_reads_per_machine_interval"+suffix, float64(reads)/float64(len(machines))/intervals, "calls", "<=", "1")
 }
