@@ -158,9 +158,9 @@ func runHandover(t *testing.T, ns string, lt timings, kill bool, b batch) handov
 		goneDuring = "machine " + p.App + "/" + p.Machine
 		if kill {
 			// While the call is served: the leader dies without its answer.
-			old.kill()
+			old.Kill()
 		} else {
-			old.terminate()
+			old.Terminate()
 		}
 		gone <- at
 	})
@@ -179,10 +179,10 @@ func runHandover(t *testing.T, ns string, lt timings, kill bool, b batch) handov
 	if !kill {
 		// A stopped leader is not gone at SIGTERM: it finishes its passes first.
 		killedAt = time.Time{}
-		if err := old.wait(time.Minute); err != nil {
+		if err := old.Wait(time.Minute); err != nil {
 			t.Errorf("the leader did not stop cleanly after SIGTERM: %v", err)
 		}
-		t.Logf("the old leader exited %s after SIGTERM", old.end.Sub(goneAt).Round(time.Millisecond))
+		t.Logf("the old leader exited %s after SIGTERM", old.EndedAt().Sub(goneAt).Round(time.Millisecond))
 	}
 	s.waitConverged(2*time.Minute, u)
 

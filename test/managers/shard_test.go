@@ -16,6 +16,7 @@ import (
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
+	"github.com/hangar-dev/hangar/internal/testenv/managerproc"
 )
 
 // TestShardsSplitTheFleet runs two managers, each with its own token, --selector and lease: each
@@ -113,9 +114,9 @@ func TestShardsSplitTheFleet(t *testing.T) {
 			t.Errorf("after the move, a Fly call not from shard b: %s %s by %s", c.Action, c.Path, c.Caller)
 		}
 	}
-	for _, p := range []*managerProcess{a, b} {
-		if p.exited() {
-			t.Errorf("manager %s exited: %v", p.name, p.err)
+	for _, p := range []*managerproc.Process{a, b} {
+		if p.Exited() {
+			t.Errorf("manager %s exited: %v", p.Name(), p.Err())
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/controllers"
 	"github.com/hangar-dev/hangar/internal/flysim"
+	"github.com/hangar-dev/hangar/internal/testenv/managerproc"
 )
 
 const (
@@ -133,16 +134,16 @@ func (s *suite) waitHolder(electionID string, timeout time.Duration, ok func(str
 
 // standing waits until a manager that is not the leader has started trying to take the Lease, so
 // a takeover measured from now is not a process start.
-func standing(t *testing.T, p *managerProcess) {
+func standing(t *testing.T, p *managerproc.Process) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), pollEvery, time.Minute, true, func(context.Context) (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("manager %s exited: %w", p.name, p.err)
+		if p.Exited() {
+			return false, fmt.Errorf("manager %s exited: %w", p.Name(), p.Err())
 		}
-		return p.logs.contains("Attempting to acquire leader lease"), nil
+		return p.Logs().Contains("Attempting to acquire leader lease"), nil
 	})
 	if err != nil {
-		t.Fatalf("manager %s never stood for election: %v", p.name, err)
+		t.Fatalf("manager %s never stood for election: %v", p.Name(), err)
 	}
 }
 

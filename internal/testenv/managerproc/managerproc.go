@@ -55,7 +55,8 @@ type Process struct {
 	cmd  *exec.Cmd
 	logs *Tail
 	done chan struct{}
-	err  error // how it ended; written before done is closed
+	err  error     // how it ended; written before done is closed
+	end  time.Time // when it ended; written before done is closed
 }
 
 // Start starts the binary with cfg.
@@ -80,6 +81,7 @@ func (b Binary) Start(cfg Config) (*Process, error) {
 	p := &Process{name: name, cmd: cmd, logs: logs, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		p.end = time.Now()
 		close(p.done)
 	}()
 	return p, nil
@@ -164,6 +166,14 @@ func (p *Process) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// EndedAt is when the process ended (the zero time while it runs).
+func (p *Process) EndedAt() time.Time {
+	if !p.Exited() {
+		return time.Time{}
+	}
+	return p.end
 }
 
 // Done is closed when the process has ended.

@@ -77,9 +77,10 @@ func TestStopEndsOnSIGTERMWithStatusZero(t *testing.T) {
 	p := self(t, "term")
 	// The environment reached the child: Config.Env on top of the test's own.
 	waitLog(t, p, "child started, GREETING=hello")
-	if p.Exited() || p.Err() != nil {
-		t.Fatalf("exited before SIGTERM (err %v)", p.Err())
+	if p.Exited() || p.Err() != nil || !p.EndedAt().IsZero() {
+		t.Fatalf("exited before SIGTERM (err %v, ended at %v)", p.Err(), p.EndedAt())
 	}
+	asked := time.Now()
 	if rss, err := p.RSS(); err != nil || rss < 1<<20 {
 		t.Errorf("RSS of a running Go process = %d bytes, %v; want at least 1 MiB", rss, err)
 	}
@@ -88,6 +89,9 @@ func TestStopEndsOnSIGTERMWithStatusZero(t *testing.T) {
 	}
 	if !p.Exited() {
 		t.Error("Exited is false after Stop")
+	}
+	if p.EndedAt().Before(asked) {
+		t.Errorf("EndedAt %v, before it was asked to stop at %v", p.EndedAt(), asked)
 	}
 	if !p.Logs().Contains("stopping on SIGTERM") {
 		t.Errorf("the child never saw SIGTERM; log:\n%s", p.Logs())
