@@ -176,15 +176,12 @@ func (s *Stack) ProxyAddr(publicPort int) string { return s.Proxy.Addr(publicPor
 
 // writeKubeconfig writes an administrator kubeconfig into the state folder.
 func (s *Stack) writeKubeconfig() error {
-	raw, err := s.Env.Kubeconfig()
+	path, err := filepath.Abs(filepath.Join(s.cfg.StateDir, "kubeconfig"))
 	if err != nil {
 		return err
 	}
-	s.Kubeconfig, err = filepath.Abs(filepath.Join(s.cfg.StateDir, "kubeconfig"))
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(s.Kubeconfig, raw, 0o600)
+	s.Kubeconfig = path
+	return s.Env.WriteKubeconfig(path)
 }
 
 // startFly starts the emulated Machines API (with Fly's published rate limits) and the simulated

@@ -76,6 +76,15 @@ func ReadFile(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	objs, err := Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return objs, nil
+}
+
+// Decode reads every object of a multi-document YAML (or JSON) stream; empty documents are skipped.
+func Decode(raw []byte) ([]*unstructured.Unstructured, error) {
 	var objs []*unstructured.Unstructured
 	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
 	for {
@@ -84,7 +93,7 @@ func ReadFile(path string) ([]*unstructured.Unstructured, error) {
 			if errors.Is(err, io.EOF) {
 				return objs, nil
 			}
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
 		if len(obj.Object) > 0 {
 			objs = append(objs, obj)

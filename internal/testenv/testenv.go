@@ -239,6 +239,15 @@ func (e *Env) Kubeconfig() ([]byte, error) {
 	return user.KubeConfig()
 }
 
+// WriteKubeconfig writes Kubeconfig to path (mode 0600), for processes the test starts.
+func (e *Env) WriteKubeconfig(path string) error {
+	raw, err := e.Kubeconfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
+}
+
 // AddUser returns a rest.Config that authenticates to this apiserver as user name in groups (a
 // client certificate), with no rights but what RBAC bindings give it, so tests can act as a tenant
 // does. For a ServiceAccount-like user pass name "system:serviceaccount:<ns>:<sa>" and the groups

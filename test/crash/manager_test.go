@@ -39,13 +39,8 @@ func runMain(m *testing.M) int {
 	}
 	env = started
 	defer func() { _ = env.Stop() }()
-	raw, err := env.Kubeconfig()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, raw, 0o600); err != nil {
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -1,42 +1,20 @@
 package install_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // fieldOwner is the field manager of every apply, as `kubectl apply --server-side` has its own.
 const fieldOwner = client.FieldOwner("hangar-install-test")
-
-// decodeObjects reads every object of a multi-document YAML stream; empty documents (a template that
-// rendered nothing) are skipped.
-func decodeObjects(raw []byte) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-	for {
-		obj := &unstructured.Unstructured{}
-		if err := dec.Decode(&obj.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(obj.Object) > 0 {
-			objs = append(objs, obj)
-		}
-	}
-}
 
 // applyDryRun applies every object with server-side apply and dry-run: the apiserver validates,
 // defaults and admits each as it would on install, and persists nothing. It returns one error per

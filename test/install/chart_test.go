@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/hangar-dev/hangar/internal/manifests"
 	"github.com/hangar-dev/hangar/internal/testenv"
 )
 
@@ -79,7 +80,7 @@ func render(t *testing.T, chrt *chartv2.Chart, rel release) []*unstructured.Unst
 	sort.Strings(names)
 	var objs []*unstructured.Unstructured
 	for _, name := range names {
-		decoded, err := decodeObjects([]byte(files[name]))
+		decoded, err := manifests.Decode([]byte(files[name]))
 		if err != nil {
 			t.Fatalf("%s renders invalid YAML: %v\n%s", name, err, files[name])
 		}
@@ -93,7 +94,7 @@ func chartCRDs(t *testing.T, chrt *chartv2.Chart) []*unstructured.Unstructured {
 	t.Helper()
 	var objs []*unstructured.Unstructured
 	for _, crd := range chrt.CRDObjects() {
-		decoded, err := decodeObjects(crd.File.Data)
+		decoded, err := manifests.Decode(crd.File.Data)
 		if err != nil {
 			t.Fatalf("%s: %v", crd.Filename, err)
 		}
@@ -108,7 +109,7 @@ func chartCRDs(t *testing.T, chrt *chartv2.Chart) []*unstructured.Unstructured {
 func TestChartInstalls(t *testing.T) {
 	chrt := loadChart(t)
 	applyPrerequisites(t, chartCRDs(t, chrt))
-	smCRD, err := decodeObjects(mustRead(t, filepath.Join("testdata", "servicemonitor-crd.yaml")))
+	smCRD, err := manifests.Decode(mustRead(t, filepath.Join("testdata", "servicemonitor-crd.yaml")))
 	if err != nil {
 		t.Fatal(err)
 	}

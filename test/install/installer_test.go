@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hangar-dev/hangar/internal/manifests"
 )
 
 func mustRead(t *testing.T, path string) []byte {
@@ -21,7 +23,7 @@ func mustRead(t *testing.T, path string) []byte {
 // TestInstallerInstalls applies dist/install.yaml (make build-installer) with server-side dry-run,
 // and checks that it deploys the release the chart deploys.
 func TestInstallerInstalls(t *testing.T) {
-	objs, err := decodeObjects(mustRead(t, filepath.Join(env.RepoRoot, "dist", "install.yaml")))
+	objs, err := manifests.Decode(mustRead(t, filepath.Join(env.RepoRoot, "dist", "install.yaml")))
 	if err != nil {
 		t.Fatalf("dist/install.yaml: %v", err)
 	}

@@ -189,13 +189,9 @@ func newBench(t *testing.T) *bench {
 			t.Logf("stopping envtest: %v", err)
 		}
 	})
-	raw, err := b.env.Kubeconfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	b.kubeconfig = filepath.Join(dir, "kubeconfig")
 	b.tokenFile = filepath.Join(dir, "fly-token")
-	if err := os.WriteFile(b.kubeconfig, raw, 0o600); err != nil {
+	if err := b.env.WriteKubeconfig(b.kubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(b.tokenFile, []byte(token), 0o600); err != nil {
