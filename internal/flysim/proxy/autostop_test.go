@@ -22,6 +22,10 @@ func TestAutostopStopsAnIdleMachine(t *testing.T) {
 	}
 	f.clock.Advance(50 * time.Second)
 	f.send(80, "GET", "/", nil).answer(t) // activity resets the idle time
+	// The proxy ends the request after the client has its answer: wait for that, so the idle time
+	// starts at this clock reading and not after the next Advance.
+	k := machineKey{"alice", id}
+	flysimtest.Eventually(t, "request ended", func() bool { return f.proxy.activity.load(k) == 0 })
 	f.clock.Advance(50 * time.Second)
 	if got := f.proxy.RunAutostop(); len(got) != 0 {
 		t.Fatalf("stopped a machine active 50 s ago (idle after 1 min): %v", got)
