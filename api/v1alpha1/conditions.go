@@ -54,6 +54,13 @@ const (
 	// AdoptedReason: an existing Fly app or machine was proven ours and taken over (AppCreated,
 	// MachineCreated).
 	AdoptedReason = "Adopted"
+	// ObservedReason: the object's managementPolicy is ObserveOnly; the Fly app or machine was read
+	// and is reported, and the manager writes nothing to it (AppCreated, MachineCreated, and the
+	// conditions of the work it leaves undone).
+	ObservedReason = "Observed"
+	// IdleReason: the machine served no request for spec.idle.timeout and the manager stopped or
+	// suspended it; the next request wakes it (PowerStateSynced).
+	IdleReason = "Idle"
 	// NameTakenReason: the Fly app name belongs to someone else: an older UserApp, another hangar
 	// object or installation (the app's owner marker says so), or an app hangar cannot prove is
 	// its own; choose another spec.appName, or add the fly.hangar.dev/adopt annotation if an

@@ -11,6 +11,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="has(self.appName) == has(oldSelf.appName)",message="spec.appName can only be chosen when the UserApp is created: it cannot be added or removed later (the Fly app would be replaced)"
 // +kubebuilder:validation:XValidation:rule="has(self.org) == has(oldSelf.org)",message="spec.org can only be chosen when the UserApp is created: a Fly app cannot move to another organization"
 // +kubebuilder:validation:XValidation:rule="has(self.network) == has(oldSelf.network)",message="spec.network can only be chosen when the UserApp is created: a Fly app cannot move to another network"
+// +kubebuilder:validation:XValidation:rule="!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.appName)",message="spec.appName is required with managementPolicy ObserveOnly: name the existing Fly app to observe"
 type UserAppSpec struct {
 	// appName is the Fly app name. Fly app names are global across all of Fly.io. When empty, the
 	// manager derives a stable name from the namespace and name (with its app-name prefix).
@@ -71,7 +72,28 @@ type UserAppSpec struct {
 	// +optional
 	// +kubebuilder:default=Delete
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// managementPolicy says what the manager may do on Fly. Full (the default) creates, updates and
+	// deletes. ObserveOnly reads and reports only: the Fly app named by spec.appName must exist
+	// already, and the manager never writes to it (no secrets, no keys, no owner marker, no
+	// address) nor deletes it, whatever spec.deletionPolicy says, until the policy goes back to
+	// Full. An app another hangar object owns is refused (NameTaken), so observing reveals nothing
+	// of another tenant's app.
+	// +optional
+	// +kubebuilder:default=Full
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
 }
+
+// ManagementPolicy says what the manager may do on Fly for an object (Crossplane's term).
+// +kubebuilder:validation:Enum=Full;ObserveOnly
+type ManagementPolicy string
+
+const (
+	// ManagementPolicyFull lets the manager create, update and delete the Fly resource.
+	ManagementPolicyFull ManagementPolicy = "Full"
+	// ManagementPolicyObserveOnly lets the manager read the Fly resource and report it, never write.
+	ManagementPolicyObserveOnly ManagementPolicy = "ObserveOnly"
+)
 
 // AppSecret is one Fly app secret taken from a key of a Kubernetes Secret.
 type AppSecret struct {
@@ -247,6 +269,7 @@ type UserAppStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.routing.hosts`,priority=1
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.managementPolicy`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UserApp struct {
 	metav1.TypeMeta `json:",inline"`

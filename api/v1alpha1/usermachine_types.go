@@ -9,6 +9,9 @@ import (
 // it should be running.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.region) == has(oldSelf.region)",message="spec.region can only be chosen when the UserMachine is created: a Fly Machine cannot move to another region"
+// +kubebuilder:validation:XValidation:rule="has(self.machineID) == has(oldSelf.machineID)",message="spec.machineID can only be set when the UserMachine is created"
+// +kubebuilder:validation:XValidation:rule="!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.machineID)",message="spec.machineID is required with managementPolicy ObserveOnly: name the existing Fly machine to observe"
+// +kubebuilder:validation:XValidation:rule="!has(self.idle) || !has(self.powerState) || self.powerState == 'Auto'",message="spec.idle needs powerState Auto: the manager would start again a machine it stopped for idleness"
 type UserMachineSpec struct {
 	// appRef names the UserApp (in this namespace) the machine belongs to. Immutable.
 	// +required
@@ -87,7 +90,57 @@ type UserMachineSpec struct {
 	// deletionPolicy overrides the UserApp's deletion policy for this machine.
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// idle stops or suspends the machine once the router has sent it no request (public or
+	// management) for idle.timeout. The Fly Proxy wakes it on the next request (its services need
+	// autostart, the default). Only with powerState Auto: a powerState the manager keeps would undo it.
+	// +optional
+	Idle *IdlePolicy `json:"idle,omitempty"`
+
+	// managementPolicy says what the manager may do on Fly. Full (the default) creates, updates,
+	// starts, stops and destroys the machine. ObserveOnly reads and reports only: spec.machineID
+	// names an existing machine of the UserApp's Fly app, and the manager never writes to it nor
+	// destroys it, until the policy goes back to Full.
+	// +optional
+	// +kubebuilder:default=Full
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
+
+	// machineID names an existing Fly machine of the app for this UserMachine to stand for, instead
+	// of one the manager creates. Required with managementPolicy ObserveOnly. Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9a-f]+$')",message="spec.machineID must be a Fly machine ID: lower-case hexadecimal (for example 3d8d9e1bce5189)"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.machineID is immutable: create a new UserMachine to stand for another machine"
+	MachineID string `json:"machineID,omitempty"`
 }
+
+// IdlePolicy is what happens to a machine nobody has used for a while.
+type IdlePolicy struct {
+	// timeout is how long the machine may go without a request before the manager acts, at least
+	// one minute (for example 15m).
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="spec.idle.timeout must be at least 1m: activity is published about once a minute"
+	Timeout metav1.Duration `json:"timeout"`
+
+	// action is Stop (the default: the next request boots it) or Suspend (the next request resumes
+	// it from a memory snapshot, faster; the machine needs a guest of at most 2 GB of memory on Fly).
+	// +optional
+	// +kubebuilder:default=Stop
+	Action IdleAction `json:"action,omitempty"`
+}
+
+// IdleAction is what the manager does to an idle machine.
+// +kubebuilder:validation:Enum=Stop;Suspend
+type IdleAction string
+
+const (
+	// IdleActionStop stops an idle machine.
+	IdleActionStop IdleAction = "Stop"
+	// IdleActionSuspend suspends an idle machine.
+	IdleActionSuspend IdleAction = "Suspend"
+)
 
 // AppReference names a UserApp in the same namespace.
 type AppReference struct {
@@ -488,6 +541,15 @@ type UserMachineStatus struct {
 	// a machine missing from the list is waited for, never created again.
 	// +optional
 	CreateRequestedTime *metav1.Time `json:"createRequestedTime,omitempty"`
+
+	// lastActivityTime is when the router last sent the machine a request, as the router replicas
+	// publish it: at most once a minute or so per app, so it may be that much behind.
+	// +optional
+	LastActivityTime *metav1.Time `json:"lastActivityTime,omitempty"`
+
+	// idleActionTime is when the manager last stopped or suspended the machine for spec.idle.
+	// +optional
+	IdleActionTime *metav1.Time `json:"idleActionTime,omitempty"`
 }
 
 // UserMachine is one Fly Machine in a UserApp.
@@ -501,6 +563,8 @@ type UserMachineStatus struct {
 // +kubebuilder:printcolumn:name="Machine",type=string,JSONPath=`.status.machineID`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Policy",type=string,JSONPath=`.spec.managementPolicy`,priority=1
+// +kubebuilder:printcolumn:name="LastActivity",type=date,JSONPath=`.status.lastActivityTime`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UserMachine struct {
 	metav1.TypeMeta `json:",inline"`

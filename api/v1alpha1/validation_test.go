@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -158,6 +159,12 @@ func TestUserAppAdmissionOnCreate(t *testing.T) {
 		{name: "auth unknown", mutate: func(a *v1.UserApp) { a.Spec.Routing.Auth = "Basic" }, wantErr: `spec.routing.auth: Unsupported value: "Basic"`},
 		{name: "deletionPolicy Orphan", mutate: func(a *v1.UserApp) { a.Spec.DeletionPolicy = v1.DeletionPolicyOrphan }},
 		{name: "deletionPolicy unknown", mutate: func(a *v1.UserApp) { a.Spec.DeletionPolicy = "Keep" }, wantErr: `spec.deletionPolicy: Unsupported value: "Keep"`},
+		{name: "ObserveOnly with appName", mutate: func(a *v1.UserApp) {
+			a.Spec.ManagementPolicy, a.Spec.AppName = v1.ManagementPolicyObserveOnly, "existing-app"
+		}},
+		{name: "ObserveOnly without appName", mutate: func(a *v1.UserApp) { a.Spec.ManagementPolicy, a.Spec.AppName = v1.ManagementPolicyObserveOnly, "" },
+			wantErr: "spec.appName is required with managementPolicy ObserveOnly"},
+		{name: "managementPolicy unknown", mutate: func(a *v1.UserApp) { a.Spec.ManagementPolicy = "ReadOnly" }, wantErr: `spec.managementPolicy: Unsupported value: "ReadOnly"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -302,6 +309,32 @@ func TestUserMachineAdmissionOnCreate(t *testing.T) {
 			m.Spec.Routing = &v1.MachineRouting{Hosts: []string{"preview-1.alice.example.com"}}
 		}},
 		{name: "deletionPolicy unknown", mutate: func(m *v1.UserMachine) { m.Spec.DeletionPolicy = "Keep" }, wantErr: `spec.deletionPolicy: Unsupported value: "Keep"`},
+		{name: "ObserveOnly with machineID", mutate: func(m *v1.UserMachine) {
+			m.Spec.ManagementPolicy, m.Spec.MachineID = v1.ManagementPolicyObserveOnly, "3d8d9e1bce5189"
+		}},
+		{name: "ObserveOnly without machineID", mutate: func(m *v1.UserMachine) { m.Spec.ManagementPolicy = v1.ManagementPolicyObserveOnly },
+			wantErr: "spec.machineID is required with managementPolicy ObserveOnly"},
+		{name: "machineID not hexadecimal", mutate: func(m *v1.UserMachine) { m.Spec.MachineID = "machine-1" }, wantErr: "spec.machineID must be a Fly machine ID"},
+		{name: "idle stop", mutate: func(m *v1.UserMachine) {
+			m.Spec.PowerState = v1.PowerStateAuto
+			m.Spec.Idle = &v1.IdlePolicy{Timeout: metav1.Duration{Duration: 15 * time.Minute}}
+		}},
+		{name: "idle with powerState defaulted", mutate: func(m *v1.UserMachine) {
+			m.Spec.PowerState = ""
+			m.Spec.Idle = &v1.IdlePolicy{Timeout: metav1.Duration{Duration: time.Minute}, Action: v1.IdleActionSuspend}
+		}},
+		{name: "idle timeout too short", mutate: func(m *v1.UserMachine) {
+			m.Spec.PowerState = v1.PowerStateAuto
+			m.Spec.Idle = &v1.IdlePolicy{Timeout: metav1.Duration{Duration: 30 * time.Second}}
+		}, wantErr: "spec.idle.timeout must be at least 1m"},
+		{name: "idle with a kept power state", mutate: func(m *v1.UserMachine) {
+			m.Spec.PowerState = v1.PowerStateStarted
+			m.Spec.Idle = &v1.IdlePolicy{Timeout: metav1.Duration{Duration: 15 * time.Minute}}
+		}, wantErr: "spec.idle needs powerState Auto"},
+		{name: "idle action unknown", mutate: func(m *v1.UserMachine) {
+			m.Spec.PowerState = v1.PowerStateAuto
+			m.Spec.Idle = &v1.IdlePolicy{Timeout: metav1.Duration{Duration: 15 * time.Minute}, Action: "Destroy"}
+		}, wantErr: `spec.idle.action: Unsupported value: "Destroy"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,6 +373,12 @@ func TestUserMachineAdmissionOnUpdate(t *testing.T) {
 			update: func(m *v1.UserMachine) { m.Spec.Region = "ams" }, wantErr: "spec.region can only be chosen when the UserMachine is created"},
 		{name: "region removed", update: func(m *v1.UserMachine) { m.Spec.Region = "" },
 			wantErr: "spec.region can only be chosen when the UserMachine is created"},
+		{name: "machineID change", initial: func(m *v1.UserMachine) { m.Spec.MachineID = "3d8d9e1bce5189" },
+			update: func(m *v1.UserMachine) { m.Spec.MachineID = "4d8d9e1bce5189" }, wantErr: "spec.machineID is immutable"},
+		{name: "machineID added later", update: func(m *v1.UserMachine) { m.Spec.MachineID = "4d8d9e1bce5189" },
+			wantErr: "spec.machineID can only be set when the UserMachine is created"},
+		{name: "policy to ObserveOnly and back", initial: func(m *v1.UserMachine) { m.Spec.MachineID = "3d8d9e1bce5189" },
+			update: func(m *v1.UserMachine) { m.Spec.ManagementPolicy = v1.ManagementPolicyObserveOnly }},
 	}
 	runUpdateCases(t, func() *v1.UserMachine { return validUserMachine(ns) }, cases)
 }
