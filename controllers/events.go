@@ -14,6 +14,8 @@ import (
 const (
 	EventCreated = "Created"
 	EventAdopted = "Adopted"
+	// EventObserved: an ObserveOnly object found the Fly app or machine it names.
+	EventObserved = "Observed"
 	// EventDuplicateDestroyed: a second machine carrying the object's UID was found and destroyed.
 	EventDuplicateDestroyed = "DuplicateDestroyed"
 	EventUpdated            = "Updated"
@@ -61,6 +63,7 @@ var warnedReasons = map[string]bool{
 	flyv1alpha1.SecretNotFoundReason: true,
 	flyv1alpha1.HostConflictReason:   true,
 	flyv1alpha1.InvalidHostReason:    true,
+	flyv1alpha1.NotFoundReason:       true,
 }
 
 // failureEvent announces that an object entered a failing state: a Warning with the Ready reason

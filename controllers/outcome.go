@@ -139,6 +139,7 @@ var stalledReasons = map[string]bool{
 	flyv1alpha1.HostConflictReason:   true,
 	flyv1alpha1.InvalidHostReason:    true,
 	flyv1alpha1.PausedReason:         true,
+	flyv1alpha1.NotFoundReason:       true,
 }
 
 // summarizeProgress sets the kstatus conditions from Ready (see api/v1alpha1/conditions.go): at

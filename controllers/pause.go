@@ -19,15 +19,37 @@ func paused(obj client.Object) bool {
 
 type pausedKey struct{}
 
+// writesRefused is why a pass may not write to Fly.
+type writesRefused int
+
+const (
+	writesAllowed writesRefused = iota
+	refusedPaused
+	refusedObserveOnly
+)
+
 // withPaused marks ctx as a pass over a paused object: every Fly write made in it is refused.
 func withPaused(ctx context.Context) context.Context {
-	return context.WithValue(ctx, pausedKey{}, true)
+	return context.WithValue(ctx, pausedKey{}, refusedPaused)
 }
 
-// pausedError is a Fly write refused because the object is paused. Nothing was sent to Fly.
-type pausedError struct{ action string }
+// withObserveOnly marks ctx as a pass over an object under managementPolicy ObserveOnly: its phases
+// make no Fly write, and the guard refuses any that one would make all the same.
+func withObserveOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pausedKey{}, refusedObserveOnly)
+}
+
+// pausedError is a Fly write refused because the object is paused (or ObserveOnly). Nothing was
+// sent to Fly.
+type pausedError struct {
+	action string
+	why    writesRefused
+}
 
 func (e *pausedError) Error() string {
+	if e.why == refusedObserveOnly {
+		return fmt.Sprintf("managementPolicy ObserveOnly: would %s; set managementPolicy Full to let hangar write", e.action)
+	}
 	return fmt.Sprintf("paused (%s: \"true\"): would %s; remove the annotation to resume", flyv1alpha1.PausedAnnotation, e.action)
 }
 
@@ -39,8 +61,8 @@ type pauseGuard struct {
 }
 
 func (g pauseGuard) refuse(ctx context.Context, format string, args ...any) error {
-	if v, _ := ctx.Value(pausedKey{}).(bool); v {
-		return &pausedError{action: fmt.Sprintf(format, args...)}
+	if why, _ := ctx.Value(pausedKey{}).(writesRefused); why != writesAllowed {
+		return &pausedError{action: fmt.Sprintf(format, args...), why: why}
 	}
 	return nil
 }
@@ -125,6 +147,10 @@ func (g pauseGuard) DestroyMachine(ctx context.Context, app, id string) error {
 // pausedOutcome is how a pass that met the pause ends: not a failure, nothing to retry soon. The
 // annotation's removal starts the next pass; until then the drift check keeps Fly observed.
 func pausedOutcome(err *pausedError, o Options) outcome {
+	if err.why == refusedObserveOnly {
+		return outcome{reason: flyv1alpha1.ObservedReason, message: err.Error(),
+			result: ctrl.Result{RequeueAfter: o.DriftInterval}, label: "observed"}
+	}
 	return outcome{reason: flyv1alpha1.PausedReason, message: err.Error(),
 		result: ctrl.Result{RequeueAfter: o.DriftInterval}, label: "paused"}
 }

@@ -132,8 +132,11 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	}
 
 	ctx, throttled := WithThrottleNote(ctx)
-	if paused(obj) {
+	switch {
+	case paused(obj):
 		ctx = withPaused(ctx)
+	case observeOnly(managementPolicyOf(obj)):
+		ctx = withObserveOnly(ctx)
 	}
 	before := obj.DeepCopyObject().(T)
 	ctx = context.WithValue(ctx, checkpointKey{}, checkpoint(func(ctx context.Context) error {

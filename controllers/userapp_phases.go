@@ -39,6 +39,9 @@ func (r *userAppReconciler) ensureApp(ctx context.Context, s *appScope) error {
 	if err := r.checkClaims(ctx, s); err != nil {
 		return err
 	}
+	if observeOnly(s.app.Spec.ManagementPolicy) {
+		return r.observeApp(ctx, s)
+	}
 	if st.AppID == "" {
 		return r.createApp(ctx, s)
 	}
@@ -168,6 +171,10 @@ func (r *userAppReconciler) recordApp(s *appScope, fa FlyApp) {
 // changed (compared through a keyed digest kept in status).
 func (r *userAppReconciler) syncSecrets(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
+	if observeOnly(s.app.Spec.ManagementPolicy) {
+		markObserved(s.app, flyv1alpha1.SecretsSyncedCondition, "Fly secrets and keys left as they are")
+		return nil
+	}
 	k := r.rotateKeys(s, time.Now())
 	desired, err := r.desiredSecrets(ctx, s, k)
 	if err != nil {
@@ -254,6 +261,10 @@ func sortedKeys(m map[string]string) []string {
 // for one, and releases it when it no longer does.
 func (r *userAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
+	if observeOnly(s.app.Spec.ManagementPolicy) {
+		markObserved(s.app, flyv1alpha1.PrivateIPReadyCondition, "Flycast addresses left as they are")
+		return nil
+	}
 	if !s.app.Spec.AllocatePrivateIP {
 		if st.PrivateIP != "" {
 			ctrl.LoggerFrom(ctx).Info("Releasing Flycast address", "ip", st.PrivateIP)
@@ -284,6 +295,11 @@ func (r *userAppReconciler) ensurePrivateIP(ctx context.Context, s *appScope) er
 // Kubernetes deletes it with the app.
 func (r *userAppReconciler) writeConnectionSecret(ctx context.Context, s *appScope) error {
 	st := &s.app.Status
+	if observeOnly(s.app.Spec.ManagementPolicy) {
+		// The management token in it would be one hangar never set on the observed app.
+		markObserved(s.app, flyv1alpha1.ConnectionSecretReadyCondition, "no connection Secret is written for an app hangar sets no keys on")
+		return nil
+	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: connectionSecretName(s.app), Namespace: s.app.Namespace}}
 	data := map[string][]byte{
 		ConnectionAppName:         []byte(st.AppName),
@@ -330,6 +346,10 @@ func (r *userAppReconciler) finalize(ctx context.Context, s *appScope) error {
 	app := s.app
 	r.connections.forget(types.NamespacedName{Namespace: app.Namespace, Name: connectionSecretName(app)})
 	if app.Status.AppName == "" {
+		return nil
+	}
+	if observeOnly(app.Spec.ManagementPolicy) {
+		r.events.normal(app, EventOrphaned, "Delete", "Left Fly app %s in place (managementPolicy ObserveOnly)", app.Status.AppName)
 		return nil
 	}
 	if app.Spec.DeletionPolicy == flyv1alpha1.DeletionPolicyOrphan {

@@ -42,6 +42,10 @@ func (r *userMachineReconciler) waitForApp(ctx context.Context, s *machineScope)
 		return waitFor(0, flyv1alpha1.WaitingForAppReason, "UserApp %q has no Fly app yet", app.Name)
 	case !isTrue(app.Status.Conditions, flyv1alpha1.SecretsSyncedCondition):
 		return waitFor(0, flyv1alpha1.WaitingForAppReason, "UserApp %q has not set its Fly secrets yet", app.Name)
+	case observeOnly(app.Spec.ManagementPolicy) && !observeOnly(um.Spec.ManagementPolicy):
+		return waitFor(0, flyv1alpha1.WaitingForAppReason,
+			"UserApp %q is ObserveOnly: hangar makes and changes no machine in an app it only observes; give this UserMachine managementPolicy ObserveOnly and spec.machineID, or the UserApp managementPolicy Full",
+			app.Name)
 	}
 	s.app = app
 	s.desired = desiredMachineFor(um, app, r.options.DefaultRegion)
@@ -68,6 +72,12 @@ func (r *userMachineReconciler) needsRead(s *machineScope) bool {
 // pass instead of duplicated. A machine destroyed outside hangar is created again.
 func (r *userMachineReconciler) ensureMachine(ctx context.Context, s *machineScope) error {
 	st := &s.um.Status
+	switch {
+	case observeOnly(s.um.Spec.ManagementPolicy):
+		return r.observeMachine(ctx, s)
+	case st.MachineID == "" && s.um.Spec.MachineID != "":
+		return r.adoptNamedMachine(ctx, s)
+	}
 	if st.MachineID != "" {
 		if !r.needsRead(s) {
 			r.markMachineKnown(s)
@@ -172,6 +182,10 @@ func (r *userMachineReconciler) markMachineKnown(s *machineScope) {
 // differs from the one applied, or when the machine's version changed outside hangar.
 func (r *userMachineReconciler) syncConfig(ctx context.Context, s *machineScope) (err error) {
 	st := &s.um.Status
+	if observeOnly(s.um.Spec.ManagementPolicy) {
+		markObserved(s.um, flyv1alpha1.ConfigSyncedCondition, fmt.Sprintf("config left as it is (version %s)", st.Version))
+		return nil
+	}
 	want := s.desired.Metadata[MetadataConfigHash]
 	applied, drifted := st.ConfigHash, false
 	if s.machine != nil && !s.created {
@@ -223,6 +237,9 @@ func (r *userMachineReconciler) syncPowerState(ctx context.Context, s *machineSc
 	st := &s.um.Status
 	want := s.um.Spec.PowerState
 	switch {
+	case observeOnly(s.um.Spec.ManagementPolicy):
+		markObserved(s.um, flyv1alpha1.PowerStateSyncedCondition, "machine is "+st.State+"; power left to whoever runs it")
+		return nil
 	case s.created:
 		return waitFor(r.transitionPoll(s, st.State), flyv1alpha1.PowerTransitionReason, "machine %s is launching", st.MachineID)
 	case want == flyv1alpha1.PowerStateAuto || want == "":
@@ -322,6 +339,12 @@ func (r *userMachineReconciler) finalize(ctx context.Context, s *machineScope) e
 		app = nil
 	}
 	st := &um.Status
+	if observeOnly(um.Spec.ManagementPolicy) {
+		if st.MachineID != "" {
+			r.events.normal(um, EventOrphaned, "Delete", "Left machine %s in place (managementPolicy ObserveOnly)", st.MachineID)
+		}
+		return nil
+	}
 	if um.Spec.EffectiveDeletionPolicy(app) == flyv1alpha1.DeletionPolicyDelete && st.AppName != "" {
 		if wait := r.options.untilConsistent(st.CreateRequestedTime, time.Now()); wait > 0 {
 			// A machine whose create answer was lost may not be listed yet; destroying only what

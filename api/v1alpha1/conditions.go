@@ -58,6 +58,9 @@ const (
 	// and is reported, and the manager writes nothing to it (AppCreated, MachineCreated, and the
 	// conditions of the work it leaves undone).
 	ObservedReason = "Observed"
+	// NotFoundReason: the Fly app (spec.appName under managementPolicy ObserveOnly) or machine
+	// (spec.machineID) the object names does not exist (AppCreated, MachineCreated, Ready).
+	NotFoundReason = "NotFound"
 	// IdleReason: the machine served no request for spec.idle.timeout and the manager stopped or
 	// suspended it; the next request wakes it (PowerStateSynced).
 	IdleReason = "Idle"

@@ -11,7 +11,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="has(self.appName) == has(oldSelf.appName)",message="spec.appName can only be chosen when the UserApp is created: it cannot be added or removed later (the Fly app would be replaced)"
 // +kubebuilder:validation:XValidation:rule="has(self.org) == has(oldSelf.org)",message="spec.org can only be chosen when the UserApp is created: a Fly app cannot move to another organization"
 // +kubebuilder:validation:XValidation:rule="has(self.network) == has(oldSelf.network)",message="spec.network can only be chosen when the UserApp is created: a Fly app cannot move to another network"
-// +kubebuilder:validation:XValidation:rule="!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.appName)",message="spec.appName is required with managementPolicy ObserveOnly: name the existing Fly app to observe"
+// +kubebuilder:validation:XValidation:rule="!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.appName) || oldSelf.hasValue()",message="spec.appName is required to create a UserApp with managementPolicy ObserveOnly: name the existing Fly app to observe",optionalOldSelf=true
 type UserAppSpec struct {
 	// appName is the Fly app name. Fly app names are global across all of Fly.io. When empty, the
 	// manager derives a stable name from the namespace and name (with its app-name prefix).
@@ -74,8 +74,8 @@ type UserAppSpec struct {
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// managementPolicy says what the manager may do on Fly. Full (the default) creates, updates and
-	// deletes. ObserveOnly reads and reports only: the Fly app named by spec.appName must exist
-	// already, and the manager never writes to it (no secrets, no keys, no owner marker, no
+	// deletes. ObserveOnly reads and reports only: the Fly app named by spec.appName (required on
+	// create; later, the app the manager already runs) must exist, and the manager never writes to it (no secrets, no keys, no owner marker, no
 	// address) nor deletes it, whatever spec.deletionPolicy says, until the policy goes back to
 	// Full. An app another hangar object owns is refused (NameTaken), so observing reveals nothing
 	// of another tenant's app.

@@ -10,7 +10,7 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="has(self.region) == has(oldSelf.region)",message="spec.region can only be chosen when the UserMachine is created: a Fly Machine cannot move to another region"
 // +kubebuilder:validation:XValidation:rule="has(self.machineID) == has(oldSelf.machineID)",message="spec.machineID can only be set when the UserMachine is created"
-// +kubebuilder:validation:XValidation:rule="!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.machineID)",message="spec.machineID is required with managementPolicy ObserveOnly: name the existing Fly machine to observe"
+// +kubebuilder:validation:XValidation:rule="!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' || has(self.machineID) || oldSelf.hasValue()",message="spec.machineID is required to create a UserMachine with managementPolicy ObserveOnly: name the existing Fly machine to observe",optionalOldSelf=true
 // +kubebuilder:validation:XValidation:rule="!has(self.idle) || !has(self.powerState) || self.powerState == 'Auto'",message="spec.idle needs powerState Auto: the manager would start again a machine it stopped for idleness"
 type UserMachineSpec struct {
 	// appRef names the UserApp (in this namespace) the machine belongs to. Immutable.
@@ -98,15 +98,16 @@ type UserMachineSpec struct {
 	Idle *IdlePolicy `json:"idle,omitempty"`
 
 	// managementPolicy says what the manager may do on Fly. Full (the default) creates, updates,
-	// starts, stops and destroys the machine. ObserveOnly reads and reports only: spec.machineID
-	// names an existing machine of the UserApp's Fly app, and the manager never writes to it nor
-	// destroys it, until the policy goes back to Full.
+	// starts, stops and destroys the machine. ObserveOnly reads and reports only the machine
+	// spec.machineID names (or, when the policy changes later, the one the manager already runs),
+	// and the manager never writes to it nor destroys it, until the policy goes back to Full.
 	// +optional
 	// +kubebuilder:default=Full
 	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
 
 	// machineID names an existing Fly machine of the app for this UserMachine to stand for, instead
-	// of one the manager creates. Required with managementPolicy ObserveOnly. Immutable.
+	// of one the manager creates. Required to create a UserMachine with managementPolicy
+	// ObserveOnly. Immutable.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=32

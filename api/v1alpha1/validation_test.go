@@ -163,7 +163,7 @@ func TestUserAppAdmissionOnCreate(t *testing.T) {
 			a.Spec.ManagementPolicy, a.Spec.AppName = v1.ManagementPolicyObserveOnly, "existing-app"
 		}},
 		{name: "ObserveOnly without appName", mutate: func(a *v1.UserApp) { a.Spec.ManagementPolicy, a.Spec.AppName = v1.ManagementPolicyObserveOnly, "" },
-			wantErr: "spec.appName is required with managementPolicy ObserveOnly"},
+			wantErr: "spec.appName is required to create a UserApp with managementPolicy ObserveOnly"},
 		{name: "managementPolicy unknown", mutate: func(a *v1.UserApp) { a.Spec.ManagementPolicy = "ReadOnly" }, wantErr: `spec.managementPolicy: Unsupported value: "ReadOnly"`},
 	}
 	for _, tc := range cases {
@@ -196,6 +196,7 @@ func TestUserAppAdmissionOnUpdate(t *testing.T) {
 		}},
 		{name: "appName change", initial: func(a *v1.UserApp) { a.Spec.AppName = "alice-1" },
 			update: func(a *v1.UserApp) { a.Spec.AppName = "alice-2" }, wantErr: "spec.appName is immutable"},
+		{name: "derived name, ObserveOnly later", update: func(a *v1.UserApp) { a.Spec.ManagementPolicy = v1.ManagementPolicyObserveOnly }},
 		{name: "appName added later", update: func(a *v1.UserApp) { a.Spec.AppName = "alice-1" },
 			wantErr: "spec.appName can only be chosen when the UserApp is created"},
 		{name: "appName removed", initial: func(a *v1.UserApp) { a.Spec.AppName = "alice-1" },
@@ -313,7 +314,7 @@ func TestUserMachineAdmissionOnCreate(t *testing.T) {
 			m.Spec.ManagementPolicy, m.Spec.MachineID = v1.ManagementPolicyObserveOnly, "3d8d9e1bce5189"
 		}},
 		{name: "ObserveOnly without machineID", mutate: func(m *v1.UserMachine) { m.Spec.ManagementPolicy = v1.ManagementPolicyObserveOnly },
-			wantErr: "spec.machineID is required with managementPolicy ObserveOnly"},
+			wantErr: "spec.machineID is required to create a UserMachine with managementPolicy ObserveOnly"},
 		{name: "machineID not hexadecimal", mutate: func(m *v1.UserMachine) { m.Spec.MachineID = "machine-1" }, wantErr: "spec.machineID must be a Fly machine ID"},
 		{name: "idle stop", mutate: func(m *v1.UserMachine) {
 			m.Spec.PowerState = v1.PowerStateAuto
@@ -377,8 +378,7 @@ func TestUserMachineAdmissionOnUpdate(t *testing.T) {
 			update: func(m *v1.UserMachine) { m.Spec.MachineID = "4d8d9e1bce5189" }, wantErr: "spec.machineID is immutable"},
 		{name: "machineID added later", update: func(m *v1.UserMachine) { m.Spec.MachineID = "4d8d9e1bce5189" },
 			wantErr: "spec.machineID can only be set when the UserMachine is created"},
-		{name: "policy to ObserveOnly and back", initial: func(m *v1.UserMachine) { m.Spec.MachineID = "3d8d9e1bce5189" },
-			update: func(m *v1.UserMachine) { m.Spec.ManagementPolicy = v1.ManagementPolicyObserveOnly }},
+		{name: "policy to ObserveOnly later", update: func(m *v1.UserMachine) { m.Spec.ManagementPolicy = v1.ManagementPolicyObserveOnly }},
 	}
 	runUpdateCases(t, func() *v1.UserMachine { return validUserMachine(ns) }, cases)
 }
