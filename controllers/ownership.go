@@ -29,9 +29,8 @@ const (
 )
 
 // indexClaims registers the indexes of the Fly app names and networks UserApps claim.
-func indexClaims(mgr ctrl.Manager, opts Options) error {
+func indexClaims(indexer client.FieldIndexer, opts Options) error {
 	ctx := context.Background()
-	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppFlyName, func(obj client.Object) []string {
 		return claimedAppNames(obj.(*flyv1alpha1.UserApp), opts.AppNamePrefix)
 	}); err != nil {

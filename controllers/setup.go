@@ -62,10 +62,10 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 		return err
 	}
 	deps.Options.RouterBaseDomain = baseDomain
-	if err := indexFields(mgr, baseDomain); err != nil {
+	if err := indexFields(mgr.GetFieldIndexer(), baseDomain); err != nil {
 		return err
 	}
-	if err := indexClaims(mgr, deps.Options.withDefaults()); err != nil {
+	if err := indexClaims(mgr.GetFieldIndexer(), deps.Options.withDefaults()); err != nil {
 		return err
 	}
 	registerMetrics()
@@ -93,6 +93,8 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 			}
 			return (&userMachineReconciler{base: b, fly: deps.Fly, waits: waits}).setupWithManager(mgr)
 		}},
+		{kindUserAppPool, func(b base) error { return (&userAppPoolReconciler{base: b}).setupWithManager(mgr) }},
+		{kindUserAppClaim, func(b base) error { return (&userAppClaimReconciler{base: b}).setupWithManager(mgr) }},
 	}
 	for _, k := range kinds {
 		if err := k.setup(shared(k.kind)); err != nil {
@@ -146,16 +148,16 @@ const (
 )
 
 // indexFields registers the cache indexes the controllers look objects up by; baseDomain is the
-// router's, canonical.
-func indexFields(mgr ctrl.Manager, baseDomain string) error {
+// router's, canonical. A plan registers them with its own indexer (plan_client.go).
+func indexFields(indexer client.FieldIndexer, baseDomain string) error {
 	ctx := context.Background()
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineAppRef,
+	if err := indexer.IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineAppRef,
 		func(obj client.Object) []string {
 			return []string{obj.(*flyv1alpha1.UserMachine).Spec.AppRef.Name}
 		}); err != nil {
 		return fmt.Errorf("indexing UserMachines by app: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppSecretRefs,
+	if err := indexer.IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppSecretRefs,
 		func(obj client.Object) []string {
 			app := obj.(*flyv1alpha1.UserApp)
 			names := make([]string, 0, len(app.Spec.Secrets))
@@ -166,13 +168,13 @@ func indexFields(mgr ctrl.Manager, baseDomain string) error {
 		}); err != nil {
 		return fmt.Errorf("indexing UserApps by Secret: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppHosts,
+	if err := indexer.IndexField(ctx, &flyv1alpha1.UserApp{}, indexAppHosts,
 		func(obj client.Object) []string {
 			return claimedHosts(obj, baseDomain)
 		}); err != nil {
 		return fmt.Errorf("indexing UserApps by host: %w", err)
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineHosts,
+	if err := indexer.IndexField(ctx, &flyv1alpha1.UserMachine{}, indexMachineHosts,
 		func(obj client.Object) []string {
 			return claimedHosts(obj, baseDomain)
 		}); err != nil {
