@@ -61,6 +61,8 @@ type Builder struct {
 	root       keys.Root
 	sources    sourceConfig
 	clock      func() time.Time
+	// activity gives targets their activity slots (nil: activity off). Set before the first Build.
+	activity *activityRecorder
 
 	mu       sync.Mutex
 	apps     map[types.NamespacedName]*flyv1alpha1.UserApp
@@ -226,7 +228,13 @@ func (b *Builder) groupRun(key types.NamespacedName, now time.Time) groupRun {
 	for i, name := range names {
 		machines[i] = b.machines[types.NamespacedName{Namespace: key.Namespace, Name: name}]
 	}
-	return groupRun{b: b, now: now, app: b.apps[key], machines: machines}
+	run := groupRun{b: b, now: now, app: b.apps[key], machines: machines}
+	if run.app != nil {
+		run.activity = b.activity.app(run.app)
+	} else {
+		b.activity.forget(key)
+	}
+	return run
 }
 
 func authOf(app *flyv1alpha1.UserApp) flyv1alpha1.RoutingAuth {

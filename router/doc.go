@@ -1,7 +1,9 @@
 // Package router is hangar's fly-replay router: it answers every request with a fly-replay that
 // sends the Fly Proxy to the right user app and machine, from an index built out of the cluster's
 // UserApps and UserMachines. It deliberately never proxies a byte, never reads a Secret through the
-// API (per-app keys are derived from the mounted root key) and never writes to the cluster.
+// API (per-app keys are derived from the mounted root key) and writes nothing to the cluster but the
+// activity Leases in its own namespace (activity.go: when each machine last got a request, for the
+// manager's idle timeouts).
 //
 // The parts, in the order a request meets them:
 //

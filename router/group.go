@@ -48,6 +48,8 @@ type groupRun struct {
 	claims   []hostclaim.Claim
 	// prevSources indexes prev's signature caches, made on first use.
 	prevSources map[sourceKey]*replaySource
+	// activity is the UserApp's activity slots (nil: activity off, or no UserApp).
+	activity *appActivity
 }
 
 // build makes the group's targets and claims.
@@ -156,6 +158,7 @@ func (r *groupRun) makeReady(t *target, machine string) {
 	t.ready = true
 	t.machine = machine
 	t.replay = r.sourceOf(t.signer, machine, t.auth)
+	t.activity = r.b.activity.slot(r.activity, machine)
 }
 
 // keysOf names the keys of a UserApp's app as the manager derives them (bound to the UserApp's

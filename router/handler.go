@@ -270,9 +270,11 @@ var (
 	bearerScheme   = []string{"Bearer"}
 )
 
-// replay writes the target's replay for now: the header form with an empty body, or the JSON form
-// when configured or when the Authorization header must be deleted.
+// replay records the request as the target's activity and writes the target's replay for now: the
+// header form with an empty body, or the JSON form when configured or when the Authorization header
+// must be deleted.
 func (h *handler) replay(w http.ResponseWriter, t *target, now time.Time, deleteAuth bool) outcome {
+	t.activity.touch(now)
 	v := t.replay.values(now)
 	hdr := w.Header()
 	var body []byte

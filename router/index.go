@@ -34,6 +34,9 @@ type target struct {
 	managementToken []byte
 	// previousManagementToken is the previous generation's token while a rotation overlaps.
 	previousManagementToken []byte
+	// activity records each replay for idle timeouts (activity.go); nil when activity is off or the
+	// target is not ready.
+	activity *activitySlot
 }
 
 // Index maps canonical hosts and UserMachine names to targets. It is immutable: the router makes a

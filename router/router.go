@@ -70,6 +70,10 @@ type Config struct {
 	// (DefaultShutdownTimeout when zero).
 	ShutdownTimeout time.Duration
 
+	// Activity publishes when each user machine last got a request, for the manager's idle
+	// timeouts (zero Interval: off).
+	Activity ActivityConfig
+
 	// Logger receives the router's logs: listeners, drain, route index problems (under "index")
 	// and net/http's own complaints (under "http"). Unset discards them.
 	Logger logr.Logger
@@ -93,6 +97,8 @@ type Router struct {
 	addrs    Addrs
 	drain    time.Duration
 	shutdown time.Duration
+	// activity publishes activity to the Leases; nil when off.
+	activity *activityPublisher
 
 	running  atomic.Bool
 	draining atomic.Bool
@@ -117,6 +123,8 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router: Config.PublicAddr is required")
 	case cfg.StateTTL < 0 || cfg.RetryAfter < 0 || cfg.MaxBodyBytes < 0 || cfg.DrainDelay < 0 || cfg.ShutdownTimeout < 0:
 		return nil, errors.New("router: Config durations and MaxBodyBytes cannot be negative")
+	case cfg.Activity.Interval < 0 || (cfg.Activity.Interval > 0 && cfg.Activity.Interval < time.Second):
+		return nil, fmt.Errorf("router: Config.Activity.Interval %s: use at least 1s, or 0 to turn activity off", cfg.Activity.Interval)
 	case cfg.StateTTL > MaxStateTTL:
 		return nil, fmt.Errorf("router: Config.StateTTL %s is above %s: user machines would refuse the states (pkg/replayauth bounds their lifetime)", cfg.StateTTL, MaxStateTTL)
 	}
@@ -134,7 +142,24 @@ func New(cfg Config) (*Router, error) {
 	}
 
 	buildCfg := BuildConfig{BaseDomain: cfg.BaseDomain, Root: cfg.Root, Replay: cfg.Replay, StateTTL: cfg.StateTTL}
-	builder, err := NewBuilder(buildCfg)
+	var recorder *activityRecorder
+	var publisher *activityPublisher
+	if cfg.Activity.Interval > 0 {
+		recorder = newActivityRecorder()
+		var err error
+		if publisher, err = newActivityPublisher(cfg.RESTConfig, cfg.Activity, recorder, registry, logger.WithName("activity")); err != nil {
+			return nil, err
+		}
+	}
+	newBuilder := func() (*Builder, error) {
+		b, err := NewBuilder(buildCfg)
+		if err != nil {
+			return nil, err
+		}
+		b.activity = recorder // shared by every Builder: slots outlive a reconnect
+		return b, nil
+	}
+	builder, err := newBuilder()
 	if err != nil {
 		return nil, err
 	}
@@ -144,13 +169,13 @@ func New(cfg Config) (*Router, error) {
 	source, err := NewSource(context.Background(), SourceConfig{
 		RESTConfig: cfg.RESTConfig, Namespace: cfg.Namespace, Builder: builder, Table: table, Metrics: metrics,
 		// After an outage the Source rebuilds from a fresh cache into a fresh Builder.
-		FreshBuilder: func() (*Builder, error) { return NewBuilder(buildCfg) },
+		FreshBuilder: newBuilder,
 		Logger:       logger.WithName("index"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{log: logger, source: source, drain: cfg.DrainDelay, shutdown: cfg.ShutdownTimeout}
+	r := &Router{log: logger, source: source, drain: cfg.DrainDelay, shutdown: cfg.ShutdownTimeout, activity: publisher}
 	handlerCfg := HandlerConfig{
 		Table: table, Metrics: metrics, Tokens: cfg.Tokens, RetryAfter: cfg.RetryAfter, MaxBodyBytes: cfg.MaxBodyBytes,
 	}
@@ -224,8 +249,8 @@ func (r *Router) Initialized() <-chan struct{} { return r.source.Initialized() }
 
 // Run serves until ctx ends or a listener or the route index source fails, then drains: it
 // reports unready for the drain delay (unless something failed), shuts the traffic listeners
-// (in-flight requests get the shutdown timeout), stops the source, then the metrics and health
-// listeners. It returns nil after a clean drain. Run may be called once.
+// (in-flight requests get the shutdown timeout), stops the source and the activity publisher, then
+// the metrics and health listeners. It returns nil after a clean drain. Run may be called once.
 func (r *Router) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return errors.New("router: Run called twice")
@@ -238,6 +263,13 @@ func (r *Router) Run(ctx context.Context) error {
 		defer close(sourceDone)
 		if err := r.source.Run(sourceCtx); err != nil {
 			failed <- fmt.Errorf("route index source: %w", err)
+		}
+	}()
+	activityDone := make(chan struct{})
+	go func() {
+		defer close(activityDone)
+		if r.activity != nil {
+			r.activity.run(sourceCtx)
 		}
 	}()
 	for _, s := range r.servers {
@@ -270,6 +302,7 @@ func (r *Router) Run(ctx context.Context) error {
 	shutdownErr := r.shutdownServers(shutdownCtx, true)
 	stopSource()
 	<-sourceDone
+	<-activityDone
 	shutdownErr = errors.Join(shutdownErr, r.shutdownServers(shutdownCtx, false))
 	return errors.Join(runErr, shutdownErr)
 }
