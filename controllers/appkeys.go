@@ -14,7 +14,8 @@ import (
 // tenant. The rotate-keys annotation starts a new generation; the previous one stays valid for
 // Options.KeyRotationOverlap: the machines get both replay keys at once (they accept either), the
 // router keeps signing with the previous one and accepts both management tokens, and the
-// connection Secret moves to the new token. Then the previous keys are dropped.
+// connection Secret moves to the new token. Then the previous keys are dropped. A rotation asked
+// by the UserAppClaim that binds a pooled app has no overlap (docs/warm-pools.md).
 
 // appKeys are the keys an app's secrets and connection Secret hold in this pass: the current
 // generation, and the previous one while a rotation overlaps.
@@ -32,6 +33,12 @@ func (r *userAppReconciler) rotateKeys(s *appScope, now time.Time) appKeys {
 	case st.KeyGeneration == 0:
 		// A new app: its first keys answer whatever the annotation says.
 		st.KeyGeneration, st.KeyRotation = 1, asked
+	case asked != st.KeyRotation && asked != "" && asked == bindingRotation(s.app):
+		// A claim bound this pooled app to an end user: the pool-time keys end now, with no
+		// overlap, so none of them is valid for the end user's traffic.
+		st.KeyGeneration++
+		st.KeyRotation = asked
+		st.PreviousKeysValidUntil = nil
 	case asked != st.KeyRotation:
 		st.KeyGeneration++
 		st.KeyRotation = asked
@@ -61,6 +68,16 @@ func (k appKeys) secrets(root keys.Root) map[string]string {
 		out[keys.PreviousManagementTokenSecret] = root.ManagementToken(*k.previous)
 	}
 	return out
+}
+
+// bindingRotation is the rotate-keys value of the claim that controls app (see claimKeyRotation),
+// or "" when no claim does.
+func bindingRotation(app *flyv1alpha1.UserApp) string {
+	owner := metav1.GetControllerOf(app)
+	if owner == nil || owner.Kind != kindUserAppClaim || owner.APIVersion != flyv1alpha1.GroupVersion.String() {
+		return ""
+	}
+	return claimKeyRotation(owner.UID)
 }
 
 // untilRotationEnds is how long until the overlap of a rotation ends (no limit when none runs).
