@@ -70,7 +70,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
 	$(GOLANGCI_LINT) run ./...
 
 # The kustomizations `make verify` builds; add a directory here when you add one under config/.
-KUSTOMIZE_DIRS ?= config/default config/crd config/rbac config/manager config/router config/samples config/argocd config/prometheus
+KUSTOMIZE_DIRS ?= config/default config/crd config/rbac config/manager config/router config/samples config/samples/pools config/argocd config/prometheus
 # What `make verify` regenerates and then expects unchanged in git.
 GENERATED_FILES ?= api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml \
 	charts/hangar/crds charts/hangar/files dist/install.yaml docs/api-reference.md
@@ -95,7 +95,7 @@ chart: manifests ## Copy the CRDs, the manager's generated RBAC rules and the te
 	mkdir -p charts/hangar/crds charts/hangar/files/tenant-roles
 	cp config/crd/bases/*.yaml charts/hangar/crds/
 	cp config/rbac/role.yaml charts/hangar/files/manager-role.yaml
-	cp config/rbac/userapp_*_role.yaml config/rbac/usermachine_*_role.yaml charts/hangar/files/tenant-roles/
+	cp config/rbac/userapp_*_role.yaml config/rbac/usermachine_*_role.yaml config/rbac/userapppool_*_role.yaml config/rbac/userappclaim_*_role.yaml charts/hangar/files/tenant-roles/
 
 .PHONY: envtest-assets
 envtest-assets: $(SETUP_ENVTEST) ## Provide kube-apiserver and etcd for tests (built from the module proxy when they cannot be downloaded).

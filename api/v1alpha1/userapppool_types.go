@@ -37,10 +37,9 @@ const (
 
 // UserAppPoolSpec is how many unclaimed, ready users the pool keeps and what each is made of.
 type UserAppPoolSpec struct {
-	// replicas is how many unclaimed users the pool keeps ready. A claim takes one out of the pool,
-	// and the pool makes another.
-	// +optional
-	// +kubebuilder:default=1
+	// replicas is how many unclaimed users the pool keeps ready (0 keeps none: every claim is a
+	// cold start). A claim takes one out of the pool, and the pool makes another.
+	// +required
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=500
 	Replicas int32 `json:"replicas"`

@@ -382,3 +382,121 @@ func TestUserMachineAdmissionOnUpdate(t *testing.T) {
 	}
 	runUpdateCases(t, func() *v1.UserMachine { return validUserMachine(ns) }, cases)
 }
+
+func validUserAppPool(ns string) *v1.UserAppPool {
+	return &v1.UserAppPool{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pool-%d", counter.Add(1)), Namespace: ns},
+		Spec: v1.UserAppPoolSpec{
+			Replicas: 3,
+			Template: v1.UserAppTemplate{
+				Org:               "personal",
+				AllocatePrivateIP: true,
+				Machines: []v1.MachineTemplate{{Name: "workspace", Spec: v1.MachineTemplateSpec{
+					Region: "ord", Image: "registry.fly.io/workspace:v1",
+					Guest: &v1.Guest{CPUKind: v1.CPUKindShared, CPUs: 1, MemoryMB: 512},
+					Env:   map[string]string{"LOG_LEVEL": "info"},
+				}}},
+			},
+		},
+	}
+}
+
+func validUserAppClaim(ns string) *v1.UserAppClaim {
+	return &v1.UserAppClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("claim-%d", counter.Add(1)), Namespace: ns},
+		Spec: v1.UserAppClaimSpec{
+			PoolRef: v1.PoolReference{Name: "workspaces"},
+			Routing: &v1.AppRouting{Hosts: []string{"carol.example.com"}, Auth: v1.RoutingAuthToken},
+			Secrets: []v1.AppSecret{{Name: "DATABASE_URL", SecretKeyRef: v1.SecretKeySelector{Name: "carol-creds", Key: "url"}}},
+		},
+	}
+}
+
+func TestUserAppPoolAdmission(t *testing.T) {
+	ns := testNamespace(t)
+	tpl := func(p *v1.UserAppPool) *v1.MachineTemplateSpec { return &p.Spec.Template.Machines[0].Spec }
+	cases := []admissionCase[*v1.UserAppPool]{
+		{name: "valid full spec", mutate: func(*v1.UserAppPool) {}},
+		{name: "zero replicas", mutate: func(p *v1.UserAppPool) { p.Spec.Replicas = 0 }},
+		{name: "negative replicas", mutate: func(p *v1.UserAppPool) { p.Spec.Replicas = -1 }, wantErr: "spec.replicas: Invalid value: -1"},
+		{name: "warmState Suspended", mutate: func(p *v1.UserAppPool) { p.Spec.WarmState = v1.WarmStateSuspended }},
+		{name: "warmState Started", mutate: func(p *v1.UserAppPool) { p.Spec.WarmState = "Started" }, wantErr: `spec.warmState: Unsupported value: "Started"`},
+		{name: "no machines", mutate: func(p *v1.UserAppPool) { p.Spec.Template.Machines = nil }, wantErr: "spec.template.machines"},
+		{name: "machine name with a dot", mutate: func(p *v1.UserAppPool) { p.Spec.Template.Machines[0].Name = "a.b" },
+			wantErr: "spec.template.machines[].name must be one lower-case DNS label"},
+		{name: "machine names not unique", mutate: func(p *v1.UserAppPool) {
+			p.Spec.Template.Machines = append(p.Spec.Template.Machines, p.Spec.Template.Machines[0])
+		}, wantErr: "Duplicate value"},
+		{name: "org slug invalid", mutate: func(p *v1.UserAppPool) { p.Spec.Template.Org = "My_Org" }, wantErr: "spec.template.org must be a Fly organization slug"},
+		{name: "image missing", mutate: func(p *v1.UserAppPool) { tpl(p).Image = "" }, wantErr: "image"},
+		{name: "image with a space", mutate: func(p *v1.UserAppPool) { tpl(p).Image = "a b" }, wantErr: "image must be an image reference without spaces"},
+		{name: "region not a code", mutate: func(p *v1.UserAppPool) { tpl(p).Region = "Ord" }, wantErr: "region must be a three-letter lower-case Fly region code"},
+		{name: "env reserved", mutate: func(p *v1.UserAppPool) { tpl(p).Env = map[string]string{"fly_region": "x"} }, wantErr: "reserved for hangar and Fly"},
+		{name: "metadata reserved", mutate: func(p *v1.UserAppPool) { tpl(p).Metadata = map[string]string{"hangar.dev/uid": "x"} },
+			wantErr: "metadata keys under hangar.dev/, fly_ and fly- are reserved"},
+		{name: "guest memory not a multiple of 256", mutate: func(p *v1.UserAppPool) { tpl(p).Guest.MemoryMB = 300 },
+			wantErr: "spec.guest.memoryMB must be a multiple of 256"},
+		{name: "two services on one port", mutate: func(p *v1.UserAppPool) {
+			port := []v1.ServicePort{{Port: 80, Handlers: []v1.PortHandler{"http"}}}
+			tpl(p).Services = []v1.MachineService{{Name: "a", InternalPort: 8080, Ports: port}, {Name: "b", InternalPort: 8081, Ports: port}}
+		}, wantErr: "two services claim the same public port"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := validUserAppPool(ns)
+			tc.mutate(pool)
+			checkAdmission(t, env.Client.Create(context.Background(), pool), tc.wantErr)
+		})
+	}
+}
+
+func TestUserAppPoolDefaultsAndUpdates(t *testing.T) {
+	ns := testNamespace(t)
+	pool := &v1.UserAppPool{ObjectMeta: metav1.ObjectMeta{Name: "defaults", Namespace: ns},
+		Spec: v1.UserAppPoolSpec{Template: validUserAppPool(ns).Spec.Template}}
+	if err := env.Client.Create(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	if pool.Spec.WarmState != v1.WarmStateStopped {
+		t.Fatalf("default not applied: warmState=%q", pool.Spec.WarmState)
+	}
+	runUpdateCases(t, func() *v1.UserAppPool { return validUserAppPool(ns) }, []updateCase[*v1.UserAppPool]{
+		{name: "template, size and warm state may change", update: func(p *v1.UserAppPool) {
+			p.Spec.Replicas = 10
+			p.Spec.WarmState = v1.WarmStateSuspended
+			p.Spec.Template.Machines[0].Spec.Image = "registry.fly.io/workspace:v2"
+			p.Spec.Template.Machines[0].Spec.Region = "ams"
+		}},
+	})
+}
+
+func TestUserAppClaimAdmission(t *testing.T) {
+	ns := testNamespace(t)
+	cases := []admissionCase[*v1.UserAppClaim]{
+		{name: "valid full spec", mutate: func(*v1.UserAppClaim) {}},
+		{name: "pool only", mutate: func(c *v1.UserAppClaim) { c.Spec = v1.UserAppClaimSpec{PoolRef: c.Spec.PoolRef} }},
+		{name: "no pool", mutate: func(c *v1.UserAppClaim) { c.Spec.PoolRef.Name = "" }, wantErr: "spec.poolRef.name"},
+		{name: "pool in another namespace", mutate: func(c *v1.UserAppClaim) { c.Spec.PoolRef.Name = "other/workspaces" },
+			wantErr: "spec.poolRef.name must be the name of a UserAppPool"},
+		{name: "host upper case", mutate: func(c *v1.UserAppClaim) { c.Spec.Routing.Hosts = []string{"Carol.example.com"} },
+			wantErr: "each host must be a lower-case DNS name"},
+		{name: "secret name reserved", mutate: func(c *v1.UserAppClaim) { c.Spec.Secrets[0].Name = "HANGAR_MANAGEMENT_TOKEN" },
+			wantErr: "reserved for hangar and Fly"},
+		{name: "secret names not unique", mutate: func(c *v1.UserAppClaim) { c.Spec.Secrets = append(c.Spec.Secrets, c.Spec.Secrets[0]) },
+			wantErr: "Duplicate value"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			claim := validUserAppClaim(ns)
+			tc.mutate(claim)
+			checkAdmission(t, env.Client.Create(context.Background(), claim), tc.wantErr)
+		})
+	}
+	runUpdateCases(t, func() *v1.UserAppClaim { return validUserAppClaim(ns) }, []updateCase[*v1.UserAppClaim]{
+		{name: "routing and secrets may change", update: func(c *v1.UserAppClaim) {
+			c.Spec.Routing.Hosts = []string{"carol.example.org"}
+			c.Spec.Secrets = nil
+		}},
+		{name: "poolRef change", update: func(c *v1.UserAppClaim) { c.Spec.PoolRef.Name = "other" }, wantErr: "spec.poolRef.name is immutable"},
+	})
+}

@@ -263,6 +263,10 @@ func TestChartManagerRulesAreRoleYAMLs(t *testing.T) {
 		{"hangar-userapp-viewer-role", "userapp_viewer_role.yaml"},
 		{"hangar-usermachine-editor-role", "usermachine_editor_role.yaml"},
 		{"hangar-usermachine-viewer-role", "usermachine_viewer_role.yaml"},
+		{"hangar-userapppool-editor-role", "userapppool_editor_role.yaml"},
+		{"hangar-userapppool-viewer-role", "userapppool_viewer_role.yaml"},
+		{"hangar-userappclaim-editor-role", "userappclaim_editor_role.yaml"},
+		{"hangar-userappclaim-viewer-role", "userappclaim_viewer_role.yaml"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.chartRole, func(t *testing.T) {
