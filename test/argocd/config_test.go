@@ -33,8 +33,10 @@ func TestHealthChecksConfigMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserApp":     appHealthScript,
-		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserMachine": machineHealthScript,
+		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserApp":      appHealthScript,
+		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserMachine":  machineHealthScript,
+		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserAppPool":  appHealthScript,
+		"resource.customizations.health." + flyv1alpha1.GroupVersion.Group + "_UserAppClaim": appHealthScript,
 	}
 	if len(data) != len(want) {
 		t.Errorf("argocd-cm has keys %v, want exactly %v", keys(data), keys(want))
