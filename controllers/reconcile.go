@@ -122,6 +122,12 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 		// Secrets): its own manager reconciles it.
 		return ctrl.Result{}, nil
 	}
+	return l.pass(ctx, obj)
+}
+
+// pass runs one pass over obj as read. Every Kubernetes write goes through l.client, so a plan
+// (plan.go) runs the same pass over an object from a file with a client that writes nothing.
+func (l *loop[O, T, S]) pass(ctx context.Context, obj T) (result ctrl.Result, retErr error) {
 	deleting := !obj.GetDeletionTimestamp().IsZero()
 	if !deleting && controllerutil.AddFinalizer(obj, Finalizer) {
 		// Persisted before any Fly call, so nothing created on Fly can outlive the object unseen.
@@ -159,7 +165,7 @@ func (l *loop[O, T, S]) Reconcile(ctx context.Context, req ctrl.Request) (result
 	// Every pass, failed or not, says which generation its conditions describe: kstatus readers
 	// (Flux, kpt, Argo CD's health checks) trust Reconciling and Stalled only for that generation.
 	obj.SetObservedGeneration(obj.GetGeneration())
-	l.unauthorized.note(req.NamespacedName, readyReason(obj.GetConditions()) == flyv1alpha1.UnauthorizedReason)
+	l.unauthorized.note(client.ObjectKeyFromObject(obj), readyReason(obj.GetConditions()) == flyv1alpha1.UnauthorizedReason)
 	return result, retErr
 }
 
