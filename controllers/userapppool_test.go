@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,8 +50,7 @@ func newClaim(name, pool string) *flyv1alpha1.UserAppClaim {
 // claimWithSecret creates the claim's Secret and the claim.
 func (h *harness) claimWithSecret(name, pool, value string) *flyv1alpha1.UserAppClaim {
 	h.t.Helper()
-	h.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-creds", Labels: appSecretLabels()},
-		StringData: map[string]string{"key": value}})
+	h.sharedSecret(name+"-creds", value)
 	claim := newClaim(name, pool)
 	h.create(claim)
 	return claim
