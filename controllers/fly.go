@@ -89,6 +89,9 @@ type FlyMachine struct {
 	Version   string
 	PrivateIP string
 	Metadata  map[string]string
+	// StartedAt is when the machine last reached started, from its event log; zero when the answer
+	// carried no event log (a wait's answer) or the machine never started.
+	StartedAt time.Time
 }
 
 // Fly machine states the controllers act on.

@@ -7,6 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/hangar-dev/hangar/internal/activity"
 )
 
 // Options are the manager-wide settings the reconcilers share.
@@ -42,6 +44,12 @@ type Options struct {
 	// the manager's cache must hold the same objects (ShardCacheOptions). A user's UserApp and
 	// UserMachines must be in one shard: a machine whose app is outside it waits (WaitingForApp).
 	Shard labels.Selector
+	// ActivityNamespace holds the routers' activity Leases, which idle timeouts count from
+	// (activity.DefaultNamespace when empty); the manager's cache must hold them there
+	// (ActivityCacheOptions).
+	ActivityNamespace string
+	// Now tells the time idle timeouts are measured with (time.Now when nil); tests move it.
+	Now func() time.Time
 }
 
 // Defaults used for unset Options fields.
@@ -72,6 +80,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeyRotationOverlap <= 0 {
 		o.KeyRotationOverlap = DefaultKeyRotationOverlap
+	}
+	if o.ActivityNamespace == "" {
+		o.ActivityNamespace = activity.DefaultNamespace
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }

@@ -78,6 +78,10 @@ type harnessOptions struct {
 	interceptor *interceptor.Funcs
 	// unauthorizedRetry is the manager's UnauthorizedRetry (1 s when zero).
 	unauthorizedRetry time.Duration
+	// now is the manager's clock for idle timeouts (time.Now when nil).
+	now func() time.Time
+	// flyRouter, when set, runs the FlyRouter controller with these options.
+	flyRouter *controllers.FlyRouterOptions
 }
 
 // testProfile is the emulator profile controller tests run under: the realistic one (list lag,
@@ -193,9 +197,10 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	return h
 }
 
-// cacheOptions are the manager's: its namespace and the tenants'.
+// cacheOptions are the manager's: its namespace and the tenants', and the activity Leases of its
+// namespace (which stands for the manager's own namespace in these tests).
 func (h *harness) cacheOptions() cache.Options {
-	opts := controllers.CacheOptions(h.ns)
+	opts := controllers.ActivityCacheOptions(controllers.CacheOptions(h.ns), h.ns)
 	for _, ns := range h.tenants {
 		opts.DefaultNamespaces[ns] = cache.Config{}
 	}
@@ -237,7 +242,12 @@ func (h *harness) startManager() {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var flyRouter controllers.FlyRouterOptions
+	if h.opts.flyRouter != nil {
+		flyRouter = *h.opts.flyRouter
+	}
 	err = controllers.Setup(mgr, controllers.Dependencies{
+		FlyRouter:          flyRouter,
 		Fly:                flyadapter.New(fly, flyadapter.Options{}),
 		Keys:               h.root,
 		CredentialsChanged: flyapi.WatchTokenFile(ctx, h.tokenFile, 50*time.Millisecond),
@@ -246,6 +256,8 @@ func (h *harness) startManager() {
 			DriftInterval: h.opts.driftInterval, UnauthorizedRetry: h.opts.unauthorizedRetry, TransitionPoll: h.opts.transitionPoll,
 			KeyRotationOverlap: 3 * time.Second,
 			RouterBaseDomain:   testBaseDomain,
+			ActivityNamespace:  h.ns,
+			Now:                h.opts.now,
 		},
 	})
 	if err != nil {

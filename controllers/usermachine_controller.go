@@ -63,6 +63,7 @@ func (r *userMachineReconciler) lifecycle() lifecycle[*flyv1alpha1.UserMachine, 
 			{flyv1alpha1.MachineCreatedCondition, r.ensureMachine},
 			{flyv1alpha1.ConfigSyncedCondition, r.syncConfig},
 			{flyv1alpha1.PowerStateSyncedCondition, r.syncPowerState},
+			{flyv1alpha1.PowerStateSyncedCondition, r.idle},     // idle.go: spec.idle under powerState Auto
 			{flyv1alpha1.HostsAcceptedCondition, r.acceptHosts}, // last: a host conflict never holds up Fly work (hosts.go)
 		},
 		finalize:     r.finalize,
@@ -77,9 +78,10 @@ func machineReadyMessage(s *machineScope) string {
 	return fmt.Sprintf("machine %s %s in %s, image %s", st.MachineID, st.State, st.Region, s.um.Spec.Image)
 }
 
-// nextPass comes back at the drift check, or sooner while the machine is in a transition.
+// nextPass comes back at the drift check, or sooner while the machine is in a transition or at its
+// idle deadline.
 func (r *userMachineReconciler) nextPass(s *machineScope) time.Duration {
-	next := r.untilDriftCheck(s.um)
+	next := min(r.untilDriftCheck(s.um), r.idleDeadline(s))
 	if !settled(s.um.Status.State) {
 		// Under powerState Auto a transition does not hold Ready up; still, look again once it ends.
 		next = min(next, r.transitionPoll(s, s.um.Status.State))

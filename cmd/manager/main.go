@@ -82,6 +82,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.adapter.LeaseTTL, "fly-lease-ttl", flyadapter.DefaultLeaseTTL, "Lifetime of the lease an update holds on a machine: if the manager dies mid-update, the machine stays locked this long")
 	fs.DurationVar(&o.controllers.KeyRotationOverlap, "key-rotation-overlap", controllers.DefaultKeyRotationOverlap, "How long an app's previous keys stay valid after a rotation (the fly.hangar.dev/rotate-keys annotation): machines are updated and the coordinator reads the new management token meanwhile")
 	fs.DurationVar(&o.controllers.TransitionPoll, "transition-poll", controllers.DefaultTransitionPoll, "How soon a machine in a transition (starting, stopping...) or a pending create is looked at again")
+	fs.StringVar(&o.controllers.ActivityNamespace, "activity-namespace", "", "Namespace of the routers' activity Leases, which spec.idle timeouts count from (the router's --activity-namespace; default: the namespace of --root-key-secret)")
 	fs.StringVar(&o.controllers.RouterBaseDomain, "router-base-domain", "", "Must equal the router's --base-domain: UserApp subdomains claim <subdomain>.<this domain> when hosts are checked for conflicts; empty: subdomains claim nothing")
 }
 
@@ -93,8 +94,13 @@ func (o *options) validate() error {
 	if o.flyTokenFile == "" && os.Getenv("FLY_API_TOKEN") == "" {
 		return errors.New("no Fly API token: set --fly-token-file or FLY_API_TOKEN")
 	}
-	if _, _, ok := strings.Cut(o.rootKeySecret, "/"); !ok {
+	keyNamespace, _, ok := strings.Cut(o.rootKeySecret, "/")
+	if !ok {
 		return fmt.Errorf("--root-key-secret %q: use namespace/name", o.rootKeySecret)
+	}
+	if o.controllers.ActivityNamespace == "" {
+		// The manager's own namespace, where the router runs too.
+		o.controllers.ActivityNamespace = keyNamespace
 	}
 	if p := o.controllers.AppNamePrefix; p != "" && !appNamePrefix.MatchString(p) {
 		return fmt.Errorf("--app-name-prefix %q: use at most 20 lowercase letters, digits and dashes, starting with a letter or digit", p)
@@ -194,7 +200,7 @@ func run(ctx context.Context, opts options, log logr.Logger) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   controllers.ShardCacheOptions(opts.namespace, opts.controllers.Shard),
+		Cache:                   controllers.ActivityCacheOptions(controllers.ShardCacheOptions(opts.namespace, opts.controllers.Shard), opts.controllers.ActivityNamespace),
 		Logger:                  log,
 		Client:                  controllers.ClientOptions(),
 		Metrics:                 metricsOpts,

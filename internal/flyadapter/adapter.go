@@ -378,6 +378,12 @@ func machineOf(m *flyapi.Machine) controllers.FlyMachine {
 	if m.Config != nil {
 		out.Metadata = m.Config.Metadata
 	}
+	for _, e := range m.Events { // newest first
+		if e.Status == flyapi.StateStarted && e.Timestamp > 0 {
+			out.StartedAt = time.UnixMilli(e.Timestamp)
+			break
+		}
+	}
 	return out
 }
 
