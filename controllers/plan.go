@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -126,10 +127,20 @@ func Plan(ctx context.Context, settings PlanSettings, objs []*unstructured.Unstr
 		machineLoop: &loop[flyv1alpha1.UserMachine, *flyv1alpha1.UserMachine, *machineScope]{base: b, lifecycle: machines.lifecycle()},
 	}
 
+	objs = slices.Clone(objs) // normalised below; the caller's stay as they are
 	plans := make([]ObjectPlan, len(objs))
 	var order []int
-	for i, u := range objs {
-		u = u.DeepCopy()
+	for i, in := range objs {
+		// Through JSON: objects built by kustomize hold Go ints, which unstructured's deep copy
+		// refuses.
+		raw, err := json.Marshal(in.Object)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", in.GetKind(), in.GetName(), err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", in.GetKind(), in.GetName(), err)
+		}
 		if u.GetNamespace() == "" {
 			u.SetNamespace(settings.Namespace)
 		}

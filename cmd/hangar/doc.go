@@ -4,6 +4,7 @@
 //	hangar flysim   serve the Fly Machines API emulator (internal/flysim) under /v1
 //	hangar dev      run the local stack (internal/devstack) with a kustomization applied to it
 //	hangar version  print the version, commit and build date of this build (internal/version)
+//	hangar plan     print the Fly calls the manager would make for the objects of files (docs/plan.md)
 //
 // hangar dev checks every port it listens on (--fly-api, --proxy-http, --proxy-management) and
 // builds --samples (any directory kustomize builds; config/samples by default) before it starts
@@ -15,7 +16,8 @@
 // time scale shrinks or stretches its delays. `hangar <command> -h` lists a command's flags; a bad
 // flag exits with status 2 and one line saying what was wrong.
 //
-// It is not the operator (cmd/manager) nor the router (cmd/router), and it never talks to the real Fly.
+// It is not the operator (cmd/manager) nor the router (cmd/router), and only hangar plan talks to
+// the real Fly, making reads only.
 //
 // Example: start the emulator for one org and talk to it with curl.
 //

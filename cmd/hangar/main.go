@@ -26,6 +26,9 @@ var subcommands = map[string]subcommand{
 		return runFlysim(ctx, args, stderr, nil)
 	}},
 	"dev": {summary: "run the local stack: apiserver, Fly emulator and proxy, manager, router", run: runDev},
+	"plan": {summary: "print the Fly calls the manager would make for UserApps and UserMachines in files, making none", run: func(ctx context.Context, args []string, stderr io.Writer) error {
+		return runPlan(ctx, args, os.Stdout, stderr)
+	}},
 }
 
 func main() {
