@@ -51,6 +51,9 @@ type world struct {
 	ns    string
 	sim   *flysim.Server
 	users []*user
+	// pools and claims are the warm pools and their claims (pool_test.go).
+	pools  []*pool
+	claims []*claim
 }
 
 func (w *world) newUser(name string, machines int, power flyv1alpha1.PowerState, orphan bool) *user {
@@ -171,6 +174,9 @@ func (w *world) waitConverged(timeout time.Duration) string {
 // for their generation, machines in the asked power state running the asked image, app secrets
 // holding the asked value, deleted objects gone, and their Fly apps deleted.
 func (w *world) notConverged() string {
+	if msg := w.poolsNotConverged(); msg != "" {
+		return msg
+	}
 	for _, u := range w.users {
 		app := &flyv1alpha1.UserApp{}
 		err := w.c.Get(w.ctx, client.ObjectKey{Namespace: w.ns, Name: u.name}, app)
@@ -309,6 +315,7 @@ func (w *world) violations() []violation {
 			}
 		}
 	}
+	out = append(out, w.poolViolations(ownedApps, ownedUIDs)...)
 	now := time.Now()
 	for _, a := range w.sim.Apps(org) {
 		if a.Deleted {
