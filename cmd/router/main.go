@@ -1,7 +1,8 @@
 // Command router runs hangar's fly-replay router: it watches UserApps and UserMachines and answers
 // every request on its public and management listeners with a fly-replay to the right user machine.
-// It reads the root key from a mounted file, needs only read access to the two kinds, and can run
-// in the cluster or, with --kubeconfig, as a Fly app of its own.
+// It reads the root key from a mounted file, needs only read access to the two kinds (and writes
+// activity Leases in its own namespace, for idle timeouts), and can run in the cluster or, with
+// --kubeconfig, as a Fly app of its own.
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/hangar-dev/hangar/internal/activity"
 	"github.com/hangar-dev/hangar/internal/keys"
 	"github.com/hangar-dev/hangar/internal/kubeconfig"
 	"github.com/hangar-dev/hangar/internal/logging"
@@ -49,6 +51,8 @@ type options struct {
 	kubeconfig     string
 	drainDelay     time.Duration
 	shutdownTime   time.Duration
+	activityEvery  time.Duration
+	activityNS     string
 	log            logging.Options
 }
 
@@ -72,6 +76,8 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 5*time.Second, "On SIGTERM, report unready and keep serving this long before closing listeners, so load balancers stop sending first")
 	fs.DurationVar(&o.shutdownTime, "shutdown-timeout", router.DefaultShutdownTimeout, "How long in-flight requests may take to finish after the listeners close")
+	fs.DurationVar(&o.activityEvery, "activity-interval", router.DefaultActivityInterval, "Publish when each user machine last got a request (for spec.idle timeouts) to one Lease per UserApp, written at most this often across all replicas; 0 turns it off")
+	fs.StringVar(&o.activityNS, "activity-namespace", activity.DefaultNamespace, "Namespace of the activity Leases: the manager's (its --activity-namespace); the router's only writes go there")
 	o.log.BindFlags(fs)
 }
 
@@ -90,6 +96,12 @@ func (o *options) validate() error {
 	}
 	if o.stateTTL > router.MaxStateTTL {
 		return fmt.Errorf("--state-ttl %s: use at most %s (user machines refuse states that live longer)", o.stateTTL, router.MaxStateTTL)
+	}
+	if o.activityEvery != 0 && o.activityEvery < time.Second {
+		return fmt.Errorf("--activity-interval %s: use at least 1s, or 0 to turn activity off", o.activityEvery)
+	}
+	if o.activityNS == "" && o.activityEvery != 0 {
+		return errors.New("--activity-namespace is required while --activity-interval is not 0")
 	}
 	if o.maxBodyBytes <= 0 || o.retryAfter <= 0 || o.tokenMaxTTL <= 0 || o.drainDelay < 0 || o.shutdownTime <= 0 {
 		return errors.New("--max-body-bytes, --retry-after, --public-token-max-ttl and --shutdown-timeout must be positive, --drain-delay not negative")
@@ -202,8 +214,10 @@ func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
 		HealthAddr:      o.healthAddr,
 		DrainDelay:      o.drainDelay,
 		ShutdownTimeout: o.shutdownTime,
-		Logger:          logger,
-		Registry:        metricsRegistry(),
+		// Leases name their last writer by host name: the pod's name in a cluster.
+		Activity: router.ActivityConfig{Interval: o.activityEvery, Namespace: o.activityNS},
+		Logger:   logger,
+		Registry: metricsRegistry(),
 	}, nil
 }
 

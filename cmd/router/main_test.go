@@ -64,6 +64,8 @@ func TestFlagValidation(t *testing.T) {
 		{"long state TTL", []string{"--state-ttl=9m"}, 2},
 		{"no public address", []string{"--public-addr="}, 2},
 		{"bad log level", []string{"--log-level=loud"}, 2},
+		{"activity interval under a second", []string{"--activity-interval=500ms"}, 2},
+		{"activity without a namespace", []string{"--activity-namespace="}, 2},
 		{"missing root key", []string{"--root-key-file=" + filepath.Join(dir, "missing"), "--log-level=error"}, 1},
 	}
 	for _, tt := range tests {
@@ -104,7 +106,7 @@ func TestRouterConfig(t *testing.T) {
 			"--base-domain=apps.test", "--namespace=tenants", "--replay-form=json", "--replay-timeout=1500ms",
 			"--replay-fallback=prefer_self", "--state-ttl=2m", "--retry-after=7s", "--max-body-bytes=1000",
 			"--public-addr=:1", "--management-addr=", "--metrics-addr=:3", "--health-addr=:4",
-			"--drain-delay=2s", "--shutdown-timeout=9s",
+			"--drain-delay=2s", "--shutdown-timeout=9s", "--activity-interval=45s", "--activity-namespace=hangar",
 		}, extra...)
 	}
 	configFor := func(args []string) (router.Config, error) {
@@ -137,6 +139,7 @@ func TestRouterConfig(t *testing.T) {
 		Replay:   router.ReplayOptions{Form: router.FormJSON, Timeout: 1500 * time.Millisecond, Fallback: router.FallbackPreferSelf},
 		StateTTL: 2 * time.Minute, RetryAfter: 7 * time.Second, MaxBodyBytes: 1000,
 		PublicAddr: ":1", MetricsAddr: ":3", HealthAddr: ":4", DrainDelay: 2 * time.Second, ShutdownTimeout: 9 * time.Second,
+		Activity: router.ActivityConfig{Interval: 45 * time.Second, Namespace: "hangar"},
 	}
 	if diff := cmp.Diff(want, cfg, cmpopts.IgnoreFields(router.Config{}, "RESTConfig", "Root", "Tokens", "Logger", "Registry")); diff != "" {
 		t.Errorf("Config (-want +got):\n%s", diff)

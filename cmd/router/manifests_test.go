@@ -143,3 +143,48 @@ func containerPort(c corev1.Container, port intstr.IntOrString) string {
 	}
 	return "(no port named " + port.StrVal + ")"
 }
+
+// TestRouterActivityRole: the router's one write is to Leases, in its own namespace only (a Role,
+// not a ClusterRole), bound to its service account; it never deletes them.
+func TestRouterActivityRole(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "router", "activity_role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(b), "\n---\n")
+	if len(docs) != 2 {
+		t.Fatalf("activity_role.yaml holds %d documents, want a Role and a RoleBinding", len(docs))
+	}
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	if err := yaml.UnmarshalStrict([]byte(docs[0]), &role); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict([]byte(docs[1]), &binding); err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{"get": true, "list": true, "watch": true, "create": true, "update": true}
+	if role.Kind != "Role" || len(role.Rules) != 1 {
+		t.Fatalf("%s with %d rules, want a Role with one", role.Kind, len(role.Rules))
+	}
+	rule := role.Rules[0]
+	if !slices.Equal(rule.APIGroups, []string{"coordination.k8s.io"}) || !slices.Equal(rule.Resources, []string{"leases"}) || len(rule.ResourceNames) > 0 {
+		t.Errorf("rule %+v reaches beyond leases", rule)
+	}
+	for _, verb := range rule.Verbs {
+		if !allowed[verb] {
+			t.Errorf("router activity role grants %q", verb)
+		}
+	}
+	for verb := range allowed {
+		if !slices.Contains(rule.Verbs, verb) {
+			t.Errorf("router activity role lacks %q (the publisher watches, creates and updates Leases)", verb)
+		}
+	}
+	var sa corev1.ServiceAccount
+	readManifest(t, "service_account.yaml", &sa)
+	if binding.RoleRef.Kind != "Role" || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
+		binding.Subjects[0].Name != sa.Name || binding.Namespace != role.Namespace || role.Namespace != sa.Namespace {
+		t.Errorf("the activity Role, its binding and the router's service account do not line up: %+v", binding)
+	}
+}

@@ -66,6 +66,9 @@ type Config struct {
 	// FlyCallHook, when set, is the emulator's Options.CallHook: tests use it to hold a Fly call
 	// while they change the world around it (stop the apiserver, say).
 	FlyCallHook func(flysim.CallPoint)
+	// ActivityInterval is how often, at most, the router writes a UserApp's activity Lease, which
+	// spec.idle timeouts count from (default 10 s).
+	ActivityInterval time.Duration
 	// Logger receives every component's logs, each under its own name.
 	Logger logr.Logger
 }
@@ -91,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Autostop.IdleAfter == 0 {
 		c.Autostop.IdleAfter = 2 * time.Minute
+	}
+	if c.ActivityInterval == 0 {
+		c.ActivityInterval = 10 * time.Second
 	}
 	if c.Logger.GetSink() == nil {
 		c.Logger = logr.Discard()

@@ -12,6 +12,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/hangar-dev/hangar/controllers"
+	"github.com/hangar-dev/hangar/internal/activity"
 	"github.com/hangar-dev/hangar/internal/flyadapter"
 	"github.com/hangar-dev/hangar/internal/flyapi"
 )
@@ -24,7 +25,7 @@ func (s *Stack) startManager(ctx context.Context) error {
 		Scheme:                 s.Env.Scheme,
 		Logger:                 log,
 		Client:                 controllers.ClientOptions(),
-		Cache:                  controllers.CacheOptions(""),
+		Cache:                  controllers.ActivityCacheOptions(controllers.CacheOptions(""), activity.DefaultNamespace),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Tests run more than one stack in a process; the controllers' names then repeat.
@@ -45,7 +46,7 @@ func (s *Stack) startManager(ctx context.Context) error {
 		Fly: flyadapter.New(fly, flyadapter.Options{}), Keys: s.Root,
 		Options: controllers.Options{DefaultOrg: Org, DefaultRegion: "ord", AppNamePrefix: "hangar-", DriftInterval: s.cfg.DriftInterval,
 			// The router's base domain, so subdomain claims are checked the way the router routes them.
-			RouterBaseDomain: s.cfg.BaseDomain},
+			RouterBaseDomain: s.cfg.BaseDomain, ActivityNamespace: activity.DefaultNamespace},
 	})
 	if err != nil {
 		return err

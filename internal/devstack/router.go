@@ -7,6 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hangar-dev/hangar/internal/activity"
 	"github.com/hangar-dev/hangar/internal/flyapi"
 	"github.com/hangar-dev/hangar/internal/flysim"
 	"github.com/hangar-dev/hangar/internal/flysim/proxy"
@@ -32,10 +37,17 @@ type routerProcess struct {
 func (s *Stack) startRouter(ctx context.Context) error {
 	log := s.cfg.Logger.WithName("router")
 	const loopback = "127.0.0.1:0"
+	// The activity Leases live in the namespace hangar is installed in, which a fresh apiserver
+	// lacks.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: activity.DefaultNamespace}}
+	if err := s.Env.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s for the activity Leases: %w", ns.Name, err)
+	}
 	r, err := router.New(router.Config{
 		RESTConfig: s.Env.Config, BaseDomain: s.cfg.BaseDomain, Root: s.Root,
 		PublicAddr: loopback, ManagementAddr: loopback, MetricsAddr: loopback, HealthAddr: loopback,
 		ShutdownTimeout: 5 * time.Second, Logger: log,
+		Activity: router.ActivityConfig{Interval: s.cfg.ActivityInterval, Namespace: activity.DefaultNamespace, Identity: "router-dev"},
 	})
 	if err != nil {
 		return err
