@@ -140,6 +140,8 @@ var stalledReasons = map[string]bool{
 	flyv1alpha1.InvalidHostReason:    true,
 	flyv1alpha1.PausedReason:         true,
 	flyv1alpha1.NotFoundReason:       true,
+	// A FlyRouter's ServiceAccount, CA or token key is missing.
+	flyv1alpha1.CredentialsInvalidReason: true,
 }
 
 // summarizeProgress sets the kstatus conditions from Ready (see api/v1alpha1/conditions.go): at

@@ -32,6 +32,9 @@ type Dependencies struct {
 	// CredentialsChanged, when set, reports each change of the Fly credentials (e.g. from
 	// flyapi.WatchTokenFile): objects waiting after Fly refused the token then run again at once.
 	CredentialsChanged <-chan struct{}
+	// FlyRouter enables the FlyRouter controller (when its Namespace is set); Fly must then
+	// implement FlyRouterAPI too.
+	FlyRouter FlyRouterOptions
 }
 
 // Finalizer holds every hangar object until its Fly resources are removed (or orphaned).
@@ -55,6 +58,7 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 	if deps.Fly == nil || deps.Keys.IsZero() {
 		return errors.New("controllers: a Fly client and the root key are required")
 	}
+	routerFly, _ := deps.Fly.(FlyRouterAPI)
 	// Every Fly write of a pass over a paused object is refused at this seam (pause.go).
 	deps.Fly = pauseGuard{deps.Fly}
 	baseDomain, err := canonicalBaseDomain(deps.Options.RouterBaseDomain)
@@ -95,6 +99,9 @@ func Setup(mgr ctrl.Manager, deps Dependencies) error {
 		}},
 		{kindUserAppPool, func(b base) error { return (&userAppPoolReconciler{base: b}).setupWithManager(mgr) }},
 		{kindUserAppClaim, func(b base) error { return (&userAppClaimReconciler{base: b}).setupWithManager(mgr) }},
+	}
+	if deps.FlyRouter.Namespace != "" {
+		kinds = append(kinds, flyRouterKind(mgr, deps, routerFly))
 	}
 	for _, k := range kinds {
 		if err := k.setup(shared(k.kind)); err != nil {

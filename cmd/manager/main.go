@@ -54,6 +54,7 @@ type options struct {
 	flyAPIURL     string
 	flyTokenFile  string
 	rootKeySecret string
+	flyRouters    bool
 	controllers   controllers.Options
 	adapter       flyadapter.Options
 }
@@ -73,6 +74,7 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.flyAPIURL, "fly-api-url", flyapi.DefaultBaseURL, "Fly Machines API URL (http://_api.internal:4280 inside Fly's network; the emulator's URL locally)")
 	fs.StringVar(&o.flyTokenFile, "fly-token-file", "", "File holding the Fly API token, re-read when it changes (default: the FLY_API_TOKEN environment variable)")
 	fs.StringVar(&o.rootKeySecret, "root-key-secret", "hangar-system/hangar-root-key", "Secret (namespace/name) holding the root key per-app keys are derived from; created when missing")
+	fs.BoolVar(&o.flyRouters, "flyrouters", false, "Run the FlyRouter controller, which deploys the router onto Fly (docs/flyrouter.md); the router's ServiceAccount, its token key Secret and CA ConfigMap are in the namespace of --root-key-secret")
 	fs.StringVar(&o.controllers.DefaultOrg, "default-org", "personal", "Fly org of UserApps that do not set spec.org")
 	fs.StringVar(&o.controllers.DefaultRegion, "default-region", "ord", "Fly region of UserMachines that do not set spec.region")
 	fs.StringVar(&o.controllers.AppNamePrefix, "app-name-prefix", "hangar-", "Prefix of the Fly app names derived for UserApps without spec.appName")
@@ -276,6 +278,9 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, cfg *rest.Config, o
 		return err
 	}
 	deps := controllers.Dependencies{Fly: flyadapter.New(fly, opts.adapter), Keys: root, Options: opts.controllers}
+	if opts.flyRouters {
+		deps.FlyRouter = controllers.FlyRouterOptions{Namespace: ns, RootKeySecret: types.NamespacedName{Namespace: ns, Name: name}}
+	}
 	if opts.flyTokenFile != "" {
 		// A rotated token (a Secret volume update) sends the objects Fly refused with the old one
 		// round at once, not at their next retry.
