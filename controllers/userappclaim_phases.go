@@ -31,14 +31,42 @@ func (r *userAppClaimReconciler) ownUsers(ctx context.Context, claim *flyv1alpha
 	return slices.DeleteFunc(users, func(u pooledUser) bool { return !u.claimedBy(claim) }), nil
 }
 
+// recordedUser reads the user status.userAppName names, when it is still the claim's: the steady
+// state, a read from the cache. nil: no user recorded, or no longer the claim's (ownUsers, a list
+// on the apiserver, then finds what a pass that ended before its status write bound).
+func (r *userAppClaimReconciler) recordedUser(ctx context.Context, claim *flyv1alpha1.UserAppClaim) ([]pooledUser, error) {
+	name := claim.Status.UserAppName
+	if name == "" {
+		return nil, nil
+	}
+	app := &flyv1alpha1.UserApp{}
+	err := r.get(ctx, client.ObjectKey{Namespace: claim.Namespace, Name: name}, app)
+	if kerrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	users, err := withMachines(ctx, r.client, []flyv1alpha1.UserApp{*app})
+	if err != nil || !users[0].claimedBy(claim) {
+		return nil, err
+	}
+	return users, nil
+}
+
 // bind finds the claim's user, or takes the oldest ready unclaimed user of the pool, or, when
 // there is none, creates one (a cold start). Once bound, it keeps the user's routing and secrets
 // those of the claim.
 func (r *userAppClaimReconciler) bind(ctx context.Context, s *claimScope) error {
 	claim := s.claim
-	users, err := r.ownUsers(ctx, claim)
+	users, err := r.recordedUser(ctx, claim)
 	if err != nil {
 		return err
+	}
+	if users == nil {
+		if users, err = r.ownUsers(ctx, claim); err != nil {
+			return err
+		}
 	}
 	for i := range users {
 		if users[i].deleting() {
@@ -112,6 +140,7 @@ func (r *userAppClaimReconciler) take(ctx context.Context, claim *flyv1alpha1.Us
 	case err != nil:
 		return false, fmt.Errorf("binding UserApp %s: %w", app.Name, err)
 	}
+	r.known.record(app)
 	return true, nil
 }
 
@@ -131,6 +160,7 @@ func (r *userAppClaimReconciler) keepBound(ctx context.Context, s *claimScope) e
 		if err := r.client.Update(ctx, app); err != nil {
 			return fmt.Errorf("updating UserApp %s with the claim's routing and secrets: %w", app.Name, err)
 		}
+		r.known.record(app)
 	}
 	if s.claim.Status.UserAppName != app.Name {
 		// Bound by a pass that ended before its status write, or the claim's user was deleted and
