@@ -19,6 +19,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -49,6 +50,9 @@ type options struct {
 	maxBodyBytes   int64
 	namespace      string
 	kubeconfig     string
+	kubeconfigEnv  string
+	rootKeyEnv     string
+	tokenKeyEnv    string
 	drainDelay     time.Duration
 	shutdownTime   time.Duration
 	activityEvery  time.Duration
@@ -74,6 +78,9 @@ func (o *options) bindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", router.DefaultMaxBodyBytes, "Largest request body let through (the Fly Proxy cannot replay bodies over 1 MB)")
 	fs.StringVar(&o.namespace, "namespace", "", "Watch only this namespace; empty watches all")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for running outside the cluster (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
+	fs.StringVar(&o.kubeconfigEnv, "kubeconfig-env", "", "Environment variable holding a whole kubeconfig (a Fly secret: the FlyRouter controller sets HANGAR_KUBECONFIG); wins over --kubeconfig")
+	fs.StringVar(&o.rootKeyEnv, "root-key-env", "", "Environment variable holding the root key, base64 (a Fly secret); wins over --root-key-file")
+	fs.StringVar(&o.tokenKeyEnv, "public-token-key-env", "", "Environment variable holding the public token key, base64 (a Fly secret); wins over --public-token-key-file")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 5*time.Second, "On SIGTERM, report unready and keep serving this long before closing listeners, so load balancers stop sending first")
 	fs.DurationVar(&o.shutdownTime, "shutdown-timeout", router.DefaultShutdownTimeout, "How long in-flight requests may take to finish after the listeners close")
 	fs.DurationVar(&o.activityEvery, "activity-interval", router.DefaultActivityInterval, "Publish when each user machine last got a request (for spec.idle timeouts) to one Lease per UserApp, written at most this often across all replicas; 0 turns it off")
@@ -139,6 +146,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if err := applyEnv(fs, osGetenv); err != nil {
+		_, _ = fmt.Fprintln(stderr, "router:", err)
+		return 2
+	}
 	if err := opts.validate(); err != nil {
 		_, _ = fmt.Fprintln(stderr, "router:", err)
 		return 2
@@ -178,13 +189,13 @@ func serve(ctx context.Context, opts options, logger logr.Logger) error {
 // routerConfig reads the key files and the Kubernetes client configuration and turns the flags
 // into the router's Config.
 func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
-	root, err := keys.ReadRootFile(o.rootKeyFile)
+	root, err := o.root()
 	if err != nil {
 		return router.Config{}, err
 	}
 	var tokens *router.TokenVerifier
-	if o.tokenKeyFile != "" {
-		key, err := router.ReadTokenKeyFile(o.tokenKeyFile)
+	if o.tokenKeyFile != "" || o.tokenKeyEnv != "" {
+		key, err := o.tokenKey()
 		if err != nil {
 			return router.Config{}, err
 		}
@@ -193,7 +204,7 @@ func (o *options) routerConfig(logger logr.Logger) (router.Config, error) {
 			return router.Config{}, err
 		}
 	}
-	restCfg, err := kubeconfig.Load(o.kubeconfig)
+	restCfg, err := o.restConfig()
 	if err != nil {
 		return router.Config{}, fmt.Errorf("loading the Kubernetes client configuration: %w", err)
 	}
@@ -227,4 +238,28 @@ func metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.NewCollector())
 	return reg
+}
+
+// root reads the root key from --root-key-env, else --root-key-file.
+func (o *options) root() (keys.Root, error) {
+	if o.rootKeyEnv != "" {
+		return rootFromEnv(osGetenv, o.rootKeyEnv)
+	}
+	return keys.ReadRootFile(o.rootKeyFile)
+}
+
+// tokenKey reads the public token key from --public-token-key-env, else --public-token-key-file.
+func (o *options) tokenKey() ([]byte, error) {
+	if o.tokenKeyEnv != "" {
+		return tokenKeyFromEnv(osGetenv, o.tokenKeyEnv)
+	}
+	return router.ReadTokenKeyFile(o.tokenKeyFile)
+}
+
+// restConfig reads the kubeconfig from --kubeconfig-env, else as kubeconfig.Load finds it.
+func (o *options) restConfig() (*rest.Config, error) {
+	if o.kubeconfigEnv != "" {
+		return kubeconfigFromEnv(osGetenv, o.kubeconfigEnv)
+	}
+	return kubeconfig.Load(o.kubeconfig)
 }
