@@ -89,12 +89,13 @@ type ObjectPlan struct {
 // hangarKinds are the kinds a plan runs passes for.
 var hangarKinds = []string{kindUserApp, kindUserMachine}
 
-// UnknownKindError is an object of hangar's API group of a kind hangar does not have.
+// UnknownKindError is an object of hangar's API group of a kind hangar does not have (its other
+// kinds, pools and claims, are listed as not planned).
 type UnknownKindError struct{ Kind, APIVersion, Name string }
 
 func (e *UnknownKindError) Error() string {
-	return fmt.Sprintf("%s %q: kind %s is not one of hangar's (%s has %s)", e.APIVersion, e.Name, e.Kind,
-		flyv1alpha1.GroupVersion.Group, strings.Join(hangarKinds, ", "))
+	return fmt.Sprintf("%s %q: kind %s is not one of hangar's API group %s (a plan covers %s)", e.APIVersion, e.Name, e.Kind,
+		flyv1alpha1.GroupVersion.Group, strings.Join(hangarKinds, " and "))
 }
 
 // Plan plans objs in order: the result has one entry per object, in the same order. It returns an
@@ -150,7 +151,7 @@ func Plan(ctx context.Context, settings PlanSettings, objs []*unstructured.Unstr
 		switch {
 		case gvk.Group == flyv1alpha1.GroupVersion.Group && slices.Contains(hangarKinds, gvk.Kind):
 			order = append(order, i)
-		case gvk.Group == flyv1alpha1.GroupVersion.Group:
+		case gvk.Group == flyv1alpha1.GroupVersion.Group && !settings.Client.Scheme().Recognizes(gvk):
 			return nil, &UnknownKindError{Kind: gvk.Kind, APIVersion: u.GetAPIVersion(), Name: u.GetName()}
 		case gvk.Group == "" && gvk.Kind == "Secret":
 			if err := p.addSecret(u); err != nil {

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -282,4 +283,38 @@ func TestPlanEqualsTheWritesOfARealRun(t *testing.T) {
 func isReadyAtGeneration(um *flyv1alpha1.UserMachine) bool {
 	c := findCondition(um.Status.Conditions, flyv1alpha1.ReadyCondition)
 	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == um.Generation
+}
+
+// TestPlanNamesAnUnknownKindOfHangarsGroup: a kind of hangar's group hangar does not have (a typo)
+// fails the plan, naming it; hangar's other kinds and other groups' kinds are listed as not planned.
+func TestPlanNamesAnUnknownKindOfHangarsGroup(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.stopManager()
+	fly, err := flyapi.New(flyapi.Options{BaseURL: h.flyURL, Token: flyapi.StaticToken(testToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := controllers.PlanSettings{Client: env.Client, Fly: flyadapter.New(fly, flyadapter.Options{}), Keys: h.root, Namespace: h.ns}
+	object := func(apiVersion, kind string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion(apiVersion)
+		u.SetKind(kind)
+		u.SetName("x")
+		return u
+	}
+	_, err = controllers.Plan(context.Background(), settings, []*unstructured.Unstructured{object("fly.hangar.dev/v1alpha1", "UserAp")})
+	var unknown *controllers.UnknownKindError
+	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), "kind UserAp is not one of hangar's") {
+		t.Errorf("plan of kind UserAp: %v, want an UnknownKindError naming it", err)
+	}
+	plans, err := controllers.Plan(context.Background(), settings, []*unstructured.Unstructured{
+		object("v1", "ConfigMap"), object("fly.hangar.dev/v1alpha1", "UserAppPool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range plans {
+		if p.Verdict != controllers.VerdictNotPlanned {
+			t.Errorf("%s: verdict %q, want not planned", p.Kind, p.Verdict)
+		}
+	}
 }
