@@ -78,7 +78,7 @@ func (r *flyRouterReconciler) ensureCredentials(ctx context.Context, s *routerSc
 				r.opts.Namespace, serviceAccountOf(s.fr), st.CredentialExpiry.UTC().Format(time.RFC3339), st.AppName, st.SecretsVersion)
 		}
 	}
-	s.desired = desiredRouterMachine(s.fr)
+	s.desired = desiredRouterMachine(s.fr, r.opts.Namespace)
 	markTrue(&st.Conditions, s.fr.Generation, flyv1alpha1.CredentialsReadyCondition, flyv1alpha1.ReadyReason,
 		fmt.Sprintf("token for ServiceAccount %s/%s expires %s, renewed at %s; Fly secrets version %d",
 			r.opts.Namespace, serviceAccountOf(s.fr), st.CredentialExpiry.UTC().Format(time.RFC3339),

@@ -150,11 +150,13 @@ func (r *flyRouterReconciler) ensureAddresses(ctx context.Context, s *routerScop
 
 // desiredRouterMachine is the machine every slot runs: the router image with its settings as
 // environment, the public service on 80/443 and the management service on 9090, a readiness check
-// on /readyz, and the secrets version holding the current credentials.
-func desiredRouterMachine(fr *flyv1alpha1.FlyRouter) DesiredMachine {
+// on /readyz, and the secrets version holding the current credentials. namespace is the manager's:
+// the router's activity Leases go there, where its ServiceAccount may write them.
+func desiredRouterMachine(fr *flyv1alpha1.FlyRouter, namespace string) DesiredMachine {
 	env := map[string]string{
-		"HANGAR_ROUTER_KUBECONFIG_ENV": RouterSecretKubeconfig,
-		"HANGAR_ROUTER_ROOT_KEY_ENV":   RouterSecretRootKey,
+		"HANGAR_ROUTER_KUBECONFIG_ENV":     RouterSecretKubeconfig,
+		"HANGAR_ROUTER_ROOT_KEY_ENV":       RouterSecretRootKey,
+		"HANGAR_ROUTER_ACTIVITY_NAMESPACE": namespace,
 	}
 	if fr.Spec.BaseDomain != "" {
 		env["HANGAR_ROUTER_BASE_DOMAIN"] = fr.Spec.BaseDomain

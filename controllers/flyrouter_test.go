@@ -221,7 +221,8 @@ func TestFlyRouterDeploys(t *testing.T) {
 			t.Errorf("machine %s readiness check %v, want http GET :8082/readyz", m.ID, check)
 		}
 		env := cfg["env"].(map[string]any)
-		if env["HANGAR_ROUTER_KUBECONFIG_ENV"] != controllers.RouterSecretKubeconfig || env["HANGAR_ROUTER_BASE_DOMAIN"] != testBaseDomain {
+		if env["HANGAR_ROUTER_KUBECONFIG_ENV"] != controllers.RouterSecretKubeconfig || env["HANGAR_ROUTER_BASE_DOMAIN"] != testBaseDomain ||
+			env["HANGAR_ROUTER_ACTIVITY_NAMESPACE"] != h.ns {
 			t.Errorf("machine %s env %v: want the router's settings", m.ID, env)
 		}
 		if m.SecretsVersion != version {
