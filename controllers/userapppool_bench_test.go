@@ -44,6 +44,7 @@ func TestReportPoolClaim(t *testing.T) {
 		coldName := fmt.Sprintf("cold-%d", i)
 		h.sharedSecret(coldName+"-creds", "v")
 		cold := newApp(coldName)
+		cold.Spec.Routing.Hosts = []string{claimHost(coldName, h.ns)}
 		cold.Spec.Secrets = []flyv1alpha1.AppSecret{{Name: "UPSTREAM_KEY", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: coldName + "-creds", Key: "key"}}}
 		coldMachine := newMachine(coldName+"-ws", coldName)
 		coldMachine.Spec.PowerState = flyv1alpha1.PowerStateStarted
@@ -51,7 +52,7 @@ func TestReportPoolClaim(t *testing.T) {
 		claimName := fmt.Sprintf("claim-%d", i)
 		h.sharedSecret(claimName+"-creds", "v")
 		start := time.Now()
-		claim := newClaim(claimName, "bench")
+		claim := newClaim(claimName, h.ns, "bench")
 		h.create(claim)
 		h.create(cold)
 		h.create(coldMachine)

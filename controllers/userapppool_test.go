@@ -35,23 +35,27 @@ func newPool(name string, replicas int32) *flyv1alpha1.UserAppPool {
 	}
 }
 
-// newClaim is a claim on pool for user, with a host and one secret.
-func newClaim(name, pool string) *flyv1alpha1.UserAppClaim {
+// newClaim is a claim on pool with a host and one secret. Hosts are global across namespaces, so
+// the host names the namespace too: tests running on the same apiserver must not claim each other's.
+func newClaim(name, ns, pool string) *flyv1alpha1.UserAppClaim {
 	return &flyv1alpha1.UserAppClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: flyv1alpha1.UserAppClaimSpec{
 			PoolRef: flyv1alpha1.PoolReference{Name: pool},
-			Routing: &flyv1alpha1.AppRouting{Hosts: []string{name + ".example.com"}},
+			Routing: &flyv1alpha1.AppRouting{Hosts: []string{claimHost(name, ns)}},
 			Secrets: []flyv1alpha1.AppSecret{{Name: "UPSTREAM_KEY", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: name + "-creds", Key: "key"}}},
 		},
 	}
 }
 
+// claimHost is the host newClaim routes.
+func claimHost(name, ns string) string { return name + "." + ns + ".example.com" }
+
 // claimWithSecret creates the claim's Secret and the claim.
 func (h *harness) claimWithSecret(name, pool, value string) *flyv1alpha1.UserAppClaim {
 	h.t.Helper()
 	h.sharedSecret(name+"-creds", value)
-	claim := newClaim(name, pool)
+	claim := newClaim(name, h.ns, pool)
 	h.create(claim)
 	return claim
 }
@@ -142,7 +146,7 @@ func TestPoolFillsAndAClaimBindsAPooledUser(t *testing.T) {
 	if owner := metav1.GetControllerOf(app); owner == nil || owner.UID != claim.UID {
 		t.Errorf("the bound UserApp's controller is %+v, want the claim", owner)
 	}
-	if app.Spec.Routing == nil || !slices.Equal(app.Spec.Routing.Hosts, []string{"carol.example.com"}) || len(app.Spec.Secrets) != 1 {
+	if app.Spec.Routing == nil || !slices.Equal(app.Spec.Routing.Hosts, []string{claimHost("carol", h.ns)}) || len(app.Spec.Secrets) != 1 {
 		t.Errorf("the bound UserApp's spec does not hold the claim's routing and secrets: %+v", app.Spec)
 	}
 
