@@ -42,8 +42,8 @@ const activityReadTimeout = 10 * time.Second
 // owns the power; this one says Idle while the machine sleeps because of it.
 func (r *userMachineReconciler) idle(ctx context.Context, s *machineScope) error {
 	policy := s.um.Spec.Idle
-	if policy == nil || s.app == nil {
-		return nil
+	if policy == nil || s.app == nil || observeOnly(s.um.Spec.ManagementPolicy) {
+		return nil // an observed machine's power is not hangar's (syncPowerState said so)
 	}
 	st := &s.um.Status
 	times, err := r.activityOf(ctx, s.app.UID)
@@ -152,7 +152,7 @@ func pastTense(action string) string {
 // none (the longest duration). nextPass takes the minimum of this and its other reasons.
 func (r *userMachineReconciler) idleDeadline(s *machineScope) time.Duration {
 	policy := s.um.Spec.Idle
-	if policy == nil {
+	if policy == nil || observeOnly(s.um.Spec.ManagementPolicy) {
 		return time.Duration(1<<63 - 1)
 	}
 	if !r.mayBeStarted(s) {

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -34,9 +35,10 @@ func (c *testClock) advance(d time.Duration) {
 // manager's clock and looks at what the pass that follows does to it.
 func TestIdleTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		action flyv1alpha1.IdleAction
-		paused bool
+		name     string
+		action   flyv1alpha1.IdleAction
+		paused   bool
+		observed bool // managementPolicy ObserveOnly
 		// requestAfter, when set, is a request the activity Lease shows this long after the start.
 		requestAfter time.Duration
 		wantState    string // the machine's state on Fly after the pass
@@ -51,6 +53,8 @@ func TestIdleTimeout(t *testing.T) {
 			requestAfter: 30 * time.Second, wantState: flysim.StateStarted, wantReason: flyv1alpha1.ReadyReason},
 		{name: "never touched while paused", action: flyv1alpha1.IdleActionStop, paused: true,
 			wantState: flysim.StateStarted, wantReason: flyv1alpha1.PausedReason},
+		{name: "never touched under ObserveOnly", action: flyv1alpha1.IdleActionStop, observed: true,
+			wantState: flysim.StateStarted, wantReason: flyv1alpha1.ObservedReason},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &testClock{t: time.Now()}
@@ -72,6 +76,9 @@ func TestIdleTimeout(t *testing.T) {
 			}
 			if tc.paused {
 				h.update(um, func() { um.Annotations = map[string]string{flyv1alpha1.PausedAnnotation: "true"} })
+			}
+			if tc.observed {
+				h.update(um, func() { um.Spec.ManagementPolicy = flyv1alpha1.ManagementPolicyObserveOnly })
 			}
 			clock.advance(time.Minute + 5*time.Second)
 			// A pass now (an annotation change starts one), instead of the requeue at the deadline,
@@ -110,7 +117,7 @@ func TestIdleTimeout(t *testing.T) {
 					t.Error("status.idleActionTime not set")
 				}
 			}
-			if tc.paused || tc.requestAfter > 0 {
+			if tc.paused || tc.observed || tc.requestAfter > 0 {
 				for _, action := range []string{"stop_machine", "suspend_machine"} {
 					if calls := h.sim.CallsFor(action, um.Status.MachineID); len(calls) > 0 {
 						t.Errorf("%d %s calls, want none", len(calls), action)
@@ -123,3 +130,19 @@ func TestIdleTimeout(t *testing.T) {
 
 // controllersEventIdle is controllers.EventIdle, spelled out so a renamed reason fails here.
 const controllersEventIdle = "Idle"
+
+// The routers create and update a UserApp's activity Lease but never delete it: the UserApp's
+// deletion does.
+func TestActivityLeaseGoesWithItsUserApp(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	app := newApp("leaver")
+	h.create(app)
+	h.ready(app)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: activity.LeaseName(app.UID), Labels: activity.Labels(h.ns, app.Name)}}
+	h.create(lease)
+	if err := env.Client.Delete(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	h.gone(app)
+	h.gone(lease)
+}

@@ -341,8 +341,17 @@ func (r *userAppReconciler) markConnectionSecretReady(s *appScope, name string) 
 }
 
 // finalize removes the Fly app (policy Delete) once every UserMachine of the app is gone, or leaves
-// it (Orphan).
+// it (Orphan, ObserveOnly), then the app's activity Lease.
 func (r *userAppReconciler) finalize(ctx context.Context, s *appScope) error {
+	if err := r.removeApp(ctx, s); err != nil {
+		return err
+	}
+	// The routers create and update the app's activity Lease (idle.go) but never delete it.
+	return DeleteActivityLease(ctx, r.client, r.options.ActivityNamespace, s.app.UID)
+}
+
+// removeApp deletes or leaves the Fly app as the UserApp's policies say.
+func (r *userAppReconciler) removeApp(ctx context.Context, s *appScope) error {
 	app := s.app
 	r.connections.forget(types.NamespacedName{Namespace: app.Namespace, Name: connectionSecretName(app)})
 	if app.Status.AppName == "" {
