@@ -117,7 +117,8 @@ func newPooledMachine(app *flyv1alpha1.UserApp, tpl flyv1alpha1.MachineTemplate,
 }
 
 // ensureMachines creates the template's UserMachines a user lacks (a pass that created the
-// UserApp may have ended before its machines). Creating one that exists is no error.
+// UserApp may have ended before its machines) and says how many it created. Creating one that
+// exists is no error.
 func ensureMachines(ctx context.Context, c client.Client, app *flyv1alpha1.UserApp, have []flyv1alpha1.UserMachine,
 	machines []flyv1alpha1.MachineTemplate, power flyv1alpha1.PowerState) (created int, err error) {
 	for _, tpl := range machines {
@@ -129,10 +130,15 @@ func ensureMachines(ctx context.Context, c client.Client, app *flyv1alpha1.UserA
 		if err != nil {
 			return created, err
 		}
-		if err := c.Create(ctx, um); err != nil && !apierrors.IsAlreadyExists(err) {
+		err = c.Create(ctx, um)
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			// Created already; the cache had not shown it yet.
+		case err != nil:
 			return created, fmt.Errorf("creating UserMachine %s: %w", name, err)
+		default:
+			created++
 		}
-		created++
 	}
 	return created, nil
 }
