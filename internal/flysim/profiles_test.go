@@ -814,3 +814,25 @@ func TestProfileUnclearUpdateAndLease(t *testing.T) {
 		t.Error("Profile() shares the server's map")
 	}
 }
+
+// The published order of Fly's paths (docs/fly-api.md §8): resuming a suspended machine is faster
+// than starting a stopped one, which is faster than an update, which is faster than a create. Each
+// path is compared by its typical mean, boots included where the path ends in one.
+func TestRealisticTransitionsKeepTheOrder(t *testing.T) {
+	tr := Realistic().Transitions
+	mean := func(d Dist) time.Duration { return (d.Min + d.Max) / 2 }
+	paths := []struct {
+		name string
+		mean time.Duration
+	}{
+		{"resume", mean(tr.Resume.Typical)},
+		{"start", mean(tr.Start.Typical)},
+		{"update and boot", mean(tr.Update.Typical) + mean(tr.Start.Typical)},
+		{"create and boot", mean(tr.Create.Typical) + mean(tr.Start.Typical)},
+	}
+	for i := 1; i < len(paths); i++ {
+		if paths[i-1].mean >= paths[i].mean {
+			t.Errorf("%s (%v) is not faster than %s (%v)", paths[i-1].name, paths[i-1].mean, paths[i].name, paths[i].mean)
+		}
+	}
+}
