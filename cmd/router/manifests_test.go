@@ -61,30 +61,30 @@ func TestRouterManifests(t *testing.T) {
 	if err := fs.Parse(c.Args); err != nil {
 		t.Fatalf("deployment args %v: %v", c.Args, err)
 	}
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		t.Fatalf("deployment args %v: %v", c.Args, err)
 	}
 	mounted := false
 	for _, m := range c.VolumeMounts {
-		if strings.HasPrefix(opts.rootKeyFile, m.MountPath+"/") && m.ReadOnly {
+		if strings.HasPrefix(opts.RootKeyFile, m.MountPath+"/") && m.ReadOnly {
 			for _, v := range pod.Volumes {
 				if v.Name == m.Name && v.Secret != nil && len(v.Secret.Items) == 1 && v.Secret.Items[0].Key == keys.RootKeySecretKey &&
-					m.MountPath+"/"+v.Secret.Items[0].Path == opts.rootKeyFile {
+					m.MountPath+"/"+v.Secret.Items[0].Path == opts.RootKeyFile {
 					mounted = true
 				}
 			}
 		}
 	}
 	if !mounted {
-		t.Errorf("--root-key-file=%s is not the read-only mounted %s of a Secret", opts.rootKeyFile, keys.RootKeySecretKey)
+		t.Errorf("--root-key-file=%s is not the read-only mounted %s of a Secret", opts.RootKeyFile, keys.RootKeySecretKey)
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" ||
 		c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Fatal("probes must use /readyz and /healthz")
 	}
-	_, healthPort, err := net.SplitHostPort(opts.healthAddr)
+	_, healthPort, err := net.SplitHostPort(opts.HealthAddr)
 	if err != nil {
-		t.Fatalf("--health-addr=%s: %v", opts.healthAddr, err)
+		t.Fatalf("--health-addr=%s: %v", opts.HealthAddr, err)
 	}
 	for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
 		if got := containerPort(c, probe.HTTPGet.Port); got != healthPort {

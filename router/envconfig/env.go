@@ -1,10 +1,9 @@
-package main
+package envconfig
 
 import (
 	"encoding/base64"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	"k8s.io/client-go/rest"
@@ -14,31 +13,27 @@ import (
 	"github.com/hangar-dev/hangar/router"
 )
 
-// On Fly the router is configured through its machine's environment: the FlyRouter controller
-// sets each flag as HANGAR_ROUTER_<FLAG> (dashes as underscores, upper case) and puts the
-// credentials in Fly secrets, which --kubeconfig-env, --root-key-env and --public-token-key-env
-// name. A flag given on the command line wins over its variable.
+// EnvPrefix starts the variable of every flag.
+const EnvPrefix = "HANGAR_ROUTER_"
 
-// envPrefix starts the variable of every flag.
-const envPrefix = "HANGAR_ROUTER_"
-
-// envName is the variable that sets flag name.
-func envName(name string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+// EnvName is the variable that sets flag name: HANGAR_ROUTER_ and the name in upper case, dashes
+// as underscores.
+func EnvName(name string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// applyEnv sets every flag of fs not given on the command line from its variable, if set.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+// ApplyEnv sets every flag of fs not given on the command line from its variable, if set.
+func ApplyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		v := getenv(envName(f.Name))
+		v := getenv(EnvName(f.Name))
 		if err != nil || given[f.Name] || v == "" {
 			return
 		}
 		if setErr := fs.Set(f.Name, v); setErr != nil {
-			err = fmt.Errorf("%s: %w", envName(f.Name), setErr)
+			err = fmt.Errorf("%s: %w", EnvName(f.Name), setErr)
 		}
 	})
 	return err
@@ -99,6 +94,3 @@ func kubeconfigFromEnv(getenv func(string) string, name string) (*rest.Config, e
 	}
 	return cfg, nil
 }
-
-// osGetenv is the process environment, replaced in tests.
-var osGetenv = os.Getenv

@@ -1,4 +1,4 @@
-package main
+package envconfig
 
 import (
 	"encoding/base64"
@@ -13,26 +13,10 @@ import (
 	"github.com/hangar-dev/hangar/router"
 )
 
-// withEnv replaces the process environment the router reads for the test.
-func withEnv(t *testing.T, env map[string]string) {
+// configFromEnv builds the router's Config from args and env as a router machine does.
+func configFromEnv(t *testing.T, env map[string]string, args ...string) (router.Config, error) {
 	t.Helper()
-	prev := osGetenv
-	osGetenv = func(name string) string { return env[name] }
-	t.Cleanup(func() { osGetenv = prev })
-}
-
-// configFromEnv parses args and the environment as run does and builds the router's Config.
-func configFromEnv(t *testing.T, args ...string) (router.Config, error) {
-	t.Helper()
-	var opts options
-	fs := flagSet(&opts)
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	if err := applyEnv(fs, osGetenv); err != nil {
-		return router.Config{}, err
-	}
-	return opts.routerConfig(logr.Discard())
+	return FromEnv(args, func(name string) string { return env[name] }, logr.Discard())
 }
 
 // flyEnvironment is what a router machine of a FlyRouter sees: its settings as HANGAR_ROUTER_*
@@ -62,8 +46,8 @@ func flyEnvironment(t *testing.T, rootKey []byte) map[string]string {
 
 func TestRouterConfigFromFlyEnvironment(t *testing.T) {
 	rootKey := keys.GenerateRootKey()
-	withEnv(t, flyEnvironment(t, rootKey))
-	cfg, err := configFromEnv(t, "--management-addr=", "--metrics-addr=", "--activity-interval=0")
+	env := flyEnvironment(t, rootKey)
+	cfg, err := configFromEnv(t, env, "--management-addr=", "--metrics-addr=", "--activity-interval=0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +69,7 @@ func TestRouterConfigFromFlyEnvironment(t *testing.T) {
 	}
 
 	// A flag on the command line wins over its variable.
-	cfg, err = configFromEnv(t, "--base-domain=other.test", "--activity-interval=0")
+	cfg, err = configFromEnv(t, env, "--base-domain=other.test", "--activity-interval=0")
 	if err != nil || cfg.BaseDomain != "other.test" {
 		t.Errorf("with --base-domain: %q, %v; want the flag's value", cfg.BaseDomain, err)
 	}
@@ -106,12 +90,12 @@ func TestRouterEnvironmentErrors(t *testing.T) {
 			e["HANGAR_PUBLIC_TOKEN_KEY"] = base64.StdEncoding.EncodeToString([]byte("short"))
 		}, "--public-token-key-env HANGAR_PUBLIC_TOKEN_KEY"},
 		{"bad flag value", func(e map[string]string) { e["HANGAR_ROUTER_STATE_TTL"] = "soon" }, "HANGAR_ROUTER_STATE_TTL"},
+		{"invalid setting", func(e map[string]string) { e["HANGAR_ROUTER_REPLAY_FORM"] = "xml" }, "--replay-form"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := flyEnvironment(t, keys.GenerateRootKey())
 			tc.change(env)
-			withEnv(t, env)
-			_, err := configFromEnv(t, "--activity-interval=0")
+			_, err := configFromEnv(t, env, "--activity-interval=0")
 			if err == nil || !strings.Contains(err.Error(), tc.inError) {
 				t.Fatalf("error %v, want one mentioning %q", err, tc.inError)
 			}
