@@ -2,10 +2,13 @@
 // with the CRDs, the Fly emulator (Machines API, Fly Proxy simulator, simulated user machines), the
 // manager and the router. `hangar dev` and the end-to-end tests start it; it is not for production.
 //
-// The router runs as the emulator's "router app": its machine is registered as an external machine
-// whose internal ports 8080 (public) and 9090 (management) are the in-process router's listeners,
-// so a request to the proxy's port 80 or 9090 reaches the router first and is replayed from there,
-// as on Fly.
+// The router runs as the emulator's "router app", so a request to the proxy's port 80 or 9090
+// reaches the router first and is replayed from there, as on Fly. By default its machine is
+// registered as an external machine whose internal ports 8080 (public) and 9090 (management) are
+// the in-process router's listeners. With Config.RouterOnFly the router is deployed as users deploy
+// it: the manager runs the FlyRouter controller, a FlyRouter makes the router app on the emulator,
+// and the emulator runs the real router on its machines (flysim/images) with the env and secrets the
+// manager set, reaching this apiserver with the token the manager minted.
 package devstack
 
 import (
@@ -69,6 +72,11 @@ type Config struct {
 	// ActivityInterval is how often, at most, the router writes a UserApp's activity Lease, which
 	// spec.idle timeouts count from (default 10 s).
 	ActivityInterval time.Duration
+	// RouterOnFly deploys the router with a FlyRouter onto the emulator, whose machines run the
+	// real router, instead of running one router in process (see the package documentation).
+	RouterOnFly bool
+	// FlyRouter tunes the RouterOnFly path.
+	FlyRouter FlyRouterConfig
 	// Logger receives every component's logs, each under its own name.
 	Logger logr.Logger
 }
@@ -101,6 +109,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger.GetSink() == nil {
 		c.Logger = logr.Discard()
 	}
+	c.FlyRouter = c.FlyRouter.withDefaults()
 	return c
 }
 
@@ -155,7 +164,12 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := s.ensureRootKey(ctx); err != nil {
 		return err
 	}
-	if err := s.startRouter(ctx); err != nil {
+	if s.cfg.RouterOnFly {
+		s.startRouterImages()
+		if err := s.installRouterRBAC(ctx); err != nil {
+			return err
+		}
+	} else if err := s.startRouter(ctx); err != nil {
 		return err
 	}
 	if err := s.startProxy(ctx); err != nil {
@@ -163,6 +177,9 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 	if err := s.startManager(ctx); err != nil {
 		return err
+	}
+	if s.cfg.RouterOnFly {
+		return s.deployFlyRouter(ctx)
 	}
 	return nil
 }

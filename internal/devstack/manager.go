@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -42,13 +43,23 @@ func (s *Stack) startManager(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = controllers.Setup(mgr, controllers.Dependencies{
+	deps := controllers.Dependencies{
 		Fly: flyadapter.New(fly, flyadapter.Options{}), Keys: s.Root,
 		Options: controllers.Options{DefaultOrg: Org, DefaultRegion: "ord", AppNamePrefix: "hangar-", DriftInterval: s.cfg.DriftInterval,
 			// The router's base domain, so subdomain claims are checked the way the router routes them.
 			RouterBaseDomain: s.cfg.BaseDomain, ActivityNamespace: activity.DefaultNamespace},
-	})
-	if err != nil {
+	}
+	if s.cfg.RouterOnFly {
+		// The system namespace is the manager's: the router's ServiceAccount and the root key
+		// Secret are there.
+		deps.FlyRouter = controllers.FlyRouterOptions{
+			Namespace:     SystemNamespace,
+			RootKeySecret: types.NamespacedName{Namespace: SystemNamespace, Name: RootKeySecret},
+			RenewAfter:    s.cfg.FlyRouter.RenewAfter,
+			DrainDelay:    s.cfg.FlyRouter.DrainDelay,
+		}
+	}
+	if err := controllers.Setup(mgr, deps); err != nil {
 		return err
 	}
 	mgrCtx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), log))

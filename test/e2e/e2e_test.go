@@ -65,9 +65,9 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// startStack starts a local stack on free ports with the e2e namespace created. stop stops it and
-// removes its state folder.
-func startStack(ctx context.Context) (*devstack.Stack, func(), error) {
+// startStack starts a local stack on free ports with the e2e namespace created; options change its
+// Config. stop stops it and removes its state folder.
+func startStack(ctx context.Context, options ...func(*devstack.Config)) (*devstack.Stack, func(), error) {
 	dir, err := os.MkdirTemp("", "hangar-e2e-")
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +76,7 @@ func startStack(ctx context.Context) (*devstack.Stack, func(), error) {
 	if os.Getenv("HANGAR_E2E_LOGS") != "" {
 		logger, _ = zap.NewDevelopment()
 	}
-	s, err := devstack.Start(ctx, devstack.Config{
+	cfg := devstack.Config{
 		StateDir:      dir,
 		FlyAPIAddr:    "127.0.0.1:0",
 		ProxyListen:   map[int]string{80: "127.0.0.1:0", 9090: "127.0.0.1:0"},
@@ -84,7 +84,11 @@ func startStack(ctx context.Context) (*devstack.Stack, func(), error) {
 		FlyProfile:    e2eProfile(),
 		Autostop:      proxy.AutostopOptions{Disabled: true},
 		Logger:        zapr.NewLogger(logger),
-	})
+	}
+	for _, option := range options {
+		option(&cfg)
+	}
+	s, err := devstack.Start(ctx, cfg)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, nil, err
