@@ -52,6 +52,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devConfig, error) {
 	fs.StringVar(&cfg.samples, "samples", "config/samples", "kustomization (a directory: overlays, name prefixes and patches included) applied once the stack is up; empty applies nothing")
 	fs.StringVar(&cfg.namespace, "namespace", "default", "namespace the samples go to")
 	fs.DurationVar(&cfg.readyAfter, "ready-timeout", 2*time.Minute, "how long to wait for the samples to become Ready")
+	fs.BoolVar(&cfg.stack.RouterOnFly, "router-on-fly", false, "deploy the router as users do on Fly: a FlyRouter object makes the manager create the router app on the emulator, whose machines run the real router with the token the manager mints (docs/flyrouter.md); off runs one router in process")
 	fs.StringVar(&cfg.log.Level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&cfg.log.Format, "log-format", "console", "log encoding: console or json")
 	profile.bind(fs, devProfile)
@@ -202,6 +203,9 @@ func nextSteps(s *devstack.Stack, cfg devConfig, took time.Duration) string {
 	fmt.Fprintf(&b, "  export KUBECONFIG=%s\n", kubeconfig)
 	fmt.Fprintf(&b, "  %s get userapps,usermachines -n %s\n", kubectl, cfg.namespace)
 	fmt.Fprintf(&b, "  %s describe usermachine alice-workspace -n %s\n", kubectl, cfg.namespace)
+	if cfg.stack.RouterOnFly {
+		fmt.Fprintf(&b, "  %s describe flyrouter %s    # the router app on the emulated Fly: rollouts, credentials\n", kubectl, devstack.FlyRouterName)
+	}
 	fmt.Fprintf(&b, "  curl -s -H 'Host: alice.example.com' http://%s/hello\n", public)
 	fmt.Fprintf(&b, "  curl -s -H 'Host: bob.%s' http://%s/hello    # bob's machine is Stopped: the request wakes it\n", cfg.stack.BaseDomain, public)
 	fmt.Fprintf(&b, "  TOKEN=$(%s get secret alice-fly-connection -n %s -o jsonpath='{.data.managementToken}' | base64 -d)\n", kubectl, cfg.namespace)

@@ -10,6 +10,8 @@
 // builds --samples (any directory kustomize builds; config/samples by default) before it starts
 // anything, so that a taken port or a broken kustomization fails at once, naming the flag or file
 // to fix. It then waits until the samples are Ready, prints what to try, and runs until Ctrl-C.
+// With --router-on-fly the router is deployed as users deploy it (a FlyRouter; docs/flyrouter.md)
+// rather than run in process.
 //
 // flysim and dev take --fly-profile fast|realistic (default fast) and --fly-time-scale: the
 // realistic profile makes the emulator behave as real Fly does (internal/flysim/profiles.go), the
