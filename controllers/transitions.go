@@ -54,6 +54,12 @@ func newTransitionWaits(fly FlyAPI, poll time.Duration) *transitionWaits {
 	}
 }
 
+// The states of an update's swap (docs/fly-api.md §4.4, §5).
+const (
+	machineReplacing = "replacing"
+	machineUpdating  = "updating"
+)
+
 // Start gives the waits the manager's lifetime; the manager runs it on the leader.
 func (w *transitionWaits) Start(ctx context.Context) error {
 	w.mu.Lock()
@@ -72,11 +78,14 @@ func (w *transitionWaits) watch(bld *builder.Builder) *builder.Builder {
 }
 
 // waitTarget is what a machine in state heads for, when hangar can tell: the states a wait asks
-// for ("failed" too after a boot, so a failed boot wakes the object at once). Nothing for states
-// whose end hangar cannot predict (replacing, restarting...), or a created machine that will not
-// launch.
+// for ("failed" too after a boot, so a failed boot wakes the object at once). An update's swap
+// (replacing, updating) ends in whichever settled state the new version reaches (Fly boots it or
+// leaves it stopped, docs/fly-api.md §4.4), so the wait asks for all of them. Nothing for states
+// whose end hangar cannot predict (restarting...), or a created machine that will not launch.
 func waitTarget(state string, want flyv1alpha1.PowerState) []string {
 	switch state {
+	case machineReplacing, machineUpdating:
+		return []string{MachineStarted, MachineStopped, MachineSuspended, MachineFailed}
 	case MachineCreated:
 		if want == flyv1alpha1.PowerStateStopped {
 			return nil

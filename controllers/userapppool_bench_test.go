@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,8 +92,8 @@ func TestReportPoolClaim(t *testing.T) {
 				phases[action] = append(phases[action], c[0].Time.Sub(start))
 			}
 		}
-		t.Logf("round %d: claim %v (%d Fly calls), cold %v (%d Fly calls)", i, claimDone.Round(time.Millisecond),
-			claimCalls[i], coldDone.Round(time.Millisecond), coldCalls[i])
+		t.Logf("round %d: claim %v (%d Fly calls), cold %v (%d Fly calls); the claim's calls: %s", i, claimDone.Round(time.Millisecond),
+			claimCalls[i], coldDone.Round(time.Millisecond), coldCalls[i], timeline(callsSince(calls, claim.Status.AppName, start), start))
 	}
 
 	claimP50, coldP50 := quantile(claimTimes, 0.5), quantile(coldTimes, 0.5)
@@ -122,6 +123,15 @@ func readyNow(obj interface{ GetGeneration() int64 }, conds []metav1.Condition, 
 // callsSince keeps the calls about app made at or after start.
 func callsSince(calls []flysim.Call, app string, start time.Time) []flysim.Call {
 	return slices.DeleteFunc(slices.Clone(calls), func(c flysim.Call) bool { return c.App != app || c.Time.Before(start) })
+}
+
+// timeline lists calls as action@offset from start, for reading where the time went.
+func timeline(calls []flysim.Call, start time.Time) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "%s@%.2fs ", c.Action, c.Time.Sub(start).Seconds())
+	}
+	return b.String()
 }
 
 // poolFullWithin is poolFull with its own timeout.
