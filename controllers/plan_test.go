@@ -128,7 +128,7 @@ func TestPlanEqualsTheWritesOfARealRun(t *testing.T) {
 	carolSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "carol-secrets", Labels: appSecretLabels()},
 		StringData: map[string]string{"token": "first"}}
 	h.create(carolSecret)
-	carol := newApp("carol")
+	carol := planApp(h, "carol")
 	carol.Spec.Secrets = []flyv1alpha1.AppSecret{{Name: "API_TOKEN",
 		SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: "carol-secrets", Key: "token"}}}
 	carolWS := newMachine("carol-ws", "carol")
@@ -153,14 +153,14 @@ func TestPlanEqualsTheWritesOfARealRun(t *testing.T) {
 
 	// The files: a new user, bob's new image, carol's new secret value, a taken name, a spec
 	// admission refuses.
-	alice, aliceWS, aliceWS2 := newApp("alice"), newMachine("alice-ws", "alice"), newMachine("alice-ws2", "alice")
+	alice, aliceWS, aliceWS2 := planApp(h, "alice"), newMachine("alice-ws", "alice"), newMachine("alice-ws2", "alice")
 	newBobWS := newMachine("bob-ws", "bob")
 	newBobWS.Spec.Image = "registry.fly.io/workspace:v2"
 	newCarolSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "carol-secrets", Labels: appSecretLabels()},
 		StringData: map[string]string{"token": "second"}}
-	dave := newApp("dave")
+	dave := planApp(h, "dave")
 	dave.Spec.AppName = taken
-	eve := newApp("eve")
+	eve := planApp(h, "eve")
 	eve.Spec.Secrets = []flyv1alpha1.AppSecret{{Name: "lower_case", SecretKeyRef: flyv1alpha1.SecretKeySelector{Name: "x", Key: "y"}}}
 	files := []client.Object{alice, aliceWS, aliceWS2, newBobWS, newCarolSecret, carol, carolWS, dave, eve}
 	var objs []*unstructured.Unstructured
@@ -317,4 +317,12 @@ func TestPlanNamesAnUnknownKindOfHangarsGroup(t *testing.T) {
 			t.Errorf("%s: verdict %q, want not planned", p.Kind, p.Verdict)
 		}
 	}
+}
+
+// planApp is newApp with a host of this test's namespace: the suite's other tests leave UserApps of
+// the same names behind, whose older claims would own <name>.example.com.
+func planApp(h *harness, name string) *flyv1alpha1.UserApp {
+	app := newApp(name)
+	app.Spec.Routing.Hosts = []string{name + "." + h.ns + ".example.com"}
+	return app
 }
