@@ -28,8 +28,10 @@ import (
 // ServiceMonitor; helm install fills it in from the cluster's discovery.
 const serviceMonitorAPI = "monitoring.coreos.com/v1/ServiceMonitor"
 
-// release is one `helm install` of the chart: its namespace, values and what the cluster serves.
+// release is one `helm install` of the chart: its name (default hangar), namespace, values and what
+// the cluster serves.
 type release struct {
+	name        string
 	namespace   string
 	values      map[string]any
 	apiVersions []string
@@ -54,23 +56,20 @@ func renderValues(chrt *chartv2.Chart, rel release) (common.Values, error) {
 	}
 	caps.KubeVersion = *kube
 	caps.APIVersions = append(slices.Clone(caps.APIVersions), rel.apiVersions...)
+	name := rel.name
+	if name == "" {
+		name = "hangar"
+	}
 	return util.ToRenderValues(chrt, rel.values, common.ReleaseOptions{
-		Name: "hangar", Namespace: rel.namespace, IsInstall: true, Revision: 1,
+		Name: name, Namespace: rel.namespace, IsInstall: true, Revision: 1,
 	}, caps)
 }
 
-// render renders the chart's templates as helm install would (release name hangar), in strict mode
+// render renders the chart's templates as helm install would, in strict mode
 // so a template reading a value that values.yaml lacks fails, and returns their objects.
 func render(t *testing.T, chrt *chartv2.Chart, rel release) []*unstructured.Unstructured {
 	t.Helper()
-	values, err := renderValues(chrt, rel)
-	if err != nil {
-		t.Fatalf("chart values: %v", err)
-	}
-	files, err := engine.Engine{Strict: true}.RenderWithContext(t.Context(), chrt, values)
-	if err != nil {
-		t.Fatalf("rendering charts/hangar: %v", err)
-	}
+	files := renderFiles(t, chrt, rel)
 	names := make([]string, 0, len(files))
 	for name := range files {
 		if strings.HasSuffix(name, ".yaml") {
@@ -87,6 +86,20 @@ func render(t *testing.T, chrt *chartv2.Chart, rel release) []*unstructured.Unst
 		objs = append(objs, decoded...)
 	}
 	return objs
+}
+
+// renderFiles is every rendered template by its path (hangar/templates/NOTES.txt among them).
+func renderFiles(t *testing.T, chrt *chartv2.Chart, rel release) map[string]string {
+	t.Helper()
+	values, err := renderValues(chrt, rel)
+	if err != nil {
+		t.Fatalf("chart values: %v", err)
+	}
+	files, err := engine.Engine{Strict: true}.RenderWithContext(t.Context(), chrt, values)
+	if err != nil {
+		t.Fatalf("rendering charts/hangar: %v", err)
+	}
+	return files
 }
 
 // chartCRDs are the chart's crds/, which Helm applies before the templates.
@@ -118,14 +131,16 @@ func TestChartInstalls(t *testing.T) {
 	cases := []struct {
 		name string
 		rel  release
-		// want: the manager's replicas and flags, the router's presence, the ServiceMonitors, and the
-		// Secret the token is read from (created by the chart or not).
+		// want: the manager's replicas and flags, the router's presence, the FlyRouter controller's
+		// RBAC, the ServiceMonitors, and the Secret the token is read from (created by the chart or
+		// not).
 		managerReplicas int32
 		managerArgs     []string
 		tokenSecret     string
 		tokenKey        string
 		tokenCreated    bool
 		router          bool
+		flyRouters      bool
 		serviceMonitors []string
 	}{{
 		name:            "defaults",
@@ -135,11 +150,12 @@ func TestChartInstalls(t *testing.T) {
 			"--leader-elect", "--leader-election-id=manager.hangar.dev", "--leader-election-retry-period=1s",
 			"--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
 			"--fly-token-file=/etc/hangar/fly-token/token", "--root-key-secret=hangar-system/hangar-root-key",
-			"--default-org=personal", "--default-region=ord",
+			"--default-org=personal", "--default-region=ord", "--flyrouters",
 		},
 		tokenSecret: "hangar-fly-token",
 		tokenKey:    "token",
 		router:      true,
+		flyRouters:  true,
 	}, {
 		name: "router off, metrics on, 3 replicas, token from a value",
 		rel: release{
@@ -164,19 +180,21 @@ func TestChartInstalls(t *testing.T) {
 			"--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
 			"--fly-token-file=/etc/hangar/fly-token/token", "--root-key-secret=fly-ops/acme-root-key",
 			"--default-org=acme", "--default-region=ams", "--fly-api-url=http://_api.internal:4280",
-			"--router-base-domain=apps.example.com", "--drift-interval=10m",
+			"--router-base-domain=apps.example.com", "--flyrouters", "--drift-interval=10m",
 		},
 		tokenSecret:     "fly-api",
 		tokenKey:        "api-token",
 		tokenCreated:    true,
+		flyRouters:      true,
 		serviceMonitors: []string{"hangar-controller-manager"},
 	}, {
 		name: "ServiceMonitor asked for where the Prometheus Operator is not installed",
 		rel: release{
 			namespace: "hangar-nomon",
 			values: map[string]any{
-				"manager": map[string]any{"leaderElection": map[string]any{"enabled": false}, "replicas": 1},
-				"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
+				"manager":    map[string]any{"leaderElection": map[string]any{"enabled": false}, "replicas": 1},
+				"metrics":    map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
+				"flyRouters": map[string]any{"enabled": false},
 			},
 		},
 		managerReplicas: 1,
@@ -188,6 +206,24 @@ func TestChartInstalls(t *testing.T) {
 		tokenSecret: "hangar-fly-token",
 		tokenKey:    "token",
 		router:      true,
+	}, {
+		name: "no router at all: neither in the cluster nor through FlyRouters",
+		rel: release{
+			namespace: "hangar-norouter",
+			values: map[string]any{
+				"router":     map[string]any{"enabled": false},
+				"flyRouters": map[string]any{"enabled": false},
+			},
+		},
+		managerReplicas: 2,
+		managerArgs: []string{
+			"--leader-elect", "--leader-election-id=manager.hangar.dev", "--leader-election-retry-period=1s",
+			"--metrics-bind-address=:8443", "--health-probe-bind-address=:8081",
+			"--fly-token-file=/etc/hangar/fly-token/token", "--root-key-secret=hangar-norouter/hangar-root-key",
+			"--default-org=personal", "--default-region=ord",
+		},
+		tokenSecret: "hangar-fly-token",
+		tokenKey:    "token",
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,13 +265,30 @@ func TestChartInstalls(t *testing.T) {
 			if (router != nil) != tc.router {
 				t.Errorf("router Deployment rendered = %v, want %v", router != nil, tc.router)
 			}
-			for _, kind := range []string{"Service", "PodDisruptionBudget", "ServiceAccount", "ClusterRole"} {
-				name := "hangar-router"
-				if kind == "ClusterRole" {
-					name = "hangar-router-role"
+			for _, kind := range []string{"Service", "PodDisruptionBudget"} {
+				if got := named(objs, kind, "hangar-router") != nil; got != tc.router {
+					t.Errorf("router %s hangar-router rendered = %v, want %v", kind, got, tc.router)
 				}
-				if got := named(objs, kind, name) != nil; got != tc.router {
-					t.Errorf("router %s %s rendered = %v, want %v", kind, name, got, tc.router)
+			}
+			// The router's identity serves the in-cluster router and the FlyRouters' alike.
+			routerIdentity := tc.router || tc.flyRouters
+			for _, obj := range []struct{ kind, name string }{
+				{"ServiceAccount", "hangar-router"},
+				{"ClusterRole", "hangar-router-role"},
+				{"ClusterRoleBinding", "hangar-router-rolebinding"},
+				{"Role", "hangar-router-activity-role"},
+				{"RoleBinding", "hangar-router-activity-rolebinding"},
+			} {
+				if got := named(objs, obj.kind, obj.name) != nil; got != routerIdentity {
+					t.Errorf("router %s %s rendered = %v, want %v", obj.kind, obj.name, got, routerIdentity)
+				}
+			}
+			for _, obj := range []struct{ kind, name string }{
+				{"Role", "hangar-manager-flyrouter-role"},
+				{"RoleBinding", "hangar-manager-flyrouter-rolebinding"},
+			} {
+				if got := named(objs, obj.kind, obj.name) != nil; got != tc.flyRouters {
+					t.Errorf("FlyRouter %s %s rendered = %v, want %v", obj.kind, obj.name, got, tc.flyRouters)
 				}
 			}
 
