@@ -26,7 +26,19 @@ RUN LDFLAGS="-s -w -X github.com/hangar-dev/hangar/internal/version.version=${VE
  && go build -trimpath -ldflags="${LDFLAGS}" -o /out/manager ./cmd/manager \
  && go build -trimpath -ldflags="${LDFLAGS}" -o /out/router ./cmd/router
 
-# distroless static: no shell, no package manager, runs as the nonroot user (65532).
+# The router alone, for a FlyRouter's machines on Fly (they run the image's entrypoint):
+# docker build --target router (make docker-build-router).
+FROM gcr.io/distroless/static:nonroot AS router
+ARG VERSION=dev
+ARG COMMIT=
+LABEL org.opencontainers.image.version="${VERSION}" org.opencontainers.image.revision="${COMMIT}"
+WORKDIR /
+COPY --from=build /out/router /router
+USER 65532:65532
+ENTRYPOINT ["/router"]
+
+# The default target. distroless static: no shell, no package manager, runs as the nonroot user
+# (65532). /router is here too, for the in-cluster router Deployment (config/router).
 FROM gcr.io/distroless/static:nonroot
 ARG VERSION=dev
 ARG COMMIT=

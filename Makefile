@@ -6,6 +6,8 @@
 # and in charts/hangar/Chart.yaml, run `make build-installer`, commit, and tag v$(RELEASE_VERSION).
 RELEASE_VERSION ?= 0.1.0
 IMG ?= ghcr.io/hangar-dev/hangar:v$(RELEASE_VERSION)
+# The router image of a FlyRouter (spec.image): the Dockerfile's router target.
+ROUTER_IMG ?= ghcr.io/hangar-dev/hangar-router:v$(RELEASE_VERSION)
 ENVTEST_K8S_VERSION ?= 1.37.2
 ENVTEST_ETCD_VERSION ?= 3.6.16
 
@@ -144,6 +146,10 @@ kubectl: $(KUBECTL) ## Build a kubectl matching the test apiserver into ./bin.
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) -t $(IMG) .
+
+.PHONY: docker-build-router
+docker-build-router: ## Build the router image a FlyRouter runs on Fly (entrypoint /router; needs a Docker engine).
+	docker build --target router --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE) -t $(ROUTER_IMG) .
 
 ##@ Deployment
 
