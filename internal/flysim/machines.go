@@ -173,15 +173,6 @@ type eventView struct {
 	Timestamp int64  `json:"timestamp"` // epoch milliseconds
 }
 
-// checkView is a health check status. The emulator runs no checks: every configured check reports
-// passing while the machine is started and critical otherwise.
-type checkView struct {
-	Name      string `json:"name"`
-	Status    string `json:"status"`
-	Output    string `json:"output"`
-	UpdatedAt string `json:"updated_at"`
-}
-
 // leaseInfoView is the `lease` of include_leases (S): no nonce.
 type leaseInfoView struct {
 	Description string `json:"description"`
@@ -217,7 +208,7 @@ func (s *Server) viewMachine(m *machine, v *machineVersion, opts viewOptions) ma
 		for i, e := range m.events {
 			view.Events[i] = eventView{ID: e.id, Type: e.typ, Status: e.status, Source: e.source, Timestamp: e.at.UnixMilli()}
 		}
-		view.Checks = checkViews(v.config, state, m.updatedAt)
+		view.Checks = s.checkViews(m, v, state)
 	}
 	if opts.includeLeases {
 		if l := s.activeLease(m); l != nil {
@@ -225,30 +216,6 @@ func (s *Server) viewMachine(m *machine, v *machineVersion, opts viewOptions) ma
 		}
 	}
 	return view
-}
-
-func checkViews(cfg json.RawMessage, state string, since time.Time) []checkView {
-	var c struct {
-		Checks map[string]json.RawMessage `json:"checks"`
-	}
-	_ = json.Unmarshal(cfg, &c)
-	if len(c.Checks) == 0 {
-		return nil
-	}
-	status := "critical"
-	if state == StateStarted {
-		status = "passing"
-	}
-	names := make([]string, 0, len(c.Checks))
-	for name := range c.Checks {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	out := make([]checkView, len(names))
-	for i, name := range names {
-		out[i] = checkView{Name: name, Status: status, Output: "", UpdatedAt: rfc3339(since)}
-	}
-	return out
 }
 
 func (s *Server) getMachine(req *request) reply {

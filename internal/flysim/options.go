@@ -67,6 +67,11 @@ type Options struct {
 	// before the handler acts and after it has made its change, before the answer is written
 	// (hook.go). It may block, or kill another process; the call continues when it returns.
 	CallHook func(CallPoint)
+	// Checks runs the machines' health checks (CheckProber): usermachine.Checks probes the
+	// emulated machines, so a started machine whose app does not listen yet fails them, as on Fly.
+	// Without it, every check of a started machine passes (the fallback of a Server that runs no
+	// machines, such as flysim's own unit tests).
+	Checks CheckProber
 }
 
 func (o Options) withDefaults() Options {

@@ -61,6 +61,9 @@ type MachineBoot struct {
 	// ListenDelay is how long after reaching started the machine's app opens its listeners (the
 	// profile's ListenDelay, drawn at each boot; 0 when started at once or not started).
 	ListenDelay time.Duration
+	// CheckPorts are the distinct ports the current config's checks probe, sorted: a healthy app
+	// serves them as well as its services' internal ports.
+	CheckPorts []int
 }
 
 func snapshotOf(m *machine) MachineSnapshot {
@@ -134,7 +137,8 @@ func (s *Server) MachineBoot(app, id string) (MachineBoot, bool) {
 		return MachineBoot{}, false
 	}
 	v := m.current()
-	boot := MachineBoot{MachineSnapshot: snapshotOf(m), SecretsVersion: v.secretsVersion, Secrets: maps.Clone(v.secretValues)}
+	boot := MachineBoot{MachineSnapshot: snapshotOf(m), SecretsVersion: v.secretsVersion, Secrets: maps.Clone(v.secretValues),
+		CheckPorts: checkPorts(v.config)}
 	if m.state == StateStarted {
 		boot.ListenDelay = m.listenDelay
 	}

@@ -17,9 +17,10 @@
 // replacing) event, before usermachine sees it started: start this package right after
 // usermachine.Start, before any machine of a program's image exists.
 //
-// The emulator runs no health checks (they read passing while a machine is started), so a rollout
-// that waits for checks may move on before the program serves; requests sent to it meanwhile wait
-// in the proxy rather than fail.
+// With usermachine.Checks probing the machines, a program's checks fail until it serves and its
+// addresses are registered, so a rollout that waits for checks waits for the program. Without a
+// prober, checks read passing once the machine is started, and requests sent to a program that
+// does not serve yet wait in the proxy rather than fail.
 package images
 
 import (

@@ -1,7 +1,8 @@
 // Package usermachine simulates started Fly machines as loopback HTTP listeners that answer with their identity.
 //
 // Start(srv, Options{}) follows the state changes of a flysim.Server: every started machine gets one
-// listener on 127.0.0.1 (an ephemeral port) per internal port of its services, at once or, under a
+// listener on 127.0.0.1 (an ephemeral port) per internal port of its services (and per port its
+// checks probe), at once or, under a
 // Server profile with a ListenDelay, that drawn delay after it reads started (started means the VM
 // booted, not that the app listens; the proxy waits for the listeners); leaving started (stop,
 // suspend, restart, update, destroy, app delete) closes them and the connections on them, and starting
@@ -18,6 +19,10 @@
 // RegisterExternal(app, id, map[internalPort]"host:port"): it gets no simulated listeners and the proxy
 // forwards to the given addresses (its state in the emulator still matters: it must be started, and
 // the proxy starts it when it is stopped, as for any machine).
+//
+// Checks (NewChecks, given to both flysim.Options.Checks and Options.Checks) runs the machines'
+// health checks against these listeners and registered addresses, so a started machine whose app
+// does not listen yet fails them, as on Fly.
 //
 // It reads the Server only through its seam (Subscribe, SnapshotApps, SnapshotMachine, MachineBoot);
 // the Fly Proxy simulator (flysim/proxy) finds the listeners with Endpoint and IsExternal.

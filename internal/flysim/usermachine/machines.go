@@ -23,6 +23,8 @@ type Options struct {
 	// Logger receives a line when a machine's listeners open or close (V(1)) and when one fails to
 	// open; optional.
 	Logger logr.Logger
+	// Checks, when set, probes these machines: pass the same one as the Server's Options.Checks.
+	Checks *Checks
 }
 
 // Machines runs the simulated user machines: every machine of the Server that is started gets a real
@@ -88,6 +90,9 @@ func Start(srv *flysim.Server, opts Options) *Machines {
 	}
 	// Subscribe first, then sweep: a change between the two is seen by both, and reconcile reads the
 	// current state each time, so the order of the two is harmless.
+	if opts.Checks != nil {
+		opts.Checks.attach(u)
+	}
 	u.unsubscribe = srv.Subscribe(u.onEvent)
 	for _, a := range srv.SnapshotApps() {
 		for _, m := range a.Machines {
@@ -159,7 +164,7 @@ func (u *Machines) openLater(k machineKey, event string) {
 
 func (u *Machines) openLocked(k machineKey, boot flysim.MachineBoot) {
 	sm := &simMachine{version: boot.Version, listeners: map[int]*simListener{}}
-	for _, svc := range servicePorts(boot.Services) {
+	for _, svc := range listenPorts(boot) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			u.log.Error(err, "Cannot open a simulated machine listener", "app", k.app, "machine", k.id, "internalPort", svc.InternalPort)
@@ -280,12 +285,22 @@ func (u *Machines) Endpoint(app, id, version string, internalPort int) (addr str
 	return "", false, u.changed
 }
 
-// servicePorts are the distinct internal ports of services, in config order: one listener each.
-func servicePorts(services []flysim.Service) []flysim.Service {
+// listenPorts are the distinct internal ports of the machine's services, in config order, then the
+// ports its checks probe that no service names (as a service-less port with no name): one listener
+// each. A simulated app is a healthy one, so it serves what its checks probe.
+func listenPorts(boot flysim.MachineBoot) []flysim.Service {
 	var out []flysim.Service
-	for _, svc := range services {
-		if !slices.ContainsFunc(out, func(o flysim.Service) bool { return o.InternalPort == svc.InternalPort }) {
+	has := func(port int) bool {
+		return slices.ContainsFunc(out, func(o flysim.Service) bool { return o.InternalPort == port })
+	}
+	for _, svc := range boot.Services {
+		if !has(svc.InternalPort) {
 			out = append(out, svc)
+		}
+	}
+	for _, port := range boot.CheckPorts {
+		if !has(port) {
+			out = append(out, flysim.Service{InternalPort: port})
 		}
 	}
 	return out
