@@ -213,12 +213,16 @@ func (s *Stack) writeKubeconfig() error {
 func (s *Stack) startFly() error {
 	s.FlyToken = "fo1_dev_" + randomHex(16)
 	seed := time.Now().UnixNano()
+	// The machines' health checks probe them (the router's /readyz), so a rollout that waits for
+	// checks waits for the new router to serve, as on Fly.
+	checks := usermachine.NewChecks()
 	s.Fly = flysim.New(flysim.Options{
 		Orgs:     []flysim.OrgToken{{Token: s.FlyToken, Org: Org}},
 		Seed:     seed,
 		Logger:   s.cfg.Logger.WithName("flysim"),
 		Profile:  s.cfg.FlyProfile,
 		CallHook: s.cfg.FlyCallHook,
+		Checks:   checks,
 	})
 	s.cfg.Logger.Info("Fly emulator", "profile", cmp.Or(s.cfg.FlyProfile.Name, "fast"), "seed", seed)
 	s.Fly.SetCrossNetworkReplays(Org, true)
@@ -234,7 +238,7 @@ func (s *Stack) startFly() error {
 		s.Fly.Close()
 		return srv.Close()
 	})
-	s.Machines = usermachine.Start(s.Fly, usermachine.Options{Logger: s.cfg.Logger.WithName("machines")})
+	s.Machines = usermachine.Start(s.Fly, usermachine.Options{Logger: s.cfg.Logger.WithName("machines"), Checks: checks})
 	s.stops = append(s.stops, s.Machines.Close)
 	return os.WriteFile(filepath.Join(s.cfg.StateDir, "fly-token"), []byte(s.FlyToken+"\n"), 0o600)
 }
