@@ -3,16 +3,12 @@ package v1alpha1_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/hangar-dev/hangar/api/v1alpha1"
-	"github.com/hangar-dev/hangar/internal/manifests"
 )
 
 func validFlyRouter() *v1.FlyRouter {
@@ -113,20 +109,4 @@ func TestFlyRouterAdmissionOnUpdate(t *testing.T) {
 			checkAdmission(t, env.Client.Update(ctx, fr), tc.wantErr)
 		})
 	}
-}
-
-// TestFlyRouterSampleIsAccepted applies config/samples/flyrouter to the real apiserver.
-func TestFlyRouterSampleIsAccepted(t *testing.T) {
-	objs, err := manifests.ReadKustomization(filepath.Join(env.RepoRoot, "config", "samples", "flyrouter"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(objs) != 1 || objs[0].GetKind() != "FlyRouter" {
-		t.Fatalf("flyrouter samples hold %d objects, want one FlyRouter", len(objs))
-	}
-	objs[0].SetName(objs[0].GetName() + "-" + strings.ToLower(t.Name()))
-	if err := env.Client.Create(context.Background(), objs[0], client.FieldOwner("samples-test")); err != nil {
-		t.Fatalf("the FlyRouter sample is refused: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), objs[0]) })
 }

@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
 	"testing"
 
@@ -10,44 +11,46 @@ import (
 	"github.com/hangar-dev/hangar/internal/manifests"
 )
 
-// TestSamplesAreAccepted applies every object of config/samples (the files its kustomization lists)
-// to the real apiserver, as `kubectl apply -f config/samples` would.
+// TestSamplesAreAccepted applies every object of each samples kustomization to the real apiserver,
+// as `kubectl apply -k` would, and checks each holds what its comment says.
 func TestSamplesAreAccepted(t *testing.T) {
-	objs, err := manifests.ReadKustomization(filepath.Join(env.RepoRoot, "config", "samples"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := testNamespace(t)
-	kinds := map[string]int{}
-	for _, obj := range objs {
-		obj.SetNamespace(ns)
-		if err := env.Client.Create(context.Background(), obj, client.FieldOwner("samples-test")); err != nil {
-			t.Errorf("%s %s refused: %v", obj.GetKind(), obj.GetName(), err)
-		}
-		kinds[obj.GetKind()]++
-	}
-	if kinds["UserApp"] != 2 || kinds["UserMachine"] != 2 {
-		t.Errorf("samples hold %v, want two users (alice and bob) with one UserApp and one UserMachine each", kinds)
-	}
-}
-
-// TestPoolSamplesAreAccepted applies config/samples/pools (a pool and a claim on it, kept apart
-// from the samples `make dev` applies) to the real apiserver.
-func TestPoolSamplesAreAccepted(t *testing.T) {
-	objs, err := manifests.ReadKustomization(filepath.Join(env.RepoRoot, "config", "samples", "pools"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := testNamespace(t)
-	kinds := map[string]int{}
-	for _, obj := range objs {
-		obj.SetNamespace(ns)
-		if err := env.Client.Create(context.Background(), obj, client.FieldOwner("samples-test")); err != nil {
-			t.Errorf("%s %s refused: %v", obj.GetKind(), obj.GetName(), err)
-		}
-		kinds[obj.GetKind()]++
-	}
-	if kinds["UserAppPool"] != 1 || kinds["UserAppClaim"] != 1 || kinds["Secret"] != 1 {
-		t.Errorf("pool samples hold %v, want one UserAppPool, one UserAppClaim and its Secret", kinds)
+	for _, tc := range []struct {
+		dir  string // under config/samples
+		want map[string]int
+	}{
+		// Two users (alice and bob), a UserApp and a UserMachine each, and alice's app Secret: what
+		// `make dev` applies.
+		{dir: ".", want: map[string]int{"UserApp": 2, "UserMachine": 2, "Secret": 1}},
+		// A pool and a claim on it with the claim's Secret, kept apart because a pool creates Fly apps.
+		{dir: "pools", want: map[string]int{"UserAppPool": 1, "UserAppClaim": 1, "Secret": 1}},
+		// The router on Fly (cluster-scoped).
+		{dir: "flyrouter", want: map[string]int{"FlyRouter": 1}},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			objs, err := manifests.ReadKustomization(filepath.Join(env.RepoRoot, "config", "samples", tc.dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns := testNamespace(t)
+			kinds := map[string]int{}
+			for _, obj := range objs {
+				namespaced, err := env.Client.IsObjectNamespaced(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if namespaced {
+					obj.SetNamespace(ns)
+				} else {
+					t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
+				}
+				if err := env.Client.Create(context.Background(), obj, client.FieldOwner("samples-test")); err != nil {
+					t.Errorf("%s %s refused: %v", obj.GetKind(), obj.GetName(), err)
+				}
+				kinds[obj.GetKind()]++
+			}
+			if !maps.Equal(kinds, tc.want) {
+				t.Errorf("samples hold %v, want %v", kinds, tc.want)
+			}
+		})
 	}
 }
