@@ -4,32 +4,18 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/internal/activity"
 	"github.com/hangar-dev/hangar/internal/flysim"
 )
-
-// testClock is the manager's idle clock in these tests: the test moves it past a timeout instead of
-// waiting a minute.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // TestIdleTimeout runs a started machine with spec.idle (timeout 1m) past its timeout on the
 // manager's clock and looks at what the pass that follows does to it.
@@ -57,8 +43,8 @@ func TestIdleTimeout(t *testing.T) {
 			wantState: flysim.StateStarted, wantReason: flyv1alpha1.ObservedReason},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &testClock{t: time.Now()}
-			h := newHarness(t, harnessOptions{now: clock.now})
+			clock := clocktesting.NewFakeClock(time.Now())
+			h := newHarness(t, harnessOptions{now: clock.Now})
 			app := newApp("idler")
 			um := newMachine("idler-ws", "idler")
 			um.Spec.Idle = &flyv1alpha1.IdlePolicy{Timeout: metav1.Duration{Duration: time.Minute}, Action: tc.action}
@@ -68,7 +54,7 @@ func TestIdleTimeout(t *testing.T) {
 			h.settled(um, flysim.StateStarted)
 			h.get(app)
 			if tc.requestAfter > 0 {
-				request := clock.now().Add(tc.requestAfter)
+				request := clock.Now().Add(tc.requestAfter)
 				h.create(&coordinationv1.Lease{
 					ObjectMeta: metav1.ObjectMeta{Name: activity.LeaseName(app.UID), Labels: activity.Labels(h.ns, app.Name),
 						Annotations: map[string]string{activity.Annotation: activity.Times{um.Status.MachineID: request}.Encode()}},
@@ -80,7 +66,7 @@ func TestIdleTimeout(t *testing.T) {
 			if tc.observed {
 				h.update(um, func() { um.Spec.ManagementPolicy = flyv1alpha1.ManagementPolicyObserveOnly })
 			}
-			clock.advance(time.Minute + 5*time.Second)
+			clock.Step(time.Minute + 5*time.Second)
 			// A pass now (an annotation change starts one), instead of the requeue at the deadline,
 			// which runs on the real clock.
 			h.update(um, func() { metav1.SetMetaDataAnnotation(&um.ObjectMeta, "test.hangar.dev/nudge", "1") })
@@ -91,7 +77,7 @@ func TestIdleTimeout(t *testing.T) {
 				switch {
 				case c == nil || c.Reason != tc.wantReason:
 					return fmt.Sprintf("PowerStateSynced %+v, want reason %s", c, tc.wantReason)
-				case tc.requestAfter > 0 && (um.Status.LastActivityTime == nil || um.Status.LastActivityTime.Unix() != clock.now().Add(tc.requestAfter-time.Minute-5*time.Second).Unix()):
+				case tc.requestAfter > 0 && (um.Status.LastActivityTime == nil || um.Status.LastActivityTime.Unix() != clock.Now().Add(tc.requestAfter-time.Minute-5*time.Second).Unix()):
 					return fmt.Sprintf("status.lastActivityTime %v, want the Lease's request", um.Status.LastActivityTime)
 				}
 				m, _ := h.sim.Machine(um.Status.AppName, um.Status.MachineID)

@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	flyv1alpha1 "github.com/hangar-dev/hangar/api/v1alpha1"
 	"github.com/hangar-dev/hangar/internal/activity"
 	"github.com/hangar-dev/hangar/internal/testenv"
 )
-
-// testClock is a clock the test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // activityEnv is a real apiserver with a namespace for the activity Leases.
 type activityEnv struct {
@@ -67,13 +54,13 @@ type replica struct {
 	pub *activityPublisher
 }
 
-func (e *activityEnv) replica(t *testing.T, ns, name string, interval time.Duration, clock *testClock, objs ...any) *replica {
+func (e *activityEnv) replica(t *testing.T, ns, name string, interval time.Duration, clock *clocktesting.FakeClock, objs ...any) *replica {
 	t.Helper()
-	tr := newTestRouter(t, func(_ *BuildConfig, h *HandlerConfig) { h.Now = clock.now })
+	tr := newTestRouter(t, func(_ *BuildConfig, h *HandlerConfig) { h.Now = clock.Now })
 	rec := newActivityRecorder()
 	tr.builder.activity = rec
 	tr.set(objs...)
-	pub, err := newActivityPublisher(e.env.Config, ActivityConfig{Interval: interval, Namespace: ns, Identity: name, Now: clock.now}, rec, nil, logr.Discard())
+	pub, err := newActivityPublisher(e.env.Config, ActivityConfig{Interval: interval, Namespace: ns, Identity: name, Now: clock.Now}, rec, nil, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +152,7 @@ func TestActivityPublishing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := e.namespace(t)
-			clock := &testClock{t: testNow}
+			clock := clocktesting.NewFakeClock(testNow)
 			var replicas []*replica
 			for i := range tc.hosts {
 				replicas = append(replicas, e.replica(t, ns, fmt.Sprintf("router-%d", i), interval, clock, objects()...))
@@ -190,7 +177,7 @@ func TestActivityPublishing(t *testing.T) {
 					}
 					e.caughtUp(t, ns, uid, replicas...)
 				}
-				clock.advance(interval / activityChecks)
+				clock.Step(interval / activityChecks)
 			}
 			if writes != tc.wantWrites {
 				t.Errorf("%d Lease writes over %d steps of %s, want %d", writes, tc.steps, interval/activityChecks, tc.wantWrites)
@@ -233,7 +220,7 @@ func TestActivityConflictSkips(t *testing.T) {
 	ns := e.namespace(t)
 	const interval = 8 * time.Second
 	const uid = types.UID("6a0e4f1c-0000-4000-8000-000000000002")
-	clock := &testClock{t: testNow}
+	clock := clocktesting.NewFakeClock(testNow)
 	objs := []any{newApp("team", "bob", "fly-bob", hosts("bob.test"), withUID(uid)), newMachine("team", "bob-m", "bob", "fly-bob", "m0c")}
 	first := e.replica(t, ns, "router-0", interval, clock, objs...)
 	second := e.replica(t, ns, "router-1", interval, clock, objs...)
@@ -254,7 +241,7 @@ func TestActivityConflictSkips(t *testing.T) {
 	}
 	second.pub.lister = coordinationlisters.NewLeaseLister(stale).Leases(ns)
 
-	clock.advance(interval)
+	clock.Step(interval)
 	first.tr.do(request{host: "bob.test"})
 	second.tr.do(request{host: "bob.test"})
 	if counts := first.pub.publish(context.Background()); counts[publishUpdated] != 1 {
